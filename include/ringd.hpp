@@ -1,0 +1,12 @@
+// ringd.hpp — everything in ringd, for programs that would rather not pick headers one by one.
+#pragma once
+
+#include <ringd/fd.hpp>
+#include <ringd/io_context.hpp>
+#include <ringd/net.hpp>
+#include <ringd/ops.hpp>
+#include <ringd/result.hpp>
+#include <ringd/scope.hpp>
+#include <ringd/signals.hpp>
+#include <ringd/task.hpp>
+#include <ringd/timer.hpp>

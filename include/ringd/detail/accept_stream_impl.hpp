@@ -1,0 +1,290 @@
+// ringd/detail/accept_stream_impl.hpp — the machinery behind accept_stream (net.hpp).
+// One multishot accept SQE feeds a bounded buffer; a waiting consumer gets each connection
+// directly. Descriptor exhaustion pauses accepting behind a doubling timer: never a busy loop.
+#pragma once
+
+#include <ringd/detail/io_op.hpp>
+#include <ringd/io_context.hpp>
+#include <ringd/net.hpp>
+
+#include <memory>
+#include <optional>
+#include <stop_token>
+
+namespace ringd {
+
+struct accept_stream::state {
+    // The multishot (or single-shot) accept SQE.
+    struct accept_op : detail::io_op {
+        explicit accept_op(state* s) noexcept : io_op(&prepare_accept, &on_accept), owner(s) {}
+        state* owner;
+    };
+    // The back-off pause after descriptor exhaustion.
+    struct timer_op : detail::io_op {
+        explicit timer_op(state* s) noexcept : io_op(&prepare_timer, &on_timer), owner(s) {}
+        state* owner;
+        __kernel_timespec delay{};
+    };
+
+    state(io_context& c, int fd, accept_stream_options o)
+        : ctx(&c), listen_fd(fd), options(o), ring(new int[o.buffer == 0 ? 1 : o.buffer]),
+          capacity(o.buffer == 0 ? 1 : o.buffer) {
+        stats.multishot = options.multishot;
+    }
+    ~state() {
+        while (count != 0) ::close(pop());
+    }
+
+    void arm() noexcept {
+        if (accept_armed || timer_armed || paused || orphaned || ctx->stopping()) return;
+        accept_armed = true;
+        ctx->submit(&accept);
+    }
+
+    void push(int fd) noexcept {
+        ring[(head + count) % capacity] = fd;
+        if (++count == capacity) pause();
+    }
+    int pop() noexcept {
+        int fd = ring[head];
+        head = (head + 1) % capacity;
+        --count;
+        return fd;
+    }
+    // Stop taking connections from the kernel; they wait in the listen backlog meanwhile.
+    void pause() noexcept {
+        paused = true;
+        if (accept_armed) ctx->cancel(&accept);
+    }
+    void unpause_if_room() noexcept {
+        if (paused && count <= capacity / 2) {
+            paused = false;
+            arm();
+        }
+    }
+
+    void deliver(int fd_or_error) noexcept; // to the waiting consumer, or into the buffer
+    void back_off() noexcept {
+        backoff = backoff.count() == 0 ? options.min_backoff
+                                       : std::min(2 * backoff, options.max_backoff);
+        timer.delay = {static_cast<long long>(backoff.count() / 1000),
+                       static_cast<long long>((backoff.count() % 1000) * 1'000'000)};
+        timer_armed = true;
+        ++stats.backoffs;
+        ctx->submit(&timer);
+    }
+    // Frees the state once the stream is gone and the kernel holds no reference to it.
+    static void release_if_done(state* s) noexcept {
+        if (s->orphaned && !s->accept_armed && !s->timer_armed && s->callbacks_running == 0)
+            delete s;
+    }
+
+    static void prepare_accept(detail::io_op* op, io_uring_sqe* sqe) noexcept {
+        state* s = static_cast<accept_op*>(op)->owner;
+        if (s->options.multishot)
+            io_uring_prep_multishot_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        else
+            io_uring_prep_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+    static void on_accept(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void prepare_timer(detail::io_op* op, io_uring_sqe* sqe) noexcept {
+        auto* t = static_cast<timer_op*>(op);
+        io_uring_prep_timeout(sqe, &t->delay, 0, 0);
+    }
+    static void on_timer(detail::io_op* op, int, std::uint32_t) noexcept {
+        state* s = static_cast<timer_op*>(op)->owner;
+        s->timer_armed = false;
+        if (s->orphaned) return release_if_done(s);
+        s->arm();
+    }
+
+    io_context* ctx;
+    int listen_fd;
+    accept_stream_options options;
+    accept_stream_stats stats;
+    std::unique_ptr<int[]> ring; // accepted descriptors not yet taken (a circular buffer)
+    std::size_t capacity;
+    std::size_t head = 0;
+    std::size_t count = 0;
+    int pending_error = 0;                  // a listener error for the next next()
+    accept_stream::next_operation* waiter = nullptr; // the consumer suspended in next()
+    std::chrono::milliseconds backoff{0};   // the current pause; 0 after a successful accept
+    bool accept_armed = false;              // the accept SQE is in the ring
+    bool timer_armed = false;               // the back-off timer is in the ring
+    bool paused = false;                    // buffer full or consumer cancelled: do not arm
+    bool orphaned = false;                  // the accept_stream object is gone
+    bool tried_multishot = false;           // a multishot accept has succeeded at least once
+    int callbacks_running = 0;              // >0 while a completion resumes the consumer
+    accept_op accept{this};
+    timer_op timer{this};
+};
+
+class accept_stream::next_operation {
+public:
+    explicit next_operation(state* s) noexcept : state_(s) {}
+
+    bool await_ready() noexcept { return state_->count != 0 || state_->pending_error != 0; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
+        const std::stop_token* token = detail::stop_token_of(awaiting);
+        if (token != nullptr && token->stop_requested()) {
+            result_.emplace(errno_error(ECANCELED));
+            return false;
+        }
+        waiting_ = awaiting;
+        state_->waiter = this;
+        state_->paused = false; // a consumer is back: accept again
+        state_->arm();
+        if (token != nullptr && token->stop_possible()) stop_callback_.emplace(*token, canceller{this});
+        return true;
+    }
+
+    result<unique_fd> await_resume() noexcept {
+        stop_callback_.reset();
+        if (result_) return std::move(*result_);
+        if (state_->count != 0) {
+            int fd = state_->pop();
+            state_->unpause_if_room();
+            return unique_fd(fd);
+        }
+        return errno_error(std::exchange(state_->pending_error, 0));
+    }
+
+private:
+    friend struct accept_stream::state;
+
+    // On stop: stop accepting and complete this wait with operation_canceled, from the loop.
+    struct canceller {
+        next_operation* op;
+        void operator()() const noexcept {
+            state* s = op->state_;
+            if (s->waiter != op) return;
+            s->waiter = nullptr;
+            s->pause();
+            op->result_.emplace(errno_error(ECANCELED));
+            s->ctx->complete_later(&op->wake_, 0);
+        }
+    };
+    struct wake_op : detail::io_op {
+        explicit wake_op(next_operation* o) noexcept
+            : io_op(nullptr, [](io_op* self, int, std::uint32_t) noexcept {
+                  static_cast<wake_op*>(self)->owner->waiting_.resume();
+              }),
+              owner(o) {}
+        next_operation* owner;
+    };
+
+    void complete(result<unique_fd> r) noexcept {
+        result_.emplace(std::move(r));
+        waiting_.resume();
+    }
+
+    state* state_;
+    std::coroutine_handle<> waiting_;
+    std::optional<result<unique_fd>> result_;  // set when handed over directly
+    wake_op wake_{this};                       // for completing a cancelled wait from the loop
+    std::optional<std::stop_callback<canceller>> stop_callback_;
+};
+
+inline void accept_stream::state::deliver(int fd_or_error) noexcept {
+    if (next_operation* w = std::exchange(waiter, nullptr)) {
+        ++callbacks_running;
+        if (fd_or_error >= 0)
+            w->complete(unique_fd(fd_or_error));
+        else
+            w->complete(errno_error(-fd_or_error));
+        --callbacks_running;
+        return;
+    }
+    if (fd_or_error >= 0)
+        push(fd_or_error);
+    else
+        pending_error = -fd_or_error;
+}
+
+inline void accept_stream::state::on_accept(detail::io_op* op, int res, std::uint32_t flags) noexcept {
+    state* s = static_cast<accept_op*>(op)->owner;
+    const bool more = (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) s->accept_armed = false;
+    if (s->orphaned) {
+        if (res >= 0) ::close(res);
+        return release_if_done(s);
+    }
+    ++s->callbacks_running;
+    if (res >= 0) {
+        ++s->stats.accepted;
+        s->tried_multishot = s->options.multishot;
+        s->backoff = std::chrono::milliseconds(0);
+        s->deliver(res);
+    } else {
+        switch (-res) {
+        case ECANCELED:
+            // We paused, or the loop is stopping: then the consumer hears of it.
+            if (s->ctx->stopping()) s->deliver(res);
+            break;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            // Out of descriptors or memory: the connection stays in the backlog. Retrying now
+            // would fail again at once, so wait, doubling the pause while it lasts.
+            ++s->stats.descriptor_errors;
+            if (s->accept_armed) s->ctx->cancel(&s->accept);
+            if (!s->timer_armed) s->back_off();
+            break;
+        case EINVAL:
+            if (s->options.multishot && !s->tried_multishot) {
+                // This kernel has no multishot accept (before 5.19): one SQE per connection.
+                s->options.multishot = false;
+                s->stats.multishot = false;
+                break;
+            }
+            s->deliver(res);
+            break;
+        case ECONNABORTED: // the peer gave up before we accepted: nothing to hand over
+        case EPROTO:
+        case EPERM:        // refused by a firewall rule
+        case EINTR:
+        case EAGAIN:
+        case ENETDOWN:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+            break;
+        default:
+            s->deliver(res); // EBADF, ENOTSOCK...: the listener itself is broken
+            break;
+        }
+    }
+    --s->callbacks_running;
+    if (s->orphaned) return release_if_done(s);
+    if (!s->accept_armed && s->pending_error == 0) {
+        if (s->options.multishot && res != -ECANCELED) ++s->stats.rearmed;
+        s->arm();
+    }
+}
+
+inline accept_stream::accept_stream(io_context& ctx, const listener& l, accept_stream_options o)
+    : state_(new state(ctx, l.fd().get(), o)) {
+    state_->arm();
+}
+
+inline accept_stream::accept_stream(accept_stream&& other) noexcept
+    : state_(std::exchange(other.state_, nullptr)) {}
+
+inline accept_stream::~accept_stream() {
+    if (state_ == nullptr) return;
+    state_->orphaned = true;
+    while (state_->count != 0) ::close(state_->pop());
+    if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
+    if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
+    state::release_if_done(state_);
+}
+
+inline accept_stream::next_operation accept_stream::next() noexcept {
+    return next_operation(state_);
+}
+
+inline const accept_stream_stats& accept_stream::stats() const noexcept { return state_->stats; }
+
+} // namespace ringd

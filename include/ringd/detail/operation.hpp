@@ -1,0 +1,71 @@
+// ringd/detail/operation.hpp — the awaiter shape shared by every single-shot ring operation.
+// Derived types say how to fill the SQE and what result a CQE means; this class does the rest:
+// submission in await_suspend, cancellation through the awaiting coroutine's stop token.
+#pragma once
+
+#include <ringd/detail/io_op.hpp>
+#include <ringd/io_context.hpp>
+#include <ringd/task.hpp>
+
+#include <coroutine>
+#include <optional>
+#include <stop_token>
+
+namespace ringd::detail {
+
+// Derived must provide:
+//   void prepare(io_uring_sqe* sqe) noexcept;    fill the SQE (called when a slot is free)
+//   Result make_result(int res) noexcept;        turn the CQE's res into the awaited value
+template <class Derived>
+class basic_operation : private io_op {
+public:
+    explicit basic_operation(io_context& ctx) noexcept
+        : io_op(&prepare_thunk, &complete_thunk), ctx_(&ctx) {}
+
+    bool await_ready() const noexcept { return false; }
+
+    // Takes the SQE now, not when the operation object was made. If the coroutine's stop was
+    // already requested, completes at once with operation_canceled (no SQE used).
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
+        waiter_ = awaiting;
+        const std::stop_token* token = stop_token_of(awaiting);
+        if (token != nullptr && token->stop_requested()) {
+            result_ = -ECANCELED;
+            return false;
+        }
+        ctx_->submit(this);
+        if (token != nullptr && token->stop_possible()) stop_callback_.emplace(*token, canceller{this});
+        return true;
+    }
+
+    auto await_resume() noexcept {
+        stop_callback_.reset();
+        return static_cast<Derived*>(this)->make_result(result_);
+    }
+
+protected:
+    io_context& context() const noexcept { return *ctx_; }
+
+private:
+    struct canceller {
+        basic_operation* op;
+        void operator()() const noexcept { op->ctx_->cancel(op); }
+    };
+
+    static void prepare_thunk(io_op* self, io_uring_sqe* sqe) noexcept {
+        static_cast<Derived*>(static_cast<basic_operation*>(self))->prepare(sqe);
+    }
+    static void complete_thunk(io_op* self, int res, std::uint32_t) noexcept {
+        auto* op = static_cast<basic_operation*>(self);
+        op->result_ = res;
+        op->waiter_.resume();
+    }
+
+    io_context* ctx_;                                          // the ring this op goes to
+    std::coroutine_handle<> waiter_;                           // resumed on completion
+    int result_ = 0;                                           // the CQE's res
+    std::optional<std::stop_callback<canceller>> stop_callback_; // live while in flight
+};
+
+} // namespace ringd::detail

@@ -1,0 +1,409 @@
+// ringd/io_context.hpp — the event loop: one io_uring per thread, completions resumed as coroutines.
+// Create it in the thread (and the process, after any fork) that runs it; pass it explicitly.
+#pragma once
+
+#include <ringd/detail/io_op.hpp>
+#include <ringd/fd.hpp>
+#include <ringd/result.hpp>
+#include <ringd/task.hpp>
+
+#include <liburing.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ringd {
+
+// Which optional kernel features the ring got (probed at construction, never assumed).
+struct ring_features {
+    bool single_issuer = false;    // IORING_SETUP_SINGLE_ISSUER
+    bool defer_taskrun = false;    // IORING_SETUP_DEFER_TASKRUN: completions run on our thread
+    bool coop_taskrun = false;     // IORING_SETUP_COOP_TASKRUN: no IPI per completion
+    bool registered_ring_fd = false; // io_uring_register_ring_fd: cheaper io_uring_enter
+    bool nodrop = false;           // IORING_FEAT_NODROP: overflowed CQEs are kept, not lost
+    unsigned sq_entries = 0;
+    unsigned cq_entries = 0;
+};
+
+// Counters for tests and benchmarks; plain integers, written only by the loop's thread.
+struct loop_stats {
+    std::uint64_t iterations = 0;   // times the loop entered the kernel
+    std::uint64_t completions = 0;  // CQEs dispatched
+    std::uint64_t parked = 0;       // ops that waited in the queue for a ring slot
+    std::uint64_t submit_busy = 0;  // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
+};
+
+class io_context {
+public:
+    struct options {
+        unsigned sq_entries = 256;   // rounded up to a power of two by the kernel
+        // The CQ's size is also the cap on ops in flight, so that the CQ can never overflow.
+        // An idle connection holds one slot with its pending recv: size this for the number of
+        // connections the daemon keeps open (16 bytes each). Beyond it, ops wait in a queue.
+        unsigned cq_entries = 8192;
+        bool try_defer_taskrun = true;
+        bool try_coop_taskrun = true;
+        bool register_ring_fd = true;
+    };
+
+    // Sets up the ring, taking the best flags the kernel accepts. Throws std::system_error
+    // ("io_uring_queue_init_params: ...") when no ring at all can be created.
+    explicit io_context(options opts);
+    io_context() : io_context(options{}) {}
+    // Cancels whatever is still in flight, drains its completions, then closes the ring.
+    ~io_context();
+    io_context(const io_context&) = delete;
+    io_context& operator=(const io_context&) = delete;
+
+    // Runs the loop until `main` completes and returns its value (rethrows what it threw).
+    // If stop() ends the loop first, throws std::runtime_error.
+    template <class T>
+    T run(task<T> main);
+    // Runs the loop until stop().
+    void run();
+
+    // Asks the loop to stop: in-flight ops are cancelled, their completions drained, then run()
+    // returns. Safe from any thread and from signal handlers (it only writes an eventfd).
+    void stop() noexcept;
+    [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+
+    [[nodiscard]] const ring_features& features() const noexcept { return features_; }
+    [[nodiscard]] const loop_stats& stats() const noexcept { return stats_; }
+    [[nodiscard]] std::size_t ops_in_flight() const noexcept { return in_flight_count_; }
+
+    // ---- for operation implementers (ops.hpp, net.hpp, timer.hpp) ----
+
+    // Queues `op` for the ring. It gets an SQE now if a slot and CQ room exist, else it waits in
+    // FIFO order. Never fails: while stopping, the op completes with -ECANCELED instead.
+    void submit(detail::io_op* op) noexcept;
+    // Asks the kernel to cancel `op` (or drops it from the queue). The op still completes once,
+    // with -ECANCELED or with its result if it won the race. Call on the loop's thread only.
+    void cancel(detail::io_op* op) noexcept;
+    // Completes `op` with `res` from the loop (not from inside the caller's stack).
+    void complete_later(detail::io_op* op, int res) noexcept;
+
+private:
+    void run_until(const bool& done);
+    void begin_stop() noexcept;
+    void process_cancels() noexcept;
+    void fill_ring_from_queue() noexcept;
+    void dispatch_local_completions() noexcept;
+    void reap_completions() noexcept;
+    void enter_kernel(unsigned wait_nr) noexcept;
+    void start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept;
+    io_uring_sqe* get_sqe() noexcept;
+    void arm_wakeup() noexcept;
+
+    template <class T>
+    struct root;
+
+    // The eventfd read that lets stop() wake a loop blocked in io_uring_enter.
+    struct wakeup_op : detail::io_op {
+        explicit wakeup_op(io_context* c) noexcept;
+        io_context* ctx;
+        std::uint64_t counter = 0;
+    };
+
+    // Written by the loop thread only.
+    io_uring ring_{};
+    ring_features features_;
+    loop_stats stats_;
+    unsigned max_in_flight_ = 0;      // CQ capacity: more ops in flight could overflow the CQ
+    std::size_t in_flight_count_ = 0; // ops holding an SQE/CQE slot
+    detail::op_queue waiting_;        // submitted, waiting for a ring slot
+    detail::op_queue in_flight_;      // in the kernel, for cancel-all at stop
+    detail::op_queue completed_;      // completions made by the loop itself
+    detail::cancel_queue cancels_;    // cancel requests not yet turned into SQEs
+    bool stopping_ = false;           // begin_stop() ran: no new work reaches the kernel
+    unique_fd wake_fd_;               // eventfd written by stop()
+    wakeup_op wakeup_{this};
+
+    // Written by any thread.
+    std::atomic<bool> stop_requested_{false};
+};
+
+// ---------------------------------------------------------------------------------------------
+
+inline io_context::wakeup_op::wakeup_op(io_context* c) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* w = static_cast<wakeup_op*>(self);
+              io_uring_prep_read(sqe, w->ctx->wake_fd_.get(), &w->counter, sizeof w->counter, 0);
+          },
+          [](io_op* self, int, std::uint32_t) noexcept {
+              auto* w = static_cast<wakeup_op*>(self);
+              if (!w->ctx->stopping_) w->ctx->arm_wakeup();
+          }),
+      ctx(c) {}
+
+inline io_context::io_context(options opts) {
+    io_uring_params params{};
+    unsigned cq = std::max(opts.cq_entries, 2 * opts.sq_entries);
+    auto try_setup = [&](unsigned flags) {
+        params = io_uring_params{};
+        params.flags = flags | IORING_SETUP_CQSIZE;
+        params.cq_entries = cq;
+        return io_uring_queue_init_params(opts.sq_entries, &ring_, &params);
+    };
+    // Best first; each step drops what an older kernel rejects with EINVAL.
+    int rc = -EINVAL;
+    if (opts.try_defer_taskrun)
+        rc = try_setup(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                       IORING_SETUP_DEFER_TASKRUN);
+    if (rc == -EINVAL && opts.try_coop_taskrun)
+        rc = try_setup(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN);
+    if (rc == -EINVAL) rc = try_setup(IORING_SETUP_SUBMIT_ALL);
+    if (rc == -EINVAL) rc = try_setup(0);
+    if (rc < 0) throw_errno(-rc, "io_uring_queue_init_params");
+
+    features_.single_issuer = (params.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+    features_.defer_taskrun = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    features_.coop_taskrun = (params.flags & IORING_SETUP_COOP_TASKRUN) != 0;
+    features_.nodrop = (params.features & IORING_FEAT_NODROP) != 0;
+    features_.sq_entries = params.sq_entries;
+    features_.cq_entries = params.cq_entries;
+    if (opts.register_ring_fd) features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
+    max_in_flight_ = params.cq_entries;
+
+    wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
+    if (!wake_fd_) {
+        int e = errno;
+        io_uring_queue_exit(&ring_);
+        throw_errno(e, "eventfd");
+    }
+    arm_wakeup();
+}
+
+inline io_context::~io_context() {
+    // Whatever still waits for the kernel must complete before the ring (and the memory the
+    // kernel writes into) goes away.
+    if (!stopping_) begin_stop();
+    while (in_flight_count_ != 0 || !completed_.empty() || !cancels_.empty()) {
+        process_cancels();
+        dispatch_local_completions();
+        if (in_flight_count_ == 0) continue;
+        enter_kernel(1);
+        reap_completions();
+    }
+    io_uring_queue_exit(&ring_);
+}
+
+inline void io_context::stop() noexcept {
+    stop_requested_.store(true, std::memory_order_release);
+    std::uint64_t one = 1;
+    // Only fails if the counter would overflow, which means a wake-up is already pending.
+    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof one);
+}
+
+inline void io_context::submit(detail::io_op* op) noexcept {
+    if (stopping_) return complete_later(op, -ECANCELED);
+    // FIFO: once anything waits, newcomers wait behind it.
+    if (in_flight_count_ < max_in_flight_ && waiting_.empty()) {
+        if (io_uring_sqe* sqe = get_sqe()) return start_op(op, sqe);
+    }
+    op->where = detail::io_op::place::pending;
+    waiting_.push_back(op);
+    ++stats_.parked;
+}
+
+inline void io_context::cancel(detail::io_op* op) noexcept {
+    if (op->cancel_listed || op->where == detail::io_op::place::idle ||
+        op->where == detail::io_op::place::completed_locally)
+        return;
+    op->cancel_listed = true;
+    cancels_.push_back(op);
+}
+
+inline void io_context::complete_later(detail::io_op* op, int res) noexcept {
+    op->where = detail::io_op::place::completed_locally;
+    op->local_result = res;
+    completed_.push_back(op);
+}
+
+inline io_uring_sqe* io_context::get_sqe() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+        // The SQ is full: hand it to the kernel and take a fresh slot (never assert).
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+}
+
+inline void io_context::start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept {
+    op->prepare(op, sqe);
+    io_uring_sqe_set_data(sqe, op);
+    op->where = detail::io_op::place::in_flight;
+    in_flight_.push_back(op);
+    ++in_flight_count_;
+}
+
+inline void io_context::arm_wakeup() noexcept { submit(&wakeup_); }
+
+inline void io_context::begin_stop() noexcept {
+    stopping_ = true;
+    while (detail::io_op* op = waiting_.pop_front()) complete_later(op, -ECANCELED);
+    for (detail::io_op* op = in_flight_.front(); op != nullptr; op = op->next) cancel(op);
+}
+
+inline void io_context::process_cancels() noexcept {
+    while (detail::io_op* op = cancels_.front()) {
+        if (op->where == detail::io_op::place::pending) {
+            cancels_.pop_front();
+            op->cancel_listed = false;
+            waiting_.unlink(op);
+            complete_later(op, -ECANCELED);
+            continue;
+        }
+        io_uring_sqe* sqe = get_sqe();
+        if (sqe == nullptr) return; // retried on the next turn of the loop
+        cancels_.pop_front();
+        op->cancel_listed = false;
+        // The cancel's own CQE carries user_data 0 and is ignored; the op's CQE says the outcome.
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+}
+
+inline void io_context::fill_ring_from_queue() noexcept {
+    while (!waiting_.empty() && in_flight_count_ < max_in_flight_) {
+        io_uring_sqe* sqe = get_sqe();
+        if (sqe == nullptr) return;
+        start_op(waiting_.pop_front(), sqe);
+    }
+}
+
+inline void io_context::dispatch_local_completions() noexcept {
+    while (detail::io_op* op = completed_.pop_front()) {
+        op->where = detail::io_op::place::idle;
+        op->complete(op, op->local_result, 0);
+    }
+}
+
+inline void io_context::enter_kernel(unsigned wait_nr) noexcept {
+    ++stats_.iterations;
+    int rc = io_uring_submit_and_wait(&ring_, wait_nr);
+    // EINTR: a signal arrived (we keep going). EBUSY/EAGAIN: the CQ overflowed or the kernel is
+    // short of memory; reaping below frees room and the next turn submits again.
+    if (rc == -EBUSY || rc == -EAGAIN) ++stats_.submit_busy;
+}
+
+inline void io_context::reap_completions() noexcept {
+    constexpr unsigned batch_size = 64;
+    io_uring_cqe* cqes[batch_size];
+    struct entry {
+        std::uint64_t user_data;
+        int res;
+        std::uint32_t flags;
+    } batch[batch_size];
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, batch_size);
+        if (n == 0) return;
+        // Copy and release the CQ slots first: the resumed coroutines submit new work.
+        for (unsigned i = 0; i < n; ++i)
+            batch[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+        io_uring_cq_advance(&ring_, n);
+        stats_.completions += n;
+        for (unsigned i = 0; i < n; ++i) {
+            if (batch[i].user_data == 0) continue; // a cancel request's own completion
+            auto* op = reinterpret_cast<detail::io_op*>(batch[i].user_data);
+            if ((batch[i].flags & IORING_CQE_F_MORE) == 0) {
+                // Final CQE: the op leaves the kernel (a multishot op stays until then).
+                in_flight_.unlink(op);
+                --in_flight_count_;
+                op->where = detail::io_op::place::idle;
+                if (op->cancel_listed) {
+                    cancels_.unlink(op);
+                    op->cancel_listed = false;
+                }
+            }
+            op->complete(op, batch[i].res, batch[i].flags);
+        }
+        if (n < batch_size) return;
+    }
+}
+
+inline void io_context::run_until(const bool& done) {
+    while (!done) {
+        if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_stop();
+        if (stopping_ && in_flight_count_ == 0 && completed_.empty() && waiting_.empty()) {
+            // Drained to zero. Leave the context reusable: a later run() starts afresh.
+            stopping_ = false;
+            stop_requested_.store(false, std::memory_order_relaxed);
+            arm_wakeup();
+            return;
+        }
+        process_cancels();
+        dispatch_local_completions();
+        if (done) return;
+        fill_ring_from_queue();
+        // With local work queued, only collect what is ready; otherwise sleep in the kernel.
+        bool local_work = !completed_.empty() || !cancels_.empty();
+        enter_kernel(local_work ? 0 : 1);
+        reap_completions();
+    }
+}
+
+inline void io_context::run() {
+    const bool never = false;
+    run_until(never);
+}
+
+// The frame that drives run(task): awaits `main` and records that it finished.
+template <class T>
+struct io_context::root {
+    struct promise_type {
+        bool* done;
+        static void* operator new(std::size_t n) { return detail::frame_allocator::allocate(n); }
+        static void operator delete(void* p, std::size_t n) noexcept {
+            detail::frame_allocator::deallocate(p, n);
+        }
+        root get_return_object() noexcept {
+            return root{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        struct finish {
+            bool await_ready() const noexcept { return false; }
+            void await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+                *h.promise().done = true;
+            }
+            void await_resume() const noexcept {}
+        };
+        finish final_suspend() const noexcept { return {}; }
+        void return_void() const noexcept {}
+        void unhandled_exception() noexcept { error = std::current_exception(); }
+        std::exception_ptr error;
+    };
+    std::coroutine_handle<promise_type> handle;
+};
+
+template <class T>
+T io_context::run(task<T> main) {
+    bool done = false;
+    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+    auto body = [](task<T>& t, auto& out) -> root<T> {
+        if constexpr (std::is_void_v<T>) {
+            co_await t;
+            out.emplace(true);
+        } else {
+            T v = co_await t;
+            out.emplace(std::move(v));
+        }
+    };
+    root<T> r = body(main, value);
+    r.handle.promise().done = &done;
+    r.handle.resume();
+    run_until(done);
+    std::exception_ptr error = r.handle.promise().error;
+    r.handle.destroy();
+    if (!done) throw std::runtime_error("ringd::io_context::run: stopped before the task finished");
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<T>) return std::move(*value);
+}
+
+} // namespace ringd

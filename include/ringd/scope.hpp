@@ -1,0 +1,131 @@
+// ringd/scope.hpp — a scope owns the tasks spawned into it: it starts them, cancels them through
+// one std::stop_source, and joins them. A child's exception reaches the owner, never vanishes.
+#pragma once
+
+#include <ringd/detail/frame_allocator.hpp>
+#include <ringd/task.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <stop_token>
+#include <utility>
+
+namespace ringd {
+
+class scope {
+public:
+    // Called with each child's exception as it happens (on the loop's thread). Without one, the
+    // first exception is kept and rethrown by join(); later ones are counted.
+    using error_handler = std::function<void(std::exception_ptr)>;
+
+    scope() = default;
+    explicit scope(error_handler on_error) : on_error_(std::move(on_error)) {}
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+    // A scope must be joined before it goes away: its children point into it. Destroying one
+    // with live children is a bug that would corrupt memory later, so it stops the program here.
+    ~scope() {
+        if (live_ != 0) {
+            std::fprintf(stderr, "ringd::scope destroyed with %zu running tasks; "
+                                 "co_await scope.join() first\n", live_);
+            std::terminate();
+        }
+    }
+
+    // Starts `child` now; it runs until its first suspension, then this returns. The child
+    // inherits this scope's stop token, so request_stop() reaches every operation it awaits.
+    void spawn(task<void> child);
+
+    // Cancels every child's in-flight operation; each completes with operation_canceled.
+    // Children spawned later start already cancelled. Call on the loop's thread.
+    void request_stop() noexcept { stop_source_.request_stop(); }
+    [[nodiscard]] bool stop_requested() const noexcept { return token_.stop_requested(); }
+    [[nodiscard]] const std::stop_token& token() const noexcept { return token_; }
+
+    [[nodiscard]] std::size_t size() const noexcept { return live_; }
+    [[nodiscard]] std::size_t error_count() const noexcept { return errors_; }
+
+    class join_operation {
+    public:
+        explicit join_operation(scope& s) noexcept : scope_(&s) {}
+        bool await_ready() const noexcept { return scope_->live_ == 0; }
+        void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+            scope_->joiner_ = awaiting;
+        }
+        // Rethrows the first child exception that no error handler took.
+        void await_resume() const {
+            if (scope_->first_error_) std::rethrow_exception(std::exchange(scope_->first_error_, {}));
+        }
+
+    private:
+        scope* scope_;
+    };
+    // Waits until every child has finished. Only one coroutine may join at a time.
+    [[nodiscard]] join_operation join() noexcept { return join_operation(*this); }
+
+private:
+    // The frame that runs one child inside the scope and tells the scope when it ends.
+    struct child_frame {
+        struct promise_type {
+            scope* owner = nullptr;
+
+            static void* operator new(std::size_t n) { return detail::frame_allocator::allocate(n); }
+            static void operator delete(void* p, std::size_t n) noexcept {
+                detail::frame_allocator::deallocate(p, n);
+            }
+            child_frame get_return_object() noexcept {
+                return {std::coroutine_handle<promise_type>::from_promise(*this)};
+            }
+            std::suspend_always initial_suspend() const noexcept { return {}; }
+            struct finish {
+                bool await_ready() const noexcept { return false; }
+                std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+                    scope* s = h.promise().owner;
+                    h.destroy();
+                    return s->child_finished();
+                }
+                void await_resume() const noexcept {}
+            };
+            finish final_suspend() const noexcept { return {}; }
+            void return_void() const noexcept {}
+            void unhandled_exception() noexcept { owner->record_error(std::current_exception()); }
+            const std::stop_token* stop_token() const noexcept { return &owner->token_; }
+        };
+        std::coroutine_handle<promise_type> handle;
+    };
+
+    static child_frame run_child(task<void> child) { co_await child; }
+
+    std::coroutine_handle<> child_finished() noexcept {
+        if (--live_ == 0 && joiner_) return std::exchange(joiner_, {});
+        return std::noop_coroutine();
+    }
+    void record_error(std::exception_ptr e) noexcept {
+        ++errors_;
+        if (on_error_) {
+            on_error_(std::move(e)); // a throwing handler ends in std::terminate: noexcept path
+        } else if (!first_error_) {
+            first_error_ = std::move(e);
+        }
+    }
+
+    std::stop_source stop_source_;                  // request_stop() cancels every child
+    std::stop_token token_ = stop_source_.get_token(); // what children's ops register with
+    std::size_t live_ = 0;                          // children started and not finished
+    std::coroutine_handle<> joiner_;                // the coroutine in join(), if any
+    std::exception_ptr first_error_;                // for join() to rethrow
+    std::size_t errors_ = 0;                        // child exceptions seen in all
+    error_handler on_error_;                        // optional: errors as they happen
+};
+
+inline void scope::spawn(task<void> child) {
+    child_frame frame = run_child(std::move(child));
+    frame.handle.promise().owner = this;
+    ++live_;
+    frame.handle.resume();
+}
+
+} // namespace ringd

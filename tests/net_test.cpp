@@ -1,0 +1,237 @@
+#include <ringd/net.hpp>
+
+#include "test_support.hpp"
+
+#include <ringd/ops.hpp>
+#include <ringd/scope.hpp>
+#include <ringd/timer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ringd::accept_stream;
+using ringd::io_context;
+using ringd::listener;
+using ringd::scope;
+using ringd::socket_address;
+using ringd::task;
+using ringd::unique_fd;
+
+TEST_CASE("addresses in every accepted form parse and print back") {
+    CHECK(socket_address::parse("127.0.0.1:8080")->to_string() == "127.0.0.1:8080");
+    CHECK(socket_address::parse("[::1]:443")->to_string() == "[::1]:443");
+    CHECK(socket_address::parse("*:3305")->to_string() == "0.0.0.0:3305");
+    CHECK(socket_address::parse("localhost:1")->to_string() == "127.0.0.1:1");
+    CHECK(socket_address::parse("/run/x.sock")->to_string() == "/run/x.sock");
+    CHECK(socket_address::parse("@abstract")->to_string() == "@abstract");
+    CHECK(socket_address::parse("[::]:0")->family() == AF_INET6);
+}
+
+TEST_CASE("a bad address gets an error naming the text and the fault") {
+    auto why = [](std::string_view s) { return socket_address::parse(s).error(); };
+    CHECK(why("") == "address '': empty; expected HOST:PORT, [V6]:PORT, /path or @name");
+    CHECK(why("1.2.3.4") == "address '1.2.3.4': missing ':PORT'");
+    CHECK(why("1.2.3.4:99999") == "address '1.2.3.4:99999': port '99999' is not a number in 0-65535");
+    CHECK(why("1.2.3.4:8o") == "address '1.2.3.4:8o': port '8o' is not a number in 0-65535");
+    CHECK(why("999.1.1.1:80").find("'999.1.1.1' is not an IPv4 address") != std::string::npos);
+    CHECK(why("::1:80") == "address '::1:80': an IPv6 address needs brackets: [V6]:PORT");
+    CHECK(why("[::1:80") == "address '[::1:80': missing ']' after the IPv6 address");
+    CHECK(why("[zz]:80") == "address '[zz]:80': 'zz' is not an IPv6 address");
+    CHECK(why("/" + std::string(200, 'a')).find("longer than 107 bytes") != std::string::npos);
+}
+
+TEST_CASE("a listener on port 0 reports the port the kernel chose") {
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    CHECK(l.address().port() != 0);
+    auto l6 = listener::bind(*socket_address::parse("[::1]:0"));
+    CHECK(l6.address().port() != 0);
+    CHECK(l6.address().to_string().rfind("[::1]:", 0) == 0);
+}
+
+TEST_CASE("binding a port in use fails with a message naming bind and the address") {
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    try {
+        ringd::listen_options o;
+        o.reuse_address = false;
+        (void)listener::bind(l.address(), o);
+        FAIL("second bind succeeded");
+    } catch (const std::system_error& e) {
+        CHECK(std::string(e.what()) == "bind " + l.address().to_string() + ": Address already in use");
+    }
+}
+
+TEST_CASE("two listeners share a port with SO_REUSEPORT") {
+    ringd::listen_options o;
+    o.reuse_port = true;
+    auto a = listener::bind(ringd::testing::loopback_any_port(), o);
+    auto b = listener::bind(a.address(), o);
+    CHECK(a.address().port() == b.address().port());
+}
+
+TEST_CASE("a UNIX listener replaces a stale socket file and removes its own at the end") {
+    std::string path = "/tmp/ringd-net-test-" + std::to_string(::getpid()) + ".sock";
+    auto addr = *socket_address::parse(path);
+    {
+        auto first = listener::bind(addr);
+        (void)first.release(); // closes the socket but leaves the file, as a crash would
+    }
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    {
+        auto second = listener::bind(addr); // the old file had no listener: replaced
+        CHECK(::stat(path.c_str(), &st) == 0);
+    }
+    CHECK(::stat(path.c_str(), &st) != 0); // unlinked when the listener closed
+}
+
+TEST_CASE("a UNIX listener refuses to take over a path another daemon listens on") {
+    std::string path = "/tmp/ringd-net-live-" + std::to_string(::getpid()) + ".sock";
+    auto addr = *socket_address::parse(path);
+    auto live = listener::bind(addr);
+    CHECK_THROWS_WITH(listener::bind(addr), "bind " + path + ": Address already in use");
+}
+
+TEST_CASE("adopt takes a listening socket and refuses one that is not listening") {
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    auto port = l.address().port();
+    auto adopted = listener::adopt(l.release());
+    CHECK(adopted.address().port() == port);
+    unique_fd plain(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int raw = plain.get();
+    CHECK_THROWS_WITH(listener::adopt(std::move(plain)),
+                      "adopt fd " + std::to_string(raw) + ": not a listening socket: Invalid argument");
+}
+
+TEST_CASE("multishot accept takes 1,000 loopback connections and loses none") {
+    io_context ctx;
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    constexpr int total = 1000;
+    std::atomic<int> connected{0};
+    std::thread clients([&] {
+        std::vector<unique_fd> open;
+        for (int i = 0; i < total; ++i) {
+            open.push_back(ringd::testing::connect_blocking(l.address()));
+            ++connected;
+            if (open.size() == 100) open.clear(); // bounded: keep at most 100 descriptors
+        }
+    });
+    accept_stream stream(ctx, l);
+    auto body = [&]() -> task<int> {
+        int accepted = 0;
+        while (accepted < total) {
+            auto c = co_await stream.next();
+            REQUIRE(c.has_value());
+            ++accepted;
+        }
+        co_return accepted;
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()) == total);
+    clients.join();
+    CHECK(stream.stats().accepted == total);
+    CHECK(stream.stats().multishot);
+}
+
+TEST_CASE("single-shot accept (the old-kernel path) takes 200 connections too") {
+    io_context ctx;
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    std::thread clients([&] {
+        for (int i = 0; i < 200; ++i) (void)ringd::testing::connect_blocking(l.address());
+    });
+    ringd::accept_stream_options o;
+    o.multishot = false;
+    accept_stream stream(ctx, l, o);
+    auto body = [&]() -> task<int> {
+        int n = 0;
+        while (n < 200) {
+            auto c = co_await stream.next();
+            REQUIRE(c.has_value());
+            ++n;
+        }
+        co_return n;
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()) == 200);
+    clients.join();
+    CHECK_FALSE(stream.stats().multishot);
+}
+
+TEST_CASE("a stopped consumer gets operation_canceled and can accept again afterwards") {
+    io_context ctx;
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    accept_stream stream(ctx, l);
+    std::optional<std::error_code> first_error;
+    auto consumer = [](accept_stream& s, std::optional<std::error_code>& err) -> task<void> {
+        auto c = co_await s.next();
+        if (!c) err = c.error();
+    };
+    auto body = [&]() -> task<bool> {
+        scope sc;
+        sc.spawn(consumer(stream, first_error));
+        co_await ringd::sleep_for(ctx, 10ms);
+        sc.request_stop();
+        co_await sc.join();
+        // Later connections wait in the backlog and are accepted when asked for again.
+        auto client = ringd::testing::connect_blocking(l.address());
+        auto c = co_await stream.next();
+        co_return c.has_value();
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()));
+    REQUIRE(first_error.has_value());
+    CHECK(ringd::is_cancelled(*first_error));
+}
+
+TEST_CASE("an echo over TCP, IPv6 and UNIX round-trips through connect, send and recv") {
+    std::string unix_path = "/tmp/ringd-echo-" + std::to_string(::getpid()) + ".sock";
+    auto where = GENERATE_COPY(std::string("127.0.0.1:0"), std::string("[::1]:0"), unix_path);
+    io_context ctx;
+    auto l = listener::bind(*socket_address::parse(where));
+    accept_stream stream(ctx, l);
+    auto server = [&]() -> task<void> {
+        auto c = co_await stream.next();
+        REQUIRE(c.has_value());
+        std::byte buf[64];
+        auto n = co_await ringd::async_recv(ctx, *c, buf);
+        REQUIRE(n.has_value());
+        auto s = co_await ringd::async_send(ctx, *c, std::span(buf, *n));
+        REQUIRE(s.has_value());
+    };
+    auto client = [&]() -> task<std::string> {
+        auto fd = co_await ringd::connect(ctx, l.address());
+        REQUIRE(fd.has_value());
+        const char msg[] = "ping\n";
+        auto s = co_await ringd::async_send(ctx, *fd, std::as_bytes(std::span(msg, 5)));
+        REQUIRE(s.has_value());
+        char buf[16] = {};
+        auto n = co_await ringd::async_recv(ctx, *fd, std::as_writable_bytes(std::span(buf)));
+        REQUIRE(n.has_value());
+        co_return std::string(buf, *n);
+    };
+    auto body = [&]() -> task<std::string> {
+        scope s;
+        s.spawn(server());
+        std::string reply = co_await client();
+        co_await s.join();
+        co_return reply;
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()) == "ping\n");
+}
+
+TEST_CASE("connect to a closed port fails with ECONNREFUSED as a value") {
+    io_context ctx;
+    socket_address closed;
+    {
+        auto l = listener::bind(ringd::testing::loopback_any_port());
+        closed = l.address();
+    }
+    auto body = [&]() -> task<std::error_code> {
+        auto fd = co_await ringd::connect(ctx, closed);
+        co_return fd ? std::error_code() : fd.error();
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()) == std::errc::connection_refused);
+}

@@ -1,0 +1,76 @@
+// tests/test_support.hpp — shared helpers: a watchdog so no test hangs, and blocking clients.
+#pragma once
+
+#include <ringd/io_context.hpp>
+#include <ringd/net.hpp>
+#include <ringd/task.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace ringd::testing {
+
+// Stops `ctx` from another thread if the test has not finished by the deadline, so a broken
+// build fails the test (run() throws) instead of hanging CI.
+class watchdog {
+public:
+    watchdog(io_context& ctx, std::chrono::milliseconds limit)
+        : thread_([this, &ctx, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  fired_ = true;
+                  ctx.stop();
+              }
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+    [[nodiscard]] bool fired() const {
+        std::lock_guard lock(mutex_);
+        return fired_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    bool fired_ = false;
+    std::thread thread_;
+};
+
+// Runs `t` to completion on `ctx`; fails the test after `limit`.
+template <class T>
+T run_bounded(io_context& ctx, task<T> t, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    watchdog dog(ctx, limit);
+    if constexpr (std::is_void_v<T>) {
+        ctx.run(std::move(t));
+        REQUIRE_FALSE(dog.fired());
+    } else {
+        T value = ctx.run(std::move(t));
+        REQUIRE_FALSE(dog.fired());
+        return value;
+    }
+}
+
+// A blocking TCP/UNIX client socket connected to `address`.
+inline unique_fd connect_blocking(const socket_address& address) {
+    unique_fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd.valid());
+    REQUIRE(::connect(fd.get(), address.sockaddr_ptr(), address.size()) == 0);
+    return fd;
+}
+
+inline socket_address loopback_any_port() {
+    return *socket_address::parse("127.0.0.1:0");
+}
+
+} // namespace ringd::testing
