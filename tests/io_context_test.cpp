@@ -265,3 +265,32 @@ TEST_CASE("a scope's error handler sees each child's exception as it happens") {
     ringd::testing::run_bounded(ctx, body());
     CHECK(seen == std::vector<std::string>{"child 0", "child 1", "child 2"});
 }
+
+TEST_CASE("cancelling the coroutine that joins a scope cancels that scope's children") {
+    io_context ctx;
+    pipe_pair p;
+    std::optional<result<std::size_t>> inner_outcome;
+    auto reader = [](io_context& c, const unique_fd& fd,
+                     std::optional<result<std::size_t>>& out) -> task<void> {
+        std::byte buf[4];
+        auto r = co_await ringd::async_read(c, fd, buf);
+        out.emplace(r);
+    };
+    // A middle task with its own scope, as a server loop has for its connection handlers.
+    auto middle = [](io_context& c, const unique_fd& fd, decltype(reader)& rd,
+                     std::optional<result<std::size_t>>& out) -> task<void> {
+        scope inner;
+        inner.spawn(rd(c, fd, out));
+        co_await inner.join();
+    };
+    auto body = [&]() -> task<void> {
+        scope outer;
+        outer.spawn(middle(ctx, p.read_end, reader, inner_outcome));
+        co_await ringd::sleep_for(ctx, 5ms);
+        outer.request_stop(); // reaches the inner scope through its joiner
+        co_await outer.join();
+    };
+    ringd::testing::run_bounded(ctx, body());
+    REQUIRE(inner_outcome.has_value());
+    CHECK(ringd::is_cancelled(inner_outcome->error()));
+}

@@ -11,6 +11,16 @@ using ringd::task;
 
 namespace {
 
+// g++ under AddressSanitizer cannot turn symmetric transfer into a tail call, so resumption
+// nests on the real stack (TOOLCHAIN.md); clang emits a guaranteed tail call. The ASan CI run uses
+// clang at full depth; a g++ ASan build still runs these tests, at a depth that fits.
+#if defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
+constexpr int deep = 500;
+#else
+constexpr int deep = 20000;
+#endif
+constexpr int long_loop = deep * 50;
+
 // Drives a task to completion without an event loop: enough for tasks that never suspend on I/O.
 template <class T>
 T sync_run(task<T> t) {
@@ -132,11 +142,11 @@ TEST_CASE("values returned through co_await are destroyed exactly once") {
 
 TEST_CASE("a deep chain of nested tasks does not overflow the stack") {
     // 20,000 frames deep: each level is a separate coroutine, resumed by symmetric transfer.
-    CHECK(sync_run(chain(20000)) == 20000);
+    CHECK(sync_run(chain(deep)) == deep);
 }
 
 TEST_CASE("a long loop of synchronously completing awaits does not grow the stack") {
-    CHECK(sync_run(sum_loop(1'000'000)) == 1'000'000);
+    CHECK(sync_run(sum_loop(long_loop)) == long_loop); // 1,000,000 outside ASan
 }
 
 TEST_CASE("the frame allocator hands back the block it recycled") {

@@ -1,5 +1,6 @@
 // ringd/scope.hpp — a scope owns the tasks spawned into it: it starts them, cancels them through
 // one std::stop_source, and joins them. A child's exception reaches the owner, never vanishes.
+// Cancelling the coroutine that joins a scope cancels the scope's children.
 #pragma once
 
 #include <ringd/detail/frame_allocator.hpp>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <utility>
 
@@ -52,16 +54,31 @@ public:
     public:
         explicit join_operation(scope& s) noexcept : scope_(&s) {}
         bool await_ready() const noexcept { return scope_->live_ == 0; }
-        void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        // Cancellation flows down: if the joining coroutine is (or gets) cancelled, so do the
+        // scope's children. A server loop whose accept is cancelled thus ends its handlers too.
+        template <class Promise>
+        void await_suspend(std::coroutine_handle<Promise> awaiting) {
             scope_->joiner_ = awaiting;
+            const std::stop_token* token = detail::stop_token_of(awaiting);
+            if (token == nullptr || !token->stop_possible()) return;
+            if (token->stop_requested())
+                scope_->request_stop();
+            else
+                forward_stop_.emplace(*token, stop_forwarder{scope_});
         }
         // Rethrows the first child exception that no error handler took.
-        void await_resume() const {
+        void await_resume() {
+            forward_stop_.reset();
             if (scope_->first_error_) std::rethrow_exception(std::exchange(scope_->first_error_, {}));
         }
 
     private:
+        struct stop_forwarder {
+            scope* target;
+            void operator()() const noexcept { target->request_stop(); }
+        };
         scope* scope_;
+        std::optional<std::stop_callback<stop_forwarder>> forward_stop_; // while joining
     };
     // Waits until every child has finished. Only one coroutine may join at a time.
     [[nodiscard]] join_operation join() noexcept { return join_operation(*this); }
