@@ -135,7 +135,12 @@ TEST_CASE("multishot accept takes 1,000 loopback connections and loses none") {
     CHECK(ringd::testing::run_bounded(ctx, body()) == total);
     clients.join();
     CHECK(stream.stats().accepted == total);
-    CHECK(stream.stats().multishot);
+    // Kernels before 5.19 have no multishot accept; the stream then falls back to one SQE per
+    // connection, and the test above has exercised that path instead.
+    if (ringd::testing::kernel_at_least(5, 19))
+        CHECK(stream.stats().multishot);
+    else
+        WARN("no multishot accept before Linux 5.19: tested the fallback");
 }
 
 TEST_CASE("single-shot accept (the old-kernel path) takes 200 connections too") {

@@ -7,7 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/utsname.h>
+
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -67,6 +70,16 @@ inline unique_fd connect_blocking(const socket_address& address) {
     REQUIRE(fd.valid());
     REQUIRE(::connect(fd.get(), address.sockaddr_ptr(), address.size()) == 0);
     return fd;
+}
+
+// Whether the running kernel is at least major.minor (for features io_uring_get_probe cannot
+// see, such as multishot accept, 5.19).
+inline bool kernel_at_least(int major, int minor) {
+    utsname u{};
+    if (::uname(&u) != 0) return false;
+    int ma = 0, mi = 0;
+    if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+    return ma > major || (ma == major && mi >= minor);
 }
 
 inline socket_address loopback_any_port() {
