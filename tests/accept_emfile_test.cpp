@@ -21,7 +21,8 @@ TEST_CASE("EMFILE during accept backs off without spinning and recovers when des
     auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
     constexpr int clients = 20;
     std::vector<unique_fd> client_fds;
-    for (int i = 0; i < clients; ++i) client_fds.push_back(ringd::testing::connect_blocking(l.address()));
+    for (int i = 0; i < clients; ++i)
+        client_fds.push_back(ringd::testing::connect_blocking(l.address()));
 
     // The watchdog's thread starts before the table is full: starting threads under sanitizers
     // can need descriptors.

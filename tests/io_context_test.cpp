@@ -128,8 +128,8 @@ TEST_CASE("a 4-entry ring completes 1,000 concurrent ops, parking the excess") {
     };
     ringd::testing::run_bounded(ctx, body());
     CHECK(completed == 1000);
-    CHECK(ctx.stats().parked >= 900);                    // most waited in the queue
-    CHECK(max_in_flight <= ctx.features().cq_entries);   // never more than the CQ can hold
+    CHECK(ctx.stats().parked >= 900);                  // most waited in the queue
+    CHECK(max_in_flight <= ctx.features().cq_entries); // never more than the CQ can hold
 }
 
 TEST_CASE("1,000 pipe reads cancelled on a 4-entry ring all end as cancelled") {
@@ -201,7 +201,8 @@ TEST_CASE("poll reports readiness and write/read move bytes through a pipe") {
         REQUIRE(ready.has_value());
         CHECK((*ready & POLLIN) != 0);
         char buf[8] = {};
-        auto r = co_await ringd::async_read(ctx, p.read_end, std::as_writable_bytes(std::span(buf, 8)));
+        auto r =
+            co_await ringd::async_read(ctx, p.read_end, std::as_writable_bytes(std::span(buf, 8)));
         REQUIRE(r.has_value());
         co_return std::string(buf, *r);
     };

@@ -38,7 +38,8 @@ TEST_CASE("a bad address gets an error naming the text and the fault") {
     auto why = [](std::string_view s) { return socket_address::parse(s).error(); };
     CHECK(why("") == "address '': empty; expected HOST:PORT, [V6]:PORT, /path or @name");
     CHECK(why("1.2.3.4") == "address '1.2.3.4': missing ':PORT'");
-    CHECK(why("1.2.3.4:99999") == "address '1.2.3.4:99999': port '99999' is not a number in 0-65535");
+    CHECK(why("1.2.3.4:99999") ==
+          "address '1.2.3.4:99999': port '99999' is not a number in 0-65535");
     CHECK(why("1.2.3.4:8o") == "address '1.2.3.4:8o': port '8o' is not a number in 0-65535");
     CHECK(why("999.1.1.1:80").find("'999.1.1.1' is not an IPv4 address") != std::string::npos);
     CHECK(why("::1:80") == "address '::1:80': an IPv6 address needs brackets: [V6]:PORT");
@@ -63,7 +64,8 @@ TEST_CASE("binding a port in use fails with a message naming bind and the addres
         (void)listener::bind(l.address(), o);
         FAIL("second bind succeeded");
     } catch (const std::system_error& e) {
-        CHECK(std::string(e.what()) == "bind " + l.address().to_string() + ": Address already in use");
+        CHECK(std::string(e.what()) ==
+              "bind " + l.address().to_string() + ": Address already in use");
     }
 }
 
@@ -106,7 +108,8 @@ TEST_CASE("adopt takes a listening socket and refuses one that is not listening"
     unique_fd plain(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     int raw = plain.get();
     CHECK_THROWS_WITH(listener::adopt(std::move(plain)),
-                      "adopt fd " + std::to_string(raw) + ": not a listening socket: Invalid argument");
+                      "adopt fd " + std::to_string(raw) +
+                          ": not a listening socket: Invalid argument");
 }
 
 TEST_CASE("multishot accept takes 1,000 loopback connections and loses none") {

@@ -70,7 +70,9 @@ struct tracked {
     }
 };
 
-task<int> answer() { co_return 42; }
+task<int> answer() {
+    co_return 42;
+}
 task<int> add_one(int x) {
     int v = co_await answer();
     co_return v + x;
@@ -79,7 +81,9 @@ task<void> thrower() {
     throw std::runtime_error("boom");
     co_return;
 }
-task<tracked> make_tracked(int v) { co_return tracked(v); }
+task<tracked> make_tracked(int v) {
+    co_return tracked(v);
+}
 
 task<int> chain(int depth) {
     if (depth == 0) co_return 0;
@@ -109,7 +113,9 @@ TEST_CASE("a task does not start until it is awaited") {
     CHECK(started);
 }
 
-TEST_CASE("a task returns its value to the awaiter") { CHECK(sync_run(add_one(1)) == 43); }
+TEST_CASE("a task returns its value to the awaiter") {
+    CHECK(sync_run(add_one(1)) == 43);
+}
 
 TEST_CASE("an exception thrown in a task reaches the awaiter") {
     CHECK_THROWS_WITH(sync_run(thrower()), "boom");

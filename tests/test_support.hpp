@@ -10,8 +10,8 @@
 #include <sys/utsname.h>
 
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -52,7 +52,8 @@ private:
 
 // Runs `t` to completion on `ctx`; fails the test after `limit`.
 template <class T>
-T run_bounded(io_context& ctx, task<T> t, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+T run_bounded(io_context& ctx, task<T> t,
+              std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     watchdog dog(ctx, limit);
     if constexpr (std::is_void_v<T>) {
         ctx.run(std::move(t));

@@ -31,7 +31,7 @@ ringd::task<int> client(ringd::io_context& ctx, ringd::socket_address to) {
     if (!fd) co_return 1;
     char buf[16];
     auto n = co_await ringd::async_recv(ctx, *fd, std::as_writable_bytes(std::span(buf)));
-    co_return n && *n == 6 ? 0 : 1;
+    co_return n&&* n == 6 ? 0 : 1;
 }
 
 int main() {

@@ -9,7 +9,7 @@ using namespace std::chrono_literals;
 // A task does nothing until it is awaited; then it runs on the awaiting coroutine's loop.
 ringd::task<int> slow_answer(ringd::io_context& ctx) {
     auto slept = co_await ringd::sleep_for(ctx, 10ms); // the loop sleeps in io_uring_enter
-    if (!slept) co_return -1;                           // errors are values: result<void>
+    if (!slept) co_return -1;                          // errors are values: result<void>
     co_return 42;
 }
 // [/lazy-task]

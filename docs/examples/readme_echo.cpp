@@ -41,7 +41,7 @@ int main() {
         auto n = co_await ringd::async_recv(ctx, *fd, std::as_writable_bytes(std::span(reply)));
         server.request_stop();
         co_await server.join();
-        co_return n && *n == 4 && std::string_view(reply, 4) == "ping" ? 0 : 1;
+        co_return n&&* n == 4 && std::string_view(reply, 4) == "ping" ? 0 : 1;
     };
     return ctx.run(body());
 }
