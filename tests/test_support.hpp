@@ -21,20 +21,27 @@ namespace ringd::testing {
 // build fails the test (run() throws) instead of hanging CI.
 class watchdog {
 public:
+    // Returns once the watchdog's thread runs, so that a test may then exhaust resources (the
+    // descriptor table, say) without the thread's start-up needing any.
     watchdog(io_context& ctx, std::chrono::milliseconds limit)
         : thread_([this, &ctx, limit] {
               std::unique_lock lock(mutex_);
+              started_ = true;
+              cv_.notify_all();
               if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
                   fired_ = true;
                   ctx.stop();
               }
-          }) {}
+          }) {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [this] { return started_; });
+    }
     ~watchdog() {
         {
             std::lock_guard lock(mutex_);
             done_ = true;
         }
-        cv_.notify_one();
+        cv_.notify_all();
         thread_.join();
     }
     [[nodiscard]] bool fired() const {
@@ -45,6 +52,7 @@ public:
 private:
     mutable std::mutex mutex_;
     std::condition_variable cv_;
+    bool started_ = false;
     bool done_ = false;
     bool fired_ = false;
     std::thread thread_;
