@@ -1,15 +1,24 @@
 // echod — the smallest complete ringd daemon: it echoes each line back.
 //   echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]
+//         [--pid-file F] [--foreground] [--user U] [--group G] [--notify-fd N]
 // ADDR is HOST:PORT, [V6]:PORT or a UNIX path; port 0 picks a free port, and the bound address
-// is printed once listening. SIGHUP re-reads FILE (prefix=TEXT: put before each echoed line);
-// a bad file keeps the old settings. SIGTERM/SIGINT: stop accepting, let open connections
-// finish (at most --drain-timeout seconds), exit 0.
+// is printed once listening. Without --foreground it detaches (daemon_run) and its starter
+// exits 0 once it listens; with it, it tells systemd (NOTIFY_SOCKET) or s6 (--notify-fd) instead,
+// and uses sockets passed by socket activation. SIGHUP re-reads FILE (prefix=TEXT: put before
+// each echoed line); a bad file keeps the old settings and the reason goes to ringd-control.
+// SIGTERM/SIGINT: stop accepting, let open connections finish (at most --drain-timeout
+// seconds), exit 0.
 #include <ringd.hpp>
+#include <ringd/daemon.hpp>
+#include <ringd/notify.hpp>
+#include <ringd/process_title.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -92,35 +101,43 @@ task<void> cancel_after(ringd::io_context& ctx, std::chrono::seconds delay, ring
     }
 }
 
-task<int> run_daemon(ringd::io_context& ctx, std::vector<ringd::listener>& listeners,
-                     std::string config, std::chrono::seconds drain_timeout, settings current) {
-    ringd::lifecycle_signals signals(ctx);
+std::string describe(const std::vector<ringd::listener>& listeners) {
+    std::string out;
+    for (auto& l : listeners) out += (out.empty() ? "" : " ") + l.address().to_string();
+    return out;
+}
+
+// The daemon's body: accept on every listener, reload on SIGHUP, drain on SIGTERM.
+task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listeners,
+                const std::string& config, settings current) {
+    ringd::io_context& ctx = d.io();
     ringd::scope connections;
     ringd::scope acceptors;
     for (auto& l : listeners) acceptors.spawn(accept_loop(ctx, l, connections, current));
-
-    for (;;) {
-        auto event = co_await signals.next();
-        if (!event) {
-            std::fprintf(stderr, "echod: signalfd: %s\n", event.error().message().c_str());
-            break;
-        }
-        if (*event == ringd::lifecycle_event::stop) break;
-        auto fresh = load_settings(config); // reload: all or nothing
-        if (fresh) {
-            current = *fresh;
-            std::fprintf(stderr, "echod: reloaded %s\n", config.empty() ? "(no config)" : config.c_str());
-        } else {
-            std::fprintf(stderr, "echod: reload failed, keeping the running settings: %s\n",
-                         fresh.error().c_str());
-        }
+    // SIGHUP: all or nothing. A bad file keeps `current` and says why (ringd-control prints it).
+    d.on_reload([&]() -> ringd::expected<void, std::string> {
+        auto fresh = load_settings(config);
+        if (!fresh) return ringd::unexpected<std::string>(fresh.error());
+        current = *fresh;
+        return {};
+    });
+    // systemd's fd store keeps the listening sockets across a restart ($FDSTORE: it is allowed).
+    if (d.notify().enabled() && std::getenv("FDSTORE") != nullptr) {
+        std::vector<ringd::borrowed_fd> fds;
+        for (auto& l : listeners) fds.push_back(l.fd());
+        (void)d.notify().store_fds(fds, "echod-listen");
     }
-    // Graceful stop: no new connections; open ones may finish within the drain timeout.
+    d.ready("listening on " + describe(listeners));
+
+    co_await d.stopped();
+    // Graceful stop: no new connections; open ones may finish until the deadline.
     std::fprintf(stderr, "echod: stopping, %zu connections open\n", connections.size());
     acceptors.request_stop();
     co_await acceptors.join();
     ringd::scope timer;
-    timer.spawn(cancel_after(ctx, drain_timeout, connections));
+    timer.spawn(cancel_after(ctx, std::chrono::duration_cast<std::chrono::seconds>(
+                                      d.stop_deadline() - std::chrono::steady_clock::now()),
+                             connections));
     co_await connections.join();
     timer.request_stop();
     co_await timer.join();
@@ -128,59 +145,110 @@ task<int> run_daemon(ringd::io_context& ctx, std::vector<ringd::listener>& liste
     co_return 0;
 }
 
-int usage(const char* why) {
-    std::fprintf(stderr, "echod: %s\nusage: echod --listen ADDR [--listen ADDR...] [--config FILE] "
-                         "[--drain-timeout S]\n", why);
-    return 1;
+// A daemon killed a moment ago may still own its listening sockets: the kernel tears its
+// io_uring down asynchronously, and a pending accept keeps the socket open (and accepting) for a
+// few milliseconds after the process is gone. So EADDRINUSE is retried for up to 2 s.
+ringd::listener bind_with_retry(const ringd::socket_address& address) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return ringd::listener::bind(address);
+        } catch (const std::system_error& e) {
+            if (e.code() != std::errc::address_in_use || attempt >= 200) throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+constexpr const char* usage_text =
+    "usage: echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]\n"
+    "             [--pid-file F] [--foreground] [--user U] [--group G] [--notify-fd N]\n"
+    "  ADDR: HOST:PORT, [V6]:PORT, /unix/path or @abstract; port 0 = ephemeral\n"
+    "  without --foreground echod detaches and its starter exits once it is listening;\n"
+    "  sockets passed by systemd (LISTEN_FDS) are used as well; SIGHUP re-reads FILE\n"
+    "  (prefix=TEXT); SIGTERM drains (at most S seconds) and exits 0\n";
+
+int usage(const std::string& why) {
+    std::fprintf(stderr, "echod: %s\n%s", why.c_str(), usage_text);
+    return ringd::exit_code::usage;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
+    (void)ringd::init_process_title(argc, argv);
     std::vector<ringd::socket_address> addresses;
     std::string config;
     long drain_s = 5;
+    ringd::daemon_params params;
+    params.program = "echod";
+    params.flags.preserve_cwd = true; // relative --config paths keep working after a reload
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
-            std::printf("usage: echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]\n"
-                        "  ADDR: HOST:PORT, [V6]:PORT, /unix/path or @abstract; port 0 = ephemeral\n"
-                        "  SIGHUP re-reads FILE (prefix=TEXT); SIGTERM drains and exits 0\n");
+            std::fputs(usage_text, stdout);
             return 0;
         }
-        if (i + 1 >= argc) return usage(("option " + arg + " needs a value").c_str());
+        if (arg == "--foreground") {
+            params.flags.foreground = true;
+            continue;
+        }
+        if (i + 1 >= argc) return usage("option " + arg + " needs a value");
         std::string value = argv[++i];
         if (arg == "--listen") {
             auto a = ringd::socket_address::parse(value);
-            if (!a) return usage(("bad --listen: " + a.error()).c_str());
+            if (!a) return usage("bad --listen: " + a.error());
             addresses.push_back(*a);
         } else if (arg == "--config") {
             config = value;
+        } else if (arg == "--pid-file") {
+            params.pid_file = value;
+        } else if (arg == "--user") {
+            params.user = value;
+        } else if (arg == "--group") {
+            params.group = value;
+        } else if (arg == "--notify-fd") {
+            char* end = nullptr;
+            long fd = std::strtol(value.c_str(), &end, 10);
+            if (*end != '\0' || fd < 0 || fd > 1 << 20) return usage("bad --notify-fd '" + value + "'");
+            params.notification_fd = static_cast<int>(fd);
         } else if (arg == "--drain-timeout") {
             char* end = nullptr;
             drain_s = std::strtol(value.c_str(), &end, 10);
             if (*end != '\0' || drain_s < 0)
-                return usage(("bad --drain-timeout '" + value + "': not a number of seconds").c_str());
+                return usage("bad --drain-timeout '" + value + "': not a number of seconds");
         } else {
-            return usage(("unknown option " + arg).c_str());
+            return usage("unknown option " + arg);
         }
     }
-    if (addresses.empty()) return usage("at least one --listen ADDR is needed");
+    params.stop_timeout = std::chrono::seconds(drain_s);
     auto initial = load_settings(config);
-    if (!initial) return usage(initial.error().c_str());
-
-    try {
-        ringd::block_signals({SIGHUP, SIGTERM, SIGINT}); // before anything could start a thread
-        ringd::io_context ctx;
-        std::vector<ringd::listener> listeners;
-        for (const auto& a : addresses) {
-            listeners.push_back(ringd::listener::bind(a));
-            std::printf("echod: listening on %s\n", listeners.back().address().to_string().c_str());
-        }
-        std::fflush(stdout);
-        return ctx.run(run_daemon(ctx, listeners, config, std::chrono::seconds(drain_s), *initial));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "echod: %s\n", e.what());
-        return 1;
+    if (!initial) {
+        std::fprintf(stderr, "echod: %s\n", initial.error().c_str());
+        return ringd::exit_code::config;
     }
+
+    // Phase one: PID file locked (or "already running"), user resolved, signals blocked.
+    auto start = ringd::daemon_init(params);
+    if (!start) {
+        std::fprintf(stderr, "%s\n", start.error().message.c_str());
+        return start.error().exit_code;
+    }
+    // Listeners now, while still root (ports below 1024), before detaching: a bind error reaches
+    // the terminal (or ringd-control) with its exit code.
+    std::vector<ringd::listener> listeners;
+    try {
+        listeners = ringd::activated_listeners(); // systemd socket activation, if any
+        for (const auto& a : addresses) listeners.push_back(bind_with_retry(a));
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "echod: %s\n", e.what());
+        return ringd::exit_code_for(e.code());
+    }
+    if (listeners.empty()) return usage("at least one --listen ADDR is needed (or socket activation)");
+    for (auto& l : listeners) std::printf("echod: listening on %s\n", l.address().to_string().c_str());
+    std::fflush(stdout);
+    (void)ringd::set_process_title("echod [" + describe(listeners) + "]");
+
+    return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context& d) {
+        return serve(d, listeners, config, *initial);
+    });
 }

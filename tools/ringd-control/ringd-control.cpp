@@ -1,0 +1,155 @@
+// ringd-control — start, stop, check, reload or signal a ringd daemon through its PID file.
+//   ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]
+//                 (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)
+// Exit: 0 done (check: running) · 100 already done (start: running; stop: not running) ·
+// 101 not running · 102 error (one line on stderr) · 103 stale PID file found and cleaned ·
+// 1 bad usage.
+#include <ringd/control.hpp>
+
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace {
+
+constexpr const char* help_text =
+    "usage: ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]\n"
+    "                     (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)\n"
+    "\n"
+    "  --start -- CMD ARGS  run CMD (a daemon that detaches when ready); returns when it is ready\n"
+    "  --stop               SIGTERM, then wait until the daemon has exited (--timeout S: SIGKILL after S)\n"
+    "  --check              print the daemon's PID if it runs\n"
+    "  --reload             SIGHUP, then wait for the daemon's acknowledgement (--timeout S, default 30)\n"
+    "  --signal SIG         send SIG (HUP, SIGUSR1, 10, ...)\n"
+    "  --guard-file G       lock held during the action (default: F with .pid replaced by .lock)\n"
+    "  --reload-status R    the daemon's reload acknowledgements (default: F with .pid → .reload)\n"
+    "  --json               one JSON object on stdout\n"
+    "\n"
+    "exit: 0 done (check: running), 100 already done (start: running; stop: not running),\n"
+    "      101 not running, 102 error, 103 stale PID file found and cleaned, 1 bad usage\n";
+
+int usage(const std::string& why) {
+    std::fprintf(stderr, "ringd-control: %s (try --help)\n", why.c_str());
+    return ringd::control_exit::usage;
+}
+
+// "TERM", "SIGTERM", "15" → 15; 0 when unknown.
+int parse_signal(std::string_view text) {
+    int number = 0;
+    if (auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+        ec == std::errc{} && p == text.data() + text.size())
+        return number > 0 && number < NSIG ? number : 0;
+    if (text.substr(0, 3) == "SIG") text.remove_prefix(3);
+    for (int s = 1; s < NSIG; ++s) {
+        const char* abbrev = ::sigabbrev_np(s);
+        if (abbrev != nullptr && text == abbrev) return s;
+    }
+    return 0;
+}
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    ringd::control_params p;
+    bool json = false;
+    int actions = 0;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        auto value = [&](const char* name) -> const char* {
+            if (i + 1 >= argc) return nullptr;
+            (void)name;
+            return argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(help_text, stdout);
+            return 0;
+        } else if (arg == "--pid-file" || arg == "--guard-file" || arg == "--reload-status" ||
+                   arg == "--timeout" || arg == "--signal") {
+            const char* v = value(arg.c_str());
+            if (v == nullptr) return usage("option " + arg + " needs a value");
+            if (arg == "--pid-file") p.pid_file = v;
+            else if (arg == "--guard-file") p.guard_file = v;
+            else if (arg == "--reload-status") p.reload_status = v;
+            else if (arg == "--timeout") {
+                char* end = nullptr;
+                double s = std::strtod(v, &end);
+                if (end == v || *end != '\0' || !(s >= 0) || s > 1e7)
+                    return usage(std::string("bad --timeout '") + v + "': not a number of seconds");
+                p.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000));
+            } else {
+                p.signal = parse_signal(v);
+                if (p.signal == 0) return usage(std::string("bad --signal '") + v + "': not a signal");
+                p.action = ringd::control_action::signal;
+                ++actions;
+            }
+        } else if (arg == "--start") { p.action = ringd::control_action::start; ++actions; }
+        else if (arg == "--stop") { p.action = ringd::control_action::stop; ++actions; }
+        else if (arg == "--check") { p.action = ringd::control_action::check; ++actions; }
+        else if (arg == "--reload") { p.action = ringd::control_action::reload; ++actions; }
+        else if (arg == "--json") json = true;
+        else if (arg == "--") {
+            for (++i; i < argc; ++i) p.command.emplace_back(argv[i]);
+        } else {
+            return usage("unknown option " + arg);
+        }
+    }
+    if (p.pid_file.empty()) return usage("--pid-file F is required");
+    if (actions != 1) return usage("exactly one of --start, --stop, --check, --reload, --signal is required");
+    if (p.action == ringd::control_action::start && p.command.empty())
+        return usage("--start needs the daemon's command after --");
+    if (p.action != ringd::control_action::start && !p.command.empty())
+        return usage("only --start takes a command");
+
+    auto out = ringd::daemon_control(p);
+
+    if (out.exit_code == ringd::control_exit::error) {
+        // The daemon's own words first (all but the last line, which the summary repeats).
+        std::string shown = out.daemon_output;
+        while (!shown.empty() && shown.back() == '\n') shown.pop_back();
+        if (auto nl = shown.rfind('\n'); nl != std::string::npos && !json)
+            std::fprintf(stderr, "%s\n", shown.substr(0, nl).c_str());
+        std::fprintf(stderr, "ringd-control: %s\n", out.message.c_str());
+    } else if (!out.daemon_output.empty() && !json) {
+        std::fputs(out.daemon_output.c_str(), stderr); // warnings the daemon printed while starting
+    }
+    if (json) {
+        std::printf("{\"action\":%s,\"exit_code\":%d,\"state\":%s,\"pid\":%d,\"message\":%s,"
+                    "\"killed\":%s,\"daemon_exit_code\":%d,\"daemon_output\":%s,"
+                    "\"reload_generation\":%llu,\"guard_acquired_ns\":%lld,\"guard_released_ns\":%lld}\n",
+                    json_string(ringd::to_string(p.action)).c_str(), out.exit_code,
+                    json_string(out.state).c_str(), static_cast<int>(out.pid),
+                    json_string(out.message).c_str(), out.killed ? "true" : "false",
+                    out.daemon_exit_code, json_string(out.daemon_output).c_str(),
+                    static_cast<unsigned long long>(out.reload_generation),
+                    static_cast<long long>(out.guard_acquired_ns),
+                    static_cast<long long>(out.guard_released_ns));
+        return out.exit_code;
+    }
+    if (out.exit_code != ringd::control_exit::error && !out.message.empty())
+        std::fprintf(stderr, "ringd-control: %s\n", out.message.c_str());
+    if (out.exit_code == ringd::control_exit::done &&
+        (p.action == ringd::control_action::check || p.action == ringd::control_action::start))
+        std::printf("%d\n", static_cast<int>(out.pid));
+    return out.exit_code;
+}
