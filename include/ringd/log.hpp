@@ -1,0 +1,188 @@
+// ringd/log.hpp — a daemon's log: syslog levels, and sinks for stderr, syslog and a hook.
+// One logger per program; messages read `program: action object: reason` (STYLE.md habit 14).
+#pragma once
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ringd {
+
+// syslog(3)'s priorities, most severe first; the numbers are syslog's own.
+enum class log_level : int {
+    emerg = LOG_EMERG,
+    alert = LOG_ALERT,
+    crit = LOG_CRIT,
+    err = LOG_ERR,
+    warning = LOG_WARNING,
+    notice = LOG_NOTICE,
+    info = LOG_INFO,
+    debug = LOG_DEBUG,
+};
+
+[[nodiscard]] constexpr std::string_view to_string(log_level level) noexcept;
+// "err" (or "error"), "warning", "notice", ... → the level; nullopt for anything else.
+[[nodiscard]] std::optional<log_level> parse_log_level(std::string_view name) noexcept;
+// "daemon", "local0".."local7", "user", "auth", ... → LOG_DAEMON etc.; nullopt for anything else.
+[[nodiscard]] std::optional<int> parse_syslog_facility(std::string_view name) noexcept;
+
+class logger {
+public:
+    // Receives every message at or above the threshold, with the program name already in front.
+    using hook = std::function<void(log_level, std::string_view line)>;
+
+    // Logs as `program` to stderr only, at notice and above (info and debug are dropped).
+    explicit logger(std::string program) : program_(std::move(program)) {}
+    ~logger() { close_syslog(); }
+    logger(const logger&) = delete;
+    logger& operator=(const logger&) = delete;
+
+    // Writes each message to stderr as "program: message\n" (one write(2), so lines from
+    // several processes on one terminal do not interleave).
+    void use_stderr(bool on) noexcept { stderr_ = on; }
+    // Sends each message to syslog with this ident and facility (LOG_DAEMON, LOG_LOCAL0, ...).
+    // openlog() is process-wide: the last logger to call this wins. The ident must stay valid
+    // while syslog uses it, so the logger keeps it. Never fails: syslog(3) drops what it cannot
+    // deliver.
+    void use_syslog(std::string ident, int facility);
+    void close_syslog() noexcept;
+    // Also passes each message to `h` (tests; later the debug-collector sink).
+    void use_hook(hook h) { hook_ = std::move(h); }
+    // Messages less severe than `level` are dropped.
+    void set_threshold(log_level level) noexcept { threshold_ = level; }
+
+    [[nodiscard]] const std::string& program() const noexcept { return program_; }
+    [[nodiscard]] bool enabled(log_level level) const noexcept { return level <= threshold_; }
+
+    // Logs one message (without the program name; a trailing newline is not needed).
+    void log(log_level level, std::string_view message) noexcept;
+    // printf-style: logf(log_level::err, "cannot open %s: %s", path, strerror(errno)).
+    [[gnu::format(printf, 3, 4)]] void logf(log_level level, const char* format, ...) noexcept;
+
+private:
+    std::string program_;                   // the prefix of every stderr line
+    std::string ident_;                     // what openlog() points at, while syslog_ is on
+    bool stderr_ = true;                    // sink: stderr
+    bool syslog_ = false;                   // sink: syslog
+    hook hook_;                             // sink: the caller's function, if any
+    log_level threshold_ = log_level::notice; // least severe level that is logged
+};
+
+// =============================================================================================
+// Implementation
+
+constexpr std::string_view to_string(log_level level) noexcept {
+    switch (level) {
+    case log_level::emerg:
+        return "emerg";
+    case log_level::alert:
+        return "alert";
+    case log_level::crit:
+        return "crit";
+    case log_level::err:
+        return "err";
+    case log_level::warning:
+        return "warning";
+    case log_level::notice:
+        return "notice";
+    case log_level::info:
+        return "info";
+    case log_level::debug:
+        return "debug";
+    }
+    return "invalid";
+}
+
+inline std::optional<log_level> parse_log_level(std::string_view name) noexcept {
+    for (int l = LOG_EMERG; l <= LOG_DEBUG; ++l)
+        if (name == to_string(static_cast<log_level>(l))) return static_cast<log_level>(l);
+    if (name == "error") return log_level::err;
+    if (name == "warn") return log_level::warning;
+    return std::nullopt;
+}
+
+inline std::optional<int> parse_syslog_facility(std::string_view name) noexcept {
+    struct entry {
+        std::string_view name;
+        int facility;
+    };
+    static constexpr std::array<entry, 18> table{{
+        {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
+        {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
+        {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
+        {"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
+        {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
+        {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7},
+    }};
+    for (const entry& e : table)
+        if (e.name == name) return e.facility;
+    return std::nullopt;
+}
+
+inline void logger::use_syslog(std::string ident, int facility) {
+    close_syslog();
+    ident_ = std::move(ident);
+    // LOG_NDELAY: connect now, while /dev/log is surely reachable (before a chroot, say).
+    // glibc opens that socket close-on-exec, so children never inherit it.
+    ::openlog(ident_.c_str(), LOG_PID | LOG_NDELAY, facility);
+    syslog_ = true;
+}
+
+inline void logger::close_syslog() noexcept {
+    if (!syslog_) return;
+    ::closelog();
+    syslog_ = false;
+}
+
+inline void logger::log(log_level level, std::string_view message) noexcept {
+    if (!enabled(level)) return;
+    while (!message.empty() && message.back() == '\n')
+        message.remove_suffix(1);
+    const int length = message.size() > 4000 ? 4000 : static_cast<int>(message.size());
+    if (syslog_) ::syslog(static_cast<int>(level), "%.*s", length, message.data());
+    if (stderr_ || hook_) {
+        char line[4200];
+        int n = std::snprintf(line, sizeof line, "%s: %.*s\n", program_.c_str(), length,
+                              message.data());
+        if (n < 0) return;
+        std::size_t size = static_cast<std::size_t>(n) < sizeof line ? static_cast<std::size_t>(n)
+                                                                       : sizeof line - 1;
+        if (stderr_) {
+            // Best effort: a closed or full stderr must not stop the daemon.
+            for (std::size_t done = 0; done < size;) {
+                ssize_t w = ::write(STDERR_FILENO, line + done, size - done);
+                if (w <= 0) break;
+                done += static_cast<std::size_t>(w);
+            }
+        }
+        if (hook_) {
+            try {
+                hook_(level, std::string_view(line, size - 1)); // without the newline
+            } catch (...) {
+                // A failing hook loses its copy of the message; the others got theirs.
+            }
+        }
+    }
+}
+
+inline void logger::logf(log_level level, const char* format, ...) noexcept {
+    if (!enabled(level)) return;
+    char message[4000];
+    va_list args;
+    va_start(args, format);
+    int n = std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (n < 0) return;
+    log(level, std::string_view(message, static_cast<std::size_t>(n) < sizeof message
+                                             ? static_cast<std::size_t>(n)
+                                             : sizeof message - 1));
+}
+
+} // namespace ringd

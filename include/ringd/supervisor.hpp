@@ -1,0 +1,338 @@
+// ringd/supervisor.hpp — keeps services running: one supervision::service_machine per service,
+// fed by process ends, timers and readiness on the ring; the process layer only feeds it events.
+//
+// Also: ordered start (priority, then the S<nn> prefix; a group starts once the groups before it
+// are up) and reverse stop; per-process logs <log_dir>/<name>.<pid> (the previous instance's
+// file goes at each respawn and on removal); readiness by sd_notify (a datagram socket per
+// service, passed as NOTIFY_SOCKET) or an s6 notification fd; a persistent table from which a
+// restarted supervisor re-adopts the children still running (pidfd + start time), never starting
+// a second copy; orphan reaping for a subreaper or PID 1. Everything runs on the loop's thread.
+#pragma once
+
+#include <ringd/detail/io_op.hpp>
+#include <ringd/detail/process_wait.hpp>
+#include <ringd/fd.hpp>
+#include <ringd/io_context.hpp>
+#include <ringd/log.hpp>
+#include <ringd/process.hpp>
+#include <ringd/result.hpp>
+#include <ringd/start_order.hpp>
+#include <ringd/supervision_state.hpp>
+#include <ringd/task.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringd {
+
+// ---------------------------------------------------------------------------------------------
+// What a service is
+
+// How a service says it is ready (before that it is `starting`, not `running`).
+enum class readiness_protocol : std::uint8_t {
+    none,            // running as soon as it is spawned
+    notify_socket,   // sd_notify: READY=1 on the datagram socket named in NOTIFY_SOCKET
+    notification_fd, // s6: a line written to descriptor `notification_fd`
+};
+[[nodiscard]] constexpr std::string_view to_string(readiness_protocol r) noexcept;
+[[nodiscard]] std::optional<readiness_protocol> parse_readiness(std::string_view text) noexcept;
+// "always", "on-failure" (or "on_failure"), "never".
+[[nodiscard]] std::optional<supervision::restart_policy> parse_restart_policy(std::string_view text) noexcept;
+
+struct service_spec {
+    std::string name;                     // unique: 1-100 of [A-Za-z0-9._@+-], not starting with '.'
+    std::vector<std::string> argv;        // the command: argv[0] is a path or a name in PATH
+    std::vector<std::string> environment; // KEY=VALUE, over the supervisor's environment
+    std::string cwd;                      // empty: /
+    std::string user;                     // empty: the supervisor's user
+    std::string group;                    // empty: the user's primary group
+    supervision::service_policy policy;   // restart, backoff, start limit, stop, readiness timeout
+    readiness_protocol readiness = readiness_protocol::none;
+    int notification_fd = 3;              // for notification_fd: the child's descriptor number
+    int priority = 0;                     // start order: lower first, then the S<nn> name order
+    std::string origin;                   // who declared it: "registered", a directory, ...
+    std::int64_t version = 0;             // the declarer's change marker (e.g. script mtime)
+};
+
+// "name 'a/b': ..." when the name cannot be a service's (it names files and sockets).
+[[nodiscard]] expected<void, std::string> check_service_name(std::string_view name);
+// Checks everything that can be checked before a spawn: name, command, user and group exist,
+// readiness descriptor in 3..63. The error names the service and the fault.
+[[nodiscard]] expected<void, std::string> validate(const service_spec& spec);
+
+// One service as the persistent table records it.
+struct table_entry {
+    service_spec spec;
+    bool wanted_up = true;        // stopped by an operator: false
+    pid_t pid = 0;                // its process when the table was written (0: none)
+    std::uint64_t start_time = 0; // that process's start time (/proc/<pid>/stat field 22)
+    std::string log_path;         // that process's (or the last one's) log file
+};
+
+// A service as status displays show it.
+struct service_status {
+    std::string name;
+    supervision::state state = supervision::state::stopped;
+    bool wanted_up = false;
+    pid_t pid = 0;                              // 0: no process
+    unsigned restarts = 0;                      // since the last operator start
+    std::chrono::seconds in_state{0};           // how long it has been in `state`
+    std::optional<exit_info> last_exit;         // how the last process ended
+    std::string last_error;                     // the last spawn failure, if any
+    std::string status_text;                    // the service's last sd_notify STATUS=
+    std::string log_path;                       // the current (or last) process's log file
+    std::string origin;
+    int priority = 0;
+    readiness_protocol readiness = readiness_protocol::none;
+    std::vector<std::string> argv;
+    bool adopted = false;                       // its process was started by an earlier supervisor
+};
+
+struct supervisor_options {
+    std::string log_dir;     // per-process logs; empty: children share our stdout and stderr
+    // The persistent table; empty: none. Services and whether they are wanted, replaced with
+    // fsync; their processes in <table>.pids, replaced without (they die with the boot);
+    // <table>.lock guards both.
+    std::string table_path;
+    bool reap_orphans = false; // we are a subreaper or PID 1: reap what is reparented to us
+    wait_method wait = wait_method::automatic; // how process ends reach the ring
+};
+
+class supervisor {
+public:
+    // Takes the table's lock (<table>.lock, flock, held for our lifetime) when there is a table.
+    // Throws std::runtime_error at setup: "lock table F.lock: held by another supervisor
+    // (pid N)", or naming the syscall that failed.
+    supervisor(io_context& ctx, logger& log, supervisor_options options);
+    // run() must have returned, or the loop must have been stopped and drained. Otherwise the
+    // services still tied to the ring are left allocated (reported on stderr) rather than freed
+    // under the kernel's feet.
+    ~supervisor();
+    supervisor(const supervisor&) = delete;
+    supervisor& operator=(const supervisor&) = delete;
+
+    // ---- the table ----
+    // What the previous supervisor left: its services and their processes ({} if no table).
+    // Throws std::runtime_error "read table F: line N: ..." when the file is there but cannot
+    // be trusted: then nothing is started and nothing overwritten (start clean with -i).
+    [[nodiscard]] std::vector<table_entry> load_table() const;
+    // Removes the table (a clean start: keepalive's -i).
+    void discard_table();
+
+    // ---- services (loop thread; before or during run()) ----
+    // Adds a service, wanted up unless `previous` says it was stopped. If `previous` names a
+    // process that still runs as the same incarnation, it is adopted (pidfd, start time) and not
+    // started again; else the service starts in order. Errors: a bad spec, a name in use, or
+    // shutting down.
+    expected<void, std::string> add(service_spec spec, const table_entry* previous = nullptr);
+    // Stops the service and forgets it once it is down; its log files are deleted. Returns
+    // what happens ("stopping pid 1234").
+    expected<std::string, std::string> remove(std::string_view name);
+    expected<void, std::string> start(std::string_view name);
+    expected<void, std::string> stop(std::string_view name);
+    expected<void, std::string> restart(std::string_view name);
+    // Replaces the spec of a service (same name). restart: restart it if it is wanted up (a
+    // changed script, reconcile after SIGHUP); else the new spec applies from the next spawn
+    // and the new policy from the next decision (changed defaults).
+    expected<void, std::string> replace(service_spec spec, bool restart = true);
+    // Sends `sig` to the process group of every running service (container mode forwards
+    // SIGHUP this way).
+    void signal_all(int sig);
+    // Deletes <log_dir>/<name>.<digits> of every known name (and of `more_names`), except the
+    // files of processes that still run (keepalive: on -i and on shutdown).
+    void remove_unused_logs(const std::vector<std::string>& more_names = {});
+
+    [[nodiscard]] std::vector<service_status> list() const; // in start order
+    [[nodiscard]] std::optional<service_status> status(std::string_view name) const;
+    [[nodiscard]] const service_spec* find(std::string_view name) const;
+    [[nodiscard]] std::size_t size() const noexcept { return services_.size(); }
+    [[nodiscard]] bool shutting_down() const noexcept { return shutting_down_; }
+
+    // ---- lifecycle ----
+    // Drives every service until shutdown() has brought them all down; then writes the table
+    // (or removes it, see shutdown) and returns. Start it once.
+    task<void> run();
+    // Stops every service, in reverse start order (a group once the groups after it are down).
+    // keep_table: the table keeps every service as wanted (SIGTERM: the next supervisor resumes
+    // them); else the table is removed and unused logs deleted (an operator's shutdown).
+    void shutdown(bool keep_table = true);
+    // Ends run() without stopping anything: the table records every process, which keeps
+    // running for the next supervisor to adopt (an in-place upgrade: detach, then execve the
+    // new binary, whose children they still are).
+    void detach() noexcept;
+
+private:
+    struct service;
+
+    // The per-service timer: IORING_OP_TIMEOUT at an absolute steady-clock deadline.
+    struct timer_op : detail::io_op {
+        explicit timer_op(service* s) noexcept;
+        service* svc;
+        __kernel_timespec when{};                      // read by the kernel while in flight
+        supervision::time_point submitted{};           // the deadline in flight
+        std::optional<supervision::time_point> wanted; // the deadline the machine asked for
+        bool in_flight = false;
+    };
+    // The wait for the end of the service's process (WNOWAIT: we kill leftovers, then reap).
+    struct exit_watch : detail::process_exit_watch<exit_watch> {
+        explicit exit_watch(service* s) noexcept : svc(s) {}
+        void on_process_end(int error, const siginfo_t& info) noexcept;
+        service* svc;
+    };
+    // Readiness input: recvmsg on the notify socket, or read on the notification pipe.
+    struct ready_op : detail::io_op {
+        explicit ready_op(service* s) noexcept;
+        service* svc;
+        char buffer[4096];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+        iovec iov{};
+        msghdr message{};
+        bool in_flight = false;
+        bool from_socket = false; // recvmsg on notify_socket, else read on ready_pipe
+    };
+    // A wake-up of run() from the loop (not from inside the caller of an API function).
+    struct kick_op : detail::io_op {
+        explicit kick_op(supervisor* s) noexcept;
+        supervisor* owner;
+        bool pending = false;
+    };
+    // The SIGCHLD signalfd of orphan reaping, polled on the ring.
+    struct orphan_op : detail::io_op {
+        explicit orphan_op(supervisor* s) noexcept;
+        supervisor* owner;
+        bool in_flight = false;
+    };
+
+    struct service {
+        service(supervisor* s, service_spec sp);
+        supervisor* owner;                  // nullptr once the supervisor is gone
+        service_spec spec;
+        supervision::service_machine machine;
+        process proc;                       // the current process, while machine.has_process()
+        std::optional<process> adopting;    // add(): the process that the next spawn adopts
+        bool adopted = false;               // proc came from an earlier supervisor
+        bool wanted_up = true;
+        bool pending_start = false;         // waits for its turn in the start order
+        bool stop_sent = false;             // shutdown asked it to stop
+        bool removing = false;              // remove(): forget once down
+        // Events that completions left for run() to feed.
+        bool exit_due = false;
+        int exit_error = 0;
+        exit_info exit;
+        bool timer_due = false;
+        bool ready_due = false;
+        bool in_due_list = false;
+        service* next_due = nullptr;
+        // Readiness channels.
+        unique_fd notify_socket;            // sd_notify datagrams (for the service's lifetime)
+        std::string notify_address;         // "@ringd-supervise/<pid>/<name>"
+        std::optional<uid_t> service_uid;   // the service's user, trusted on the notify socket
+        unique_fd ready_pipe;               // notification fd: our read end, per process
+        unique_fd next_ready_pipe;          // a new pipe waiting for the old read to end
+        // For messages and status.
+        std::string log_path;               // current (or last) process's log file
+        std::string spawn_error;            // the last spawn failure, in words
+        std::string status_text;            // sd_notify STATUS=
+        std::optional<exit_info> last_exit; // the last process's end
+        supervision::time_point since{};    // when it entered its current state
+        pid_t last_pid = 0;                 // the last process, for messages after its exit
+        // Ring operations (their memory must outlive their completions).
+        timer_op timer{this};
+        exit_watch watch{this};
+        ready_op ready{this};
+    };
+
+    // events and actions
+    void feed(service& s, const supervision::event& e);
+    void perform(service& s, const supervision::transition_result& r);
+    void do_spawn(service& s, std::optional<supervision::event>& outcome);
+    void log_reason(service& s, const supervision::log_message& m,
+                    const supervision::transition_result& r);
+    void handle_exit(service& s);
+    void process_due();
+    void advance_start_order();
+    void advance_shutdown();
+    void sweep_removed();
+    [[nodiscard]] bool all_down() const noexcept;
+    void reap_orphans() noexcept;
+    // ring operations
+    void arm_timer(service& s, supervision::time_point deadline);
+    void cancel_timer(service& s) noexcept;
+    void submit_timer(service& s) noexcept;
+    void start_ready_read(service& s) noexcept;
+    void schedule(service& s) noexcept;
+    void wake() noexcept;
+    void resume_parked() noexcept;
+    void cancel_everything() noexcept;
+    // helpers
+    [[nodiscard]] service* lookup(std::string_view name) const noexcept;
+    [[nodiscard]] service_status status_of(const service& s) const;
+    [[nodiscard]] std::string describe_exit(const service& s) const;
+    void open_notify_socket(service& s);
+    [[nodiscard]] std::vector<table_entry> table_entries() const;
+    void write_table();
+    void write_pids();
+    void remove_log(const std::string& path) noexcept;
+    static void timer_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void ready_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void kick_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void orphan_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+
+    struct park_awaiter {
+        supervisor* s;
+        bool await_ready() const noexcept { return s->due_head_ != nullptr || s->kicked_; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { s->parked_ = h; }
+        void await_resume() const noexcept { s->kicked_ = false; }
+    };
+
+    io_context* ctx_;                   // the ring everything runs on
+    logger* log_;                       // where messages go
+    supervisor_options options_;
+    unique_fd table_lock_;              // flock on <table>.lock, held for our lifetime
+    std::map<std::string, std::unique_ptr<service>, std::less<>> services_; // by name
+    service* due_head_ = nullptr;       // services with events for run() to feed (FIFO)
+    service* due_tail_ = nullptr;
+    std::coroutine_handle<> parked_;    // run(), waiting for something to do
+    bool kicked_ = false;               // an API call changed something: run() should look
+    bool running_ = false;              // run() is active
+    bool draining_ = false;             // run() waits for the ring to give back our ops
+    bool sweep_waiting_ = false;        // a removed service waits for its ops to complete
+    supervision::time_point feed_time_{}; // `now` of the event being fed (for messages)
+    bool shutting_down_ = false;        // shutdown() was called
+    bool detaching_ = false;            // detach() was called
+    bool keep_table_ = true;            // what shutdown() does with the table
+    bool table_dirty_ = false;          // the table (services, wanted) on disk is out of date
+    bool pids_dirty_ = false;           // <table>.pids (their processes) is out of date
+    std::size_t active_ops_ = 0;        // our ops the ring still holds
+    std::unique_ptr<kick_op> kick_;     // heap: may have to outlive us if the loop never ran
+    std::unique_ptr<orphan_op> orphans_; // SIGCHLD watch (reap_orphans only)
+    unique_fd sigchld_fd_;              // signalfd for SIGCHLD (reap_orphans only)
+};
+
+} // namespace ringd
+
+#include <ringd/detail/supervisor_impl.hpp>
+#include <ringd/detail/supervisor_table.hpp>

@@ -1,0 +1,437 @@
+// End-to-end tests of the ringd-supervise binary: directory reconcile on SIGHUP, the control
+// socket's peer check, kill -9 and re-adoption, refused scripts, bad input, SIGTERM and -i.
+// The binary's path comes from $RINGD_SUPERVISE (set by meson); without it the tests skip.
+#include "process_test_support.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ringd::testing::eventually;
+using ringd::testing::process_reaper;
+using ringd::testing::read_file;
+using ringd::testing::temp_dir;
+using ringd::testing::write_file;
+
+namespace {
+
+std::string binary() {
+    const char* path = std::getenv("RINGD_SUPERVISE");
+    return path != nullptr && ::access(path, X_OK) == 0 ? path : "";
+}
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+struct run_result {
+    int status = -1;
+    std::string output; // stdout and stderr
+};
+
+// Runs the binary with `args` to completion (bounded by `timeout`), output captured.
+run_result run(const temp_dir& dir, const std::vector<std::string>& args) {
+    std::string cmd = "timeout 20 " + quote(binary());
+    for (const auto& a : args) cmd += " " + quote(a);
+    const std::string out = dir / "run-output";
+    const int raw = std::system((cmd + " > " + quote(out) + " 2>&1").c_str());
+    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out)};
+}
+
+// One ringd-supervise daemon in the foreground, its output in a file.
+class daemon_process {
+public:
+    daemon_process(const temp_dir& dir, std::vector<std::string> extra, const std::string& tag = "daemon")
+        : output_(dir / (tag + ".out")), control_(dir / "control.sock") {
+        std::vector<std::string> args{binary(),       "--foreground", "--state", dir / "table",
+                                      "--log-dir",    dir / "logs",   "--control", control_};
+        args.insert(args.end(), extra.begin(), extra.end());
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            const int fd = ::open(output_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+    }
+    ~daemon_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    daemon_process(const daemon_process&) = delete;
+    daemon_process& operator=(const daemon_process&) = delete;
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] std::string output() const { return read_file(output_); }
+    [[nodiscard]] const std::string& control() const { return control_; }
+    [[nodiscard]] bool up() const { return ::access(control_.c_str(), F_OK) == 0; }
+
+    // Sends `sig`, waits for the exit (bounded); returns the exit status, -1 if it did not end.
+    int stop(int sig = SIGTERM) {
+        ::kill(pid_, sig);
+        int status = 0;
+        pid_t got = 0;
+        eventually([&] { return (got = ::waitpid(pid_, &status, WNOHANG)) != 0; }, 20s);
+        if (got != pid_) return -1;
+        pid_ = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    // kill -9, reaped: a crash.
+    void crash() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = 0;
+    }
+
+private:
+    pid_t pid_ = 0;
+    std::string output_;
+    std::string control_;
+};
+
+// `ctl list --json` as name → entry.
+std::map<std::string, nlohmann::json> services(const temp_dir& dir, const daemon_process& d) {
+    std::map<std::string, nlohmann::json> out;
+    auto r = run(dir, {"ctl", "--control", d.control(), "list", "--json"});
+    if (r.status != 0) return out;
+    try {
+        for (auto& s : nlohmann::json::parse(r.output)) out[s["name"].get<std::string>()] = s;
+    } catch (const std::exception&) {
+        return {};
+    }
+    return out;
+}
+
+bool all_running(const std::map<std::string, nlohmann::json>& s, std::size_t count) {
+    if (s.size() != count) return false;
+    for (const auto& [name, e] : s)
+        if (e["state"] != "running") return false;
+    return true;
+}
+
+int pid_of(const nlohmann::json& e) { return e["pid"].get<int>(); }
+
+// How many live processes have exactly this command line (arguments joined by spaces).
+int count_processes(const std::string& cmdline) {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string raw = read_file(entry.path().string() + "/cmdline");
+        for (char& c : raw)
+            if (c == '\0') c = ' ';
+        if (!raw.empty()) raw.pop_back();
+        if (raw == cmdline && ringd::testing::alive(std::stoi(name))) ++n;
+    }
+    return n;
+}
+
+void script(const std::string& path, const std::string& body, mode_t mode = 0755) {
+    write_file(path, "#!/bin/sh\n" + body + "\n", mode);
+}
+
+void set_mtime(const std::string& path, long seconds) {
+    timespec times[2] = {{seconds, 0}, {seconds, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+}
+
+#define REQUIRE_BINARY()                                                                  \
+    if (binary().empty()) {                                                               \
+        WARN("RINGD_SUPERVISE is not set (tools not built): skipped");                    \
+        return;                                                                           \
+    }
+
+} // namespace
+
+TEST_CASE("SIGHUP reconciles a directory: changed restarts, new starts, deleted stops") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string svc = dir / "services";
+    REQUIRE(::mkdir(svc.c_str(), 0755) == 0);
+    script(svc + "/changed", "exec sleep 2001");
+    script(svc + "/deleted", "exec sleep 2002");
+    script(svc + "/same", "exec sleep 2003");
+    set_mtime(svc + "/changed", 1000000);
+    write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\nrestart_delay_s = 0.1\n");
+    daemon_process d(dir, {"--config", dir / "config.toml"});
+    std::map<std::string, nlohmann::json> before;
+    REQUIRE(eventually([&] { return all_running(before = services(dir, d), 3); }));
+
+    script(svc + "/changed", "exec sleep 2004");
+    set_mtime(svc + "/changed", 2000000);
+    REQUIRE(::unlink((svc + "/deleted").c_str()) == 0);
+    script(svc + "/new", "exec sleep 2005");
+    ::kill(d.pid(), SIGHUP);
+    std::map<std::string, nlohmann::json> after;
+    REQUIRE(eventually([&] {
+        after = services(dir, d);
+        return all_running(after, 3) && after.count("new") == 1 &&
+               pid_of(after["changed"]) != pid_of(before["changed"]);
+    }));
+    INFO(d.output());
+    CHECK(after.count("deleted") == 0);
+    CHECK(pid_of(after["same"]) == pid_of(before["same"]));
+    CHECK(eventually([&] { return !ringd::testing::alive(pid_of(before["deleted"])); }));
+    CHECK(count_processes("sleep 2004") == 1);
+    CHECK(count_processes("sleep 2001") == 0);
+    CHECK(d.output().find("reload: done (1 new, 1 restarted, 1 stopped)") != std::string::npos);
+
+    // A broken config keeps the running set and says why, with the file and the line.
+    write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\nrestart_delay_s = -1\n");
+    ::kill(d.pid(), SIGHUP);
+    CHECK(eventually([&] {
+        return d.output().find("reload: config " + (dir / "config.toml") +
+                               ": line 2: restart_delay_s must not be negative; keeping the running set") !=
+               std::string::npos;
+    }));
+    auto kept = services(dir, d);
+    CHECK(all_running(kept, 3));
+    CHECK(pid_of(kept["same"]) == pid_of(before["same"]));
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a register request from another uid is refused") {
+    REQUIRE_BINARY();
+    if (::geteuid() != 0) {
+        WARN("not root: cannot connect as another uid; skipped");
+        return;
+    }
+    process_reaper reaper;
+    temp_dir dir;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    // A child that becomes nobody asks; its answer is captured through a file it can write.
+    const std::string out = dir / "nobody.out";
+    write_file(out, "", 0666);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(99);
+        const int fd = ::open(out.c_str(), O_WRONLY | O_APPEND);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        const std::string bin = binary();
+        ::execl(bin.c_str(), bin.c_str(), "ctl", "--control", d.control().c_str(), "register", "evil",
+                "--", "/bin/sleep", "1000", static_cast<char*>(nullptr));
+        ::_exit(98);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    CHECK(read_file(out) == "ringd-supervise: permission denied: uid 65534 is neither root nor the "
+                            "supervisor's user (uid 0)\n");
+    CHECK(services(dir, d).empty());
+    CHECK(d.output().find("control: refused a request from uid 65534") != std::string::npos);
+    // Root is answered.
+    auto ok = run(dir, {"ctl", "--control", d.control(), "register", "fine", "--", "/bin/sleep", "2100"});
+    CHECK(ok.status == 0);
+    CHECK(ok.output == "registered fine\n");
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("kill -9 of the supervisor and a restart re-adopt the children, none duplicated") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string svc = dir / "services";
+    REQUIRE(::mkdir(svc.c_str(), 0755) == 0);
+    script(svc + "/S10dir", "exec sleep 2201");
+    write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\nrestart_delay_s = 0.1\n");
+    std::map<std::string, nlohmann::json> first;
+    {
+        daemon_process d(dir, {"--config", dir / "config.toml"}, "first");
+        REQUIRE(eventually([&] { return d.up(); }));
+        for (const std::string n : {"2202", "2203"}) {
+            auto r = run(dir, {"ctl", "--control", d.control(), "register", "reg" + n, "--restart-delay",
+                               "0.1", "--", "/bin/sleep", n});
+            REQUIRE(r.status == 0);
+        }
+        REQUIRE(eventually([&] { return all_running(first = services(dir, d), 3); }));
+        d.crash();
+    }
+    for (const auto& [name, e] : first) CHECK(ringd::testing::alive(pid_of(e)));
+    daemon_process again(dir, {"--config", dir / "config.toml"}, "second");
+    std::map<std::string, nlohmann::json> second;
+    if (!eventually([&] { return all_running(second = services(dir, again), 3); }))
+        FAIL("not re-adopted:\n" << again.output() << "\nfirst supervisor:\n" << read_file(dir / "first.out"));
+    INFO(again.output());
+    for (const auto& [name, e] : first) {
+        CHECK(pid_of(second[name]) == pid_of(e));
+        CHECK(second[name]["adopted"] == true);
+    }
+    CHECK(count_processes("sleep 2201") == 1);
+    CHECK(count_processes("/bin/sleep 2202") == 1);
+    CHECK(count_processes("/bin/sleep 2203") == 1);
+    CHECK(again.output().find("start reg2202") == std::string::npos);
+
+    // An adopted child that dies is noticed (pidfd) and replaced by exactly one new one.
+    ::kill(pid_of(first["reg2202"]), SIGKILL);
+    std::map<std::string, nlohmann::json> third;
+    REQUIRE(eventually([&] {
+        third = services(dir, again);
+        return all_running(third, 3) && pid_of(third["reg2202"]) != pid_of(first["reg2202"]);
+    }));
+    CHECK(count_processes("/bin/sleep 2202") == 1);
+
+    // SIGTERM: every service stops, the supervisor exits 0, the table keeps them all.
+    CHECK(again.stop() == 0);
+    for (const auto& [name, e] : third) CHECK(eventually([&] { return !ringd::testing::alive(pid_of(e)); }));
+    const std::string table = read_file(dir / "table");
+    CHECK(table.find("service =reg2202") != std::string::npos);
+    CHECK(table.find("process ") == std::string::npos);
+    CHECK(again.output().find("exit: every service is down") != std::string::npos);
+}
+
+TEST_CASE("a world-writable or group-writable script is refused, with the reason") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string svc = dir / "services";
+    REQUIRE(::mkdir(svc.c_str(), 0755) == 0);
+    script(svc + "/open", "exec sleep 2301", 0777);
+    script(svc + "/group", "exec sleep 2302", 0775);
+    script(svc + "/fine", "exec sleep 2303", 0755);
+    write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\n");
+    daemon_process d(dir, {"--config", dir / "config.toml"});
+    REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
+    const std::string out = d.output();
+    CHECK(out.find("refuse " + svc + "/open: writable by others (mode 0777); a script run by the "
+                                     "supervisor must not be") != std::string::npos);
+    CHECK(out.find("refuse " + svc + "/group: writable by its group (mode 0775)") != std::string::npos);
+    CHECK(count_processes("sleep 2301") == 0);
+
+    script(dir / "ww.sh", "exec sleep 2304", 0757);
+    auto r = run(dir, {"ctl", "--control", d.control(), "register", "ww", "--", dir / "ww.sh"});
+    CHECK(r.status == 1);
+    CHECK(r.output == "ringd-supervise: register ww: refused " + (dir / "ww.sh") +
+                          ": writable by others (mode 0757); a script run by the supervisor must not be\n");
+    CHECK(services(dir, d).count("ww") == 0);
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("bad flags, config lines and requests get one-line errors naming the input") {
+    REQUIRE_BINARY();
+    temp_dir dir;
+    auto bogus = run(dir, {"--bogus"});
+    CHECK(bogus.status == 1);
+    CHECK(bogus.output.starts_with("ringd-supervise: unknown option '--bogus'\n"));
+    auto missing = run(dir, {"--config"});
+    CHECK(missing.status == 1);
+    CHECK(missing.output.starts_with("ringd-supervise: option --config needs a value\n"));
+    auto facility = run(dir, {"--syslog-facility", "kitchen"});
+    CHECK(facility.output.starts_with("ringd-supervise: --syslog-facility 'kitchen': expected daemon"));
+
+    write_file(dir / "bad.toml", "directories = [\"/srv\"]\nrestart_delay = 5\n");
+    auto key = run(dir, {"--config", dir / "bad.toml", "--foreground"});
+    CHECK(key.status == 1);
+    CHECK(key.output.starts_with("ringd-supervise: config " + (dir / "bad.toml") +
+                                 ": line 2: unknown key 'restart_delay'"));
+    write_file(dir / "syntax.toml", "directories = [\"/srv\"\n");
+    auto syntax = run(dir, {"--config", dir / "syntax.toml", "--foreground"});
+    CHECK(syntax.status == 1);
+    CHECK(syntax.output.find("config " + (dir / "syntax.toml") + ": line ") != std::string::npos);
+    write_file(dir / "type.toml", "start_limit_burst = \"five\"\n");
+    auto type = run(dir, {"--config", dir / "type.toml", "--foreground"});
+    CHECK(type.output.starts_with("ringd-supervise: config " + (dir / "type.toml") +
+                                  ": line 1: start_limit_burst must be an integer"));
+
+    auto help = run(dir, {"--help"});
+    CHECK(help.status == 0);
+    CHECK(help.output.starts_with("usage: ringd-supervise"));
+    auto nocmd = run(dir, {"ctl"});
+    CHECK(nocmd.status == 1);
+    auto nosocket = run(dir, {"ctl", "--control", dir / "absent.sock", "list"});
+    CHECK(nosocket.status == 1);
+    CHECK(nosocket.output == "ringd-supervise: connect " + (dir / "absent.sock") +
+                                 ": No such file or directory (is the supervisor running?)\n");
+
+    process_reaper reaper;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    auto opt = run(dir, {"ctl", "--control", d.control(), "register", "x", "--stop-signal", "NOPE", "--", "/bin/true"});
+    CHECK(opt.output == "ringd-supervise: register x: --stop-signal 'NOPE': not a signal name or number\n");
+    auto name = run(dir, {"ctl", "--control", d.control(), "register", "a/b", "--", "/bin/true"});
+    CHECK(name.output.starts_with("ringd-supervise: register: name 'a/b': only letters"));
+    auto sep = run(dir, {"ctl", "--control", d.control(), "register", "x", "/bin/true"});
+    CHECK(sep.output == "ringd-supervise: register x: expected -- before the command, got '/bin/true'\n");
+    auto unknown = run(dir, {"ctl", "--control", d.control(), "unregister", "ghost"});
+    CHECK(unknown.output == "ringd-supervise: unregister ghost: no such service\n");
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("-i starts with an empty table and ctl shutdown removes it") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    {
+        daemon_process d(dir, {}, "first");
+        REQUIRE(eventually([&] { return d.up(); }));
+        REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "keep", "--", "/bin/sleep", "2401"}).status == 0);
+        REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
+        CHECK(d.stop() == 0);
+    }
+    CHECK(read_file(dir / "table").find("service =keep") != std::string::npos);
+    daemon_process d(dir, {"-i"}, "second");
+    REQUIRE(eventually([&] { return d.up(); }));
+    CHECK(services(dir, d).empty());
+    CHECK(std::filesystem::is_empty(dir / "logs")); // the old instance's log went too
+    REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "brief", "--", "/bin/sleep", "2402"}).status == 0);
+    REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
+    auto bye = run(dir, {"ctl", "--control", d.control(), "shutdown"});
+    CHECK(bye.output == "shutting down\n");
+    CHECK(d.stop(0) == 0); // signal 0: just wait for the exit it is making by itself
+    CHECK(::access((dir / "table").c_str(), F_OK) != 0);
+    CHECK(count_processes("/bin/sleep 2402") == 0);
+}
+
+TEST_CASE("in container mode orphans are reaped and SIGHUP is forwarded to the services") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    daemon_process d(dir, {"--container", "--log-level", "info"});
+    REQUIRE(eventually([&] { return d.up(); }));
+    // The service leaves an orphan (sleep 0.2) that ends on its own: it is reparented to the
+    // supervisor, the nearest subreaper, which must reap it.
+    auto r = run(dir, {"ctl", "--control", d.control(), "register", "parent", "--restart-delay", "0.1",
+                       "--", "/bin/sh", "-c", "(sleep 0.2 &); exec sleep 2601"});
+    REQUIRE(r.status == 0);
+    std::map<std::string, nlohmann::json> before;
+    REQUIRE(eventually([&] { return all_running(before = services(dir, d), 1); }));
+    REQUIRE(eventually([&] { return d.output().find("orphan exited with status 0") != std::string::npos; }));
+    INFO(d.output());
+    // No zombie is left below the supervisor: its only child is the service.
+    CHECK(eventually([&] {
+        auto kids = ringd::testing::children_of(d.pid());
+        return kids.size() == 1 && kids[0] == pid_of(before["parent"]);
+    }));
+    // SIGHUP reaches the service (sleep dies of it) and the policy restarts it.
+    ::kill(d.pid(), SIGHUP);
+    CHECK(eventually([&] {
+        auto now = services(dir, d);
+        return all_running(now, 1) && now["parent"]["restarts"] == 1;
+    }));
+    CHECK(d.output().find("exit parent: pid " + std::to_string(pid_of(before["parent"])) +
+                          " killed by SIGHUP") != std::string::npos);
+    CHECK(d.stop() == 0);
+}

@@ -1,0 +1,410 @@
+// Tests of supervisor.hpp with real processes: crash loops, start order, readiness, spawn-failure
+// polling, re-adoption from the table, and an idle loop with 200 children.
+#include <ringd/supervisor.hpp>
+
+#include "../test_support.hpp"
+#include "process_test_support.hpp"
+
+#include <ringd/scope.hpp>
+#include <ringd/timer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ringd::io_context;
+using ringd::service_spec;
+using ringd::supervisor;
+using ringd::task;
+using ringd::supervision::state;
+using ringd::testing::process_reaper;
+using ringd::testing::read_file;
+using ringd::testing::temp_dir;
+using ringd::testing::write_file;
+
+namespace {
+
+// A logger whose messages the test can read.
+struct captured_log {
+    ringd::logger log{"ringd-supervise"};
+    std::vector<std::string> lines;
+    captured_log() {
+        log.use_stderr(false);
+        log.set_threshold(ringd::log_level::info);
+        log.use_hook([this](ringd::log_level, std::string_view line) { lines.emplace_back(line); });
+    }
+    [[nodiscard]] bool saw(std::string_view text) const {
+        for (const auto& l : lines)
+            if (l.find(text) != std::string::npos) return true;
+        return false;
+    }
+    [[nodiscard]] std::size_t count(std::string_view text) const {
+        std::size_t n = 0;
+        for (const auto& l : lines) n += l.find(text) != std::string::npos ? 1 : 0;
+        return n;
+    }
+    [[nodiscard]] std::string all() const {
+        std::string out;
+        for (const auto& l : lines) out += l + "\n";
+        return out;
+    }
+};
+
+service_spec make_spec(std::string name, std::vector<std::string> argv) {
+    service_spec s;
+    s.name = std::move(name);
+    s.argv = std::move(argv);
+    s.policy.restart_delay = 20ms;
+    s.policy.stop_timeout = 5s;
+    s.policy.spawn_retry_interval = 50ms;
+    return s;
+}
+
+// Polls `done` on the ring every 10 ms; false after `limit`.
+task<bool> wait_until(io_context& ctx, std::function<bool()> done,
+                      std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) co_return false;
+        auto slept = co_await ringd::sleep_for(ctx, 10ms);
+        if (!slept) co_return false;
+    }
+    co_return true;
+}
+
+// Runs `steps` while the supervisor runs, then shuts it down and waits for the end.
+void drive(io_context& ctx, supervisor& sup, std::function<task<void>()> steps,
+           bool keep_table = true, std::chrono::milliseconds limit = 30s) {
+    auto body = [&]() -> task<void> {
+        ringd::scope s;
+        s.spawn(sup.run());
+        std::exception_ptr failure;
+        try {
+            co_await steps();
+        } catch (...) {
+            failure = std::current_exception(); // no co_await inside a handler
+        }
+        sup.shutdown(keep_table);
+        co_await s.join();
+        if (failure) std::rethrow_exception(failure);
+    };
+    ringd::testing::run_bounded(ctx, body(), limit);
+}
+
+} // namespace
+
+TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
+    process_reaper reaper;
+    temp_dir logs;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {logs.path(), {}, false, ringd::wait_method::automatic});
+    service_spec spec = make_spec("crasher", {"/bin/sh", "-c", "exit 3"});
+    spec.policy.start_limit_burst = 3;
+    spec.policy.start_limit_interval = 60s;
+    REQUIRE(sup.add(spec).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        bool failed = co_await wait_until(ctx, [&] { return sup.status("crasher")->state == state::failed; });
+        REQUIRE(failed);
+        auto st = sup.status("crasher");
+        CHECK(st->restarts == 2);
+        REQUIRE(st->last_exit.has_value());
+        CHECK(st->last_exit->status == 3);
+    });
+    INFO(out.all());
+    CHECK(out.saw("start crasher: running as pid"));
+    CHECK(out.saw("exited with status 3; restart in 20 ms"));
+    CHECK(out.saw("exited with status 3; restart in 40 ms")); // the delay doubles
+    CHECK(out.saw("start crasher: more than 3 starts within 60 s; failed until restarted by hand"));
+    CHECK(out.count("restart crasher: running as pid") == 2);
+    auto st = sup.status("crasher");
+    REQUIRE(st.has_value());
+    CHECK(st->state == state::stopped); // the shutdown acknowledged the failure
+    // Only the last instance's log file is left.
+    CHECK(ringd::testing::read_file(st->log_path).empty());
+    std::size_t files = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(logs.path())) ++files;
+    CHECK(files == 1);
+}
+
+TEST_CASE("services start in S<nn> order, each after the one before is ready, and stop in reverse") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    const std::string trace = dir / "trace";
+    auto script = [&](const std::string& name) {
+        // Ready only after it wrote its line; on SIGTERM it writes again and ends.
+        return std::vector<std::string>{
+            "/bin/sh", "-c",
+            "trap 'echo stop " + name + " >> " + trace + "; exit 0' TERM; echo start " + name +
+                " >> " + trace + "; echo >&3; while :; do sleep 1; done"};
+    };
+    for (const std::string name : {"zz-last", "S10b", "S02a", "S10c"}) {
+        service_spec s = make_spec(name, script(name));
+        s.readiness = ringd::readiness_protocol::notification_fd;
+        s.policy.needs_readiness = true;
+        s.policy.ready_timeout = 10s;
+        REQUIRE(sup.add(s).has_value());
+    }
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] {
+            for (const auto& st : sup.list())
+                if (st.state != state::running) return false;
+            return true;
+        });
+        REQUIRE(up);
+        auto names = sup.list();
+        CHECK(names[0].name == "S02a");
+        CHECK(names[3].name == "zz-last");
+    });
+    INFO(out.all());
+    const std::string t = read_file(trace);
+    // S10b and S10c are one group: they start together, in either order.
+    const bool b_first = t.find("start S10b") < t.find("start S10c");
+    CHECK(t.find("start S02a\n") == 0);
+    CHECK(t.find("start zz-last") > t.find(b_first ? "start S10c" : "start S10b"));
+    CHECK(t.find("stop zz-last") < t.find("stop S10b"));
+    CHECK(t.find("stop zz-last") < t.find("stop S10c"));
+    CHECK(t.find("stop S10b") < t.find("stop S02a"));
+    CHECK(t.find("stop S10c") < t.find("stop S02a"));
+}
+
+TEST_CASE("an sd_notify READY=1 on NOTIFY_SOCKET makes a service running, with its STATUS") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    write_file(dir / "go", "");
+    service_spec s = make_spec(
+        "notifier", {"/bin/sh", "-c",
+                     "while [ -e " + (dir / "go") + " ]; do sleep 0.05; done; "
+                     "systemd-notify --ready --status=serving; exec sleep 1000"});
+    s.readiness = ringd::readiness_protocol::notify_socket;
+    s.policy.needs_readiness = true;
+    REQUIRE(sup.add(s).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        bool spawned = co_await wait_until(ctx, [&] { return sup.status("notifier")->pid != 0; });
+        REQUIRE(spawned);
+        CHECK(sup.status("notifier")->state == state::starting);
+        ::unlink((dir / "go").c_str()); // now it tells us it is ready
+        bool ready = co_await wait_until(ctx, [&] { return sup.status("notifier")->state == state::running; });
+        REQUIRE(ready);
+        CHECK(sup.status("notifier")->status_text == "serving");
+    });
+    INFO(out.all());
+    CHECK(out.saw("ready notifier: pid"));
+}
+
+TEST_CASE("a spawn that fails is retried at the polling interval until it works") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    const std::string program = dir / "later";
+    REQUIRE(sup.add(make_spec("later", {program})).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        bool retried = co_await wait_until(ctx, [&] { return out.count("start later: execve") >= 2; });
+        REQUIRE(retried);
+        CHECK(sup.status("later")->state == state::backoff);
+        write_file(program, "#!/bin/sh\nexec sleep 1000\n", 0755);
+        bool up = co_await wait_until(ctx, [&] { return sup.status("later")->state == state::running; });
+        REQUIRE(up);
+    });
+    INFO(out.all());
+    CHECK(out.saw("start later: execve " + program + ": No such file or directory; retrying in 50 ms"));
+}
+
+TEST_CASE("a new supervisor on the table re-adopts running children instead of starting copies") {
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string table = dir / "table";
+    std::vector<pid_t> first_pids;
+    {
+        io_context ctx;
+        captured_log out;
+        supervisor sup(ctx, out.log, {dir.path(), table, false, ringd::wait_method::automatic});
+        for (const std::string name : {"one", "two", "three"})
+            REQUIRE(sup.add(make_spec(name, {"/bin/sleep", "1000"})).has_value());
+        REQUIRE(sup.stop("three").has_value()); // wanted down: stays down
+        // Run until all are up, then leave as a crash would: no shutdown, the children keep
+        // running (kill -9 of the real supervisor is in supervise_tool_test.cpp).
+        auto body = [&]() -> task<void> {
+            ringd::scope s;
+            s.spawn(sup.run());
+            bool up = co_await wait_until(ctx, [&] {
+                return sup.status("one")->state == state::running &&
+                       sup.status("two")->state == state::running;
+            });
+            CHECK(up);
+            first_pids = {sup.status("one")->pid, sup.status("two")->pid};
+            sup.detach();
+            co_await s.join();
+        };
+        ringd::testing::run_bounded(ctx, body());
+        CHECK(sup.status("one")->pid == first_pids[0]); // still running, not stopped
+        for (pid_t p : first_pids) reaper.watch_group(p);
+    }
+    REQUIRE(first_pids[0] > 0);
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), table, false, ringd::wait_method::automatic});
+    auto entries = sup.load_table();
+    REQUIRE(entries.size() == 3);
+    for (const auto& e : entries) REQUIRE(sup.add(e.spec, &e).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        co_await ringd::sleep_for(ctx, 50ms);
+        CHECK(sup.status("one")->pid == first_pids[0]);
+        CHECK(sup.status("two")->pid == first_pids[1]);
+        CHECK(sup.status("one")->adopted);
+        CHECK(sup.status("three")->state == state::stopped);
+    });
+    INFO(out.all());
+    CHECK(out.count("adopt ") == 2);
+    CHECK_FALSE(out.saw("start one"));
+    CHECK_FALSE(out.saw("start two"));
+    // Shut down with the table kept: every wanted service is recorded, without a process.
+    auto again = ringd::detail::supervisor_table_parse(read_file(table));
+    REQUIRE(again.has_value());
+    REQUIRE(again->size() == 3);
+    CHECK((*again)[0].pid == 0);
+}
+
+TEST_CASE("a second supervisor on the same table is refused") {
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor first(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+    try {
+        supervisor second(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+        FAIL("the second supervisor took the lock");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == "lock table " + (dir / "table") +
+                                           ".lock: held by another supervisor (pid " +
+                                           std::to_string(::getpid()) + ")");
+    }
+}
+
+TEST_CASE("200 supervised processes cause no loop wake-ups while nothing happens") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    for (int i = 0; i < 200; ++i) {
+        char name[16];
+        std::snprintf(name, sizeof name, "sleeper%03d", i);
+        REQUIRE(sup.add(make_spec(name, {"/bin/sleep", "1000"})).has_value());
+    }
+    std::uint64_t wakeups = 0;
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] {
+            for (const auto& st : sup.list())
+                if (st.state != state::running) return false;
+            return true;
+        }, 60s);
+        REQUIRE(up);
+        for (const auto& st : sup.list()) reaper.watch_group(st.pid);
+        const std::uint64_t before = ctx.stats().iterations;
+        auto slept = co_await ringd::sleep_for(ctx, 1s);
+        CHECK(slept.has_value());
+        // One iteration: the one that slept in the kernel until our own timer fired.
+        wakeups = ctx.stats().iterations - before - 1;
+    }, true, 120s);
+    CHECK(wakeups == 0);
+    CHECK(out.count("stop sleeper") == 200);
+}
+
+TEST_CASE("remove stops a service, forgets it and deletes its log file") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    REQUIRE(sup.add(make_spec("gone", {"/bin/sleep", "1000"})).has_value());
+    std::string log;
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] { return sup.status("gone")->state == state::running; });
+        REQUIRE(up);
+        log = sup.status("gone")->log_path;
+        CHECK(::access(log.c_str(), F_OK) == 0);
+        auto r = sup.remove("gone");
+        REQUIRE(r.has_value());
+        CHECK(r->starts_with("stopping pid "));
+        bool forgotten = co_await wait_until(ctx, [&] { return !sup.status("gone").has_value(); });
+        REQUIRE(forgotten);
+    });
+    CHECK(::access(log.c_str(), F_OK) != 0);
+    CHECK(out.saw("remove gone: done"));
+}
+
+TEST_CASE("the table round-trips any string and names the line of a fault") {
+    ringd::table_entry e;
+    e.spec = make_spec("odd", {"/bin/echo", "two words", "", "100%", "tab\there", "new\nline"});
+    e.spec.environment = {"A=b c"};
+    e.spec.user = "nobody";
+    e.spec.readiness = ringd::readiness_protocol::notification_fd;
+    e.spec.notification_fd = 5;
+    e.spec.priority = -3;
+    e.spec.version = 1234567890123;
+    e.pid = 42;
+    e.start_time = 99;
+    e.log_path = "/var/log/x/odd.42";
+    const std::string text = ringd::detail::supervisor_table_format({e, e});
+    auto back = ringd::detail::supervisor_table_parse(text);
+    REQUIRE(back.has_value());
+    REQUIRE(back->size() == 2);
+    const auto& b = (*back)[1];
+    CHECK(b.spec.argv == e.spec.argv);
+    CHECK(b.spec.environment == e.spec.environment);
+    CHECK(b.spec.user == "nobody");
+    CHECK(b.spec.readiness == e.spec.readiness);
+    CHECK(b.spec.notification_fd == 5);
+    CHECK(b.spec.priority == -3);
+    CHECK(b.spec.version == e.spec.version);
+    CHECK(b.spec.policy.restart_delay == 20ms);
+    CHECK(b.pid == 42);
+    CHECK(b.start_time == 99);
+    CHECK(b.log_path == e.log_path);
+
+    auto broken = ringd::detail::supervisor_table_parse(text.substr(0, text.size() - 4));
+    REQUIRE_FALSE(broken.has_value());
+    CHECK(broken.error() == "line 26: the block of 'odd' has no 'end'");
+    auto alien = ringd::detail::supervisor_table_parse("hello\n");
+    REQUIRE_FALSE(alien.has_value());
+    CHECK(alien.error().starts_with("line 1: not a ringd-supervise table"));
+}
+
+TEST_CASE("a torn <table>.pids costs the adoption, never the services") {
+    temp_dir dir;
+    const std::string table = dir / "table";
+    ringd::table_entry e;
+    e.spec = make_spec("kept", {"/bin/sleep", "1000"});
+    e.pid = 4242;
+    e.start_time = 7;
+    e.log_path = "/x/kept.4242";
+    write_file(table, ringd::detail::supervisor_table_format({e}), 0600);
+    auto pids = ringd::detail::supervisor_pids_parse(ringd::detail::supervisor_pids_format({e}));
+    REQUIRE(pids.has_value());
+    REQUIRE(pids->size() == 1);
+    CHECK((*pids)[0].spec.name == "kept");
+    CHECK((*pids)[0].pid == 4242);
+    CHECK((*pids)[0].start_time == 7);
+    CHECK((*pids)[0].log_path == "/x/kept.4242");
+
+    write_file(table + ".pids", "ringd-supervise-pids 1\n=kept 42", 0600); // cut short
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), table, false, ringd::wait_method::automatic});
+    auto entries = sup.load_table();
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].spec.name == "kept");
+    CHECK(entries[0].spec.argv == e.spec.argv);
+    CHECK(out.saw("read " + table + ".pids: line 2: expected '=name pid start_time =log'; not adopting any process"));
+}

@@ -1,0 +1,249 @@
+// ringd-supervise/config.hpp — the TOML configuration, the directory scan (cssd: every executable
+// in the listed directories is a service, the first of a name wins) and the permission check
+// that a script must pass before it is run. Errors name the file and the line.
+#pragma once
+
+#include <ringd/log.hpp>
+#include <ringd/result.hpp>
+#include <ringd/supervisor.hpp>
+
+#include <toml++/toml.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace supervise {
+
+// What the config file says (every key has a default).
+struct config {
+    std::vector<std::string> directories;         // scanned for services, in this order
+    double restart_delay_s = 5;                   // cssd: re-invoke 5 s after an exit
+    double backoff_factor = 1;                    // 1: the delay stays fixed (cssd)
+    double max_restart_delay_s = 60;
+    unsigned start_limit_burst = 5;
+    double start_limit_interval_s = 10;
+    double stop_timeout_s = 10;
+    double spawn_retry_interval_s = 5;            // keepalive -t: retry a failed fork/exec
+    std::string syslog_ident = "ringd-supervise";
+    int syslog_facility = LOG_DAEMON;
+    std::string syslog_facility_name = "daemon";
+
+    // The default policy of every service (registered ones may override parts of it).
+    [[nodiscard]] ringd::supervision::service_policy policy() const;
+};
+
+// Reads FILE. Errors: "config FILE: line N: ..." (syntax, unknown key, wrong type, bad value).
+[[nodiscard]] ringd::expected<config, std::string> load_config(const std::string& path);
+
+// Why a script may not run, or nothing: it must be a regular executable file, owned by root or
+// by the supervisor's user, and not writable by group or others.
+[[nodiscard]] ringd::expected<void, std::string> check_script(const std::string& path);
+
+// One executable found by the scan.
+struct found_script {
+    std::string name;      // the file name: the service's name
+    std::string path;      // directory/name
+    std::string directory; // where it was found
+    std::int64_t mtime_ns = 0;
+};
+
+// The outcome of scanning the directories: the services, and what was skipped or refused
+// (one line each, to log).
+struct scan_result {
+    std::vector<found_script> scripts;
+    std::vector<std::string> refused;  // "refuse DIR/x: ..." (err)
+    std::vector<std::string> skipped;  // "skip DIR/x: ..." (info)
+};
+[[nodiscard]] scan_result scan_directories(const std::vector<std::string>& directories);
+
+// The spec of a directory service under the config's defaults.
+[[nodiscard]] ringd::service_spec spec_of(const found_script& script, const config& c);
+
+inline constexpr std::string_view directory_origin_prefix = "directory ";
+
+// =============================================================================================
+// Implementation
+
+inline ringd::supervision::service_policy config::policy() const {
+    using namespace std::chrono;
+    auto seconds = [](double s) {
+        return duration_cast<ringd::supervision::duration>(duration<double>(s));
+    };
+    ringd::supervision::service_policy p;
+    p.restart = ringd::supervision::restart_policy::always;
+    p.restart_delay = seconds(restart_delay_s);
+    p.backoff_factor = backoff_factor;
+    p.max_restart_delay = seconds(max_restart_delay_s);
+    p.start_limit_burst = start_limit_burst;
+    p.start_limit_interval = seconds(start_limit_interval_s);
+    p.stop_timeout = seconds(stop_timeout_s);
+    p.spawn_retry_interval = seconds(spawn_retry_interval_s);
+    return p;
+}
+
+inline ringd::expected<config, std::string> load_config(const std::string& path) {
+    auto fail_at = [&](std::uint32_t line, const std::string& why) {
+        return ringd::unexpected<std::string>("config " + path + ": line " + std::to_string(line) +
+                                              ": " + why);
+    };
+    toml::table table;
+    try {
+        table = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        if (e.source().begin.line == 0) // it never got to a line: the file itself
+            return ringd::unexpected<std::string>("config " + path + ": " + std::string(e.description()));
+        return fail_at(e.source().begin.line, std::string(e.description()));
+    }
+    config c;
+    for (auto&& [key, node] : table) {
+        const std::uint32_t line = node.source().begin.line;
+        const std::string k(key.str());
+        // A number of seconds: integer or float, not negative, finite.
+        auto seconds = [&](double& out) -> ringd::expected<void, std::string> {
+            std::optional<double> v = node.is_integer() ? std::optional<double>(static_cast<double>(*node.value<std::int64_t>()))
+                                                        : node.value<double>();
+            if (!node.is_number() || !v)
+                return fail_at(line, k + " must be a number of seconds");
+            if (*v < 0 || !std::isfinite(*v)) return fail_at(line, k + " must not be negative");
+            out = *v;
+            return {};
+        };
+        ringd::expected<void, std::string> ok;
+        if (k == "directories") {
+            const toml::array* list = node.as_array();
+            if (list == nullptr) return fail_at(line, "directories must be a list of paths");
+            for (auto&& item : *list) {
+                auto dir = item.value<std::string>();
+                if (!dir || dir->empty() || (*dir)[0] != '/')
+                    return fail_at(item.source().begin.line != 0 ? item.source().begin.line : line,
+                                   "directories must hold absolute paths");
+                c.directories.push_back(*dir);
+            }
+        } else if (k == "restart_delay_s") {
+            ok = seconds(c.restart_delay_s);
+        } else if (k == "max_restart_delay_s") {
+            ok = seconds(c.max_restart_delay_s);
+        } else if (k == "start_limit_interval_s") {
+            ok = seconds(c.start_limit_interval_s);
+        } else if (k == "stop_timeout_s") {
+            ok = seconds(c.stop_timeout_s);
+        } else if (k == "spawn_retry_interval_s") {
+            ok = seconds(c.spawn_retry_interval_s);
+        } else if (k == "backoff_factor") {
+            ok = seconds(c.backoff_factor);
+            if (ok && c.backoff_factor < 1) return fail_at(line, "backoff_factor must be at least 1");
+        } else if (k == "start_limit_burst") {
+            auto v = node.value<std::int64_t>();
+            if (!node.is_integer() || !v || *v < 0 || *v > ringd::supervision::max_start_limit_burst)
+                return fail_at(line, "start_limit_burst must be an integer in 0.." +
+                                         std::to_string(ringd::supervision::max_start_limit_burst) +
+                                         " (0: no limit)");
+            c.start_limit_burst = static_cast<unsigned>(*v);
+        } else if (k == "syslog_ident") {
+            auto v = node.value<std::string>();
+            if (!node.is_string() || !v || v->empty()) return fail_at(line, "syslog_ident must be a non-empty string");
+            c.syslog_ident = *v;
+        } else if (k == "syslog_facility") {
+            auto v = node.value<std::string>();
+            auto f = v ? ringd::parse_syslog_facility(*v) : std::nullopt;
+            if (!node.is_string() || !f)
+                return fail_at(line, "syslog_facility must be daemon, user, local0..local7, ...");
+            c.syslog_facility = *f;
+            c.syslog_facility_name = *v;
+        } else {
+            return fail_at(line, "unknown key '" + k + "' (known: directories, restart_delay_s, "
+                                 "backoff_factor, max_restart_delay_s, start_limit_burst, "
+                                 "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
+                                 "syslog_ident, syslog_facility)");
+        }
+        if (!ok) return ringd::unexpected<std::string>(ok.error());
+    }
+    return c;
+}
+
+inline ringd::expected<void, std::string> check_script(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return ringd::unexpected<std::string>(path + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return ringd::unexpected<std::string>(path + ": not a regular file");
+    const uid_t me = ::geteuid();
+    if (st.st_uid != 0 && st.st_uid != me)
+        return ringd::unexpected<std::string>(path + ": owned by uid " + std::to_string(st.st_uid) +
+                                              "; it must belong to root or to uid " +
+                                              std::to_string(me) + " (the supervisor's user)");
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return ringd::unexpected<std::string>(path + ": writable by " +
+                                              ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") +
+                                              " (mode " + mode + "); a script run by the supervisor must not be");
+    }
+    if ((st.st_mode & 0111) == 0) return ringd::unexpected<std::string>(path + ": not executable");
+    return {};
+}
+
+inline scan_result scan_directories(const std::vector<std::string>& directories) {
+    scan_result out;
+    std::map<std::string, std::string> taken; // name → where it was found first
+    for (const std::string& dir : directories) {
+        DIR* d = ::opendir(dir.c_str());
+        if (d == nullptr) {
+            out.refused.push_back("scan " + dir + ": " + std::strerror(errno));
+            continue;
+        }
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const std::string& name : names) {
+            const std::string path = dir + "/" + name;
+            struct stat st {};
+            if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0)
+                continue; // not an executable file: not a service
+            if (name.ends_with("~") || name.find(".dpkg-") != std::string::npos) {
+                out.skipped.push_back("skip " + path + ": a backup file");
+                continue;
+            }
+            if (auto ok = ringd::check_service_name(name); !ok) {
+                out.refused.push_back("refuse " + path + ": " + ok.error());
+                continue;
+            }
+            if (auto first = taken.find(name); first != taken.end()) {
+                out.skipped.push_back("skip " + path + ": " + name + " is already provided by " +
+                                      first->second);
+                continue;
+            }
+            taken.emplace(name, path);
+            if (auto ok = check_script(path); !ok) {
+                out.refused.push_back("refuse " + ok.error());
+                continue;
+            }
+            out.scripts.push_back({name, path, dir,
+                                   static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                                       st.st_mtim.tv_nsec});
+        }
+    }
+    return out;
+}
+
+inline ringd::service_spec spec_of(const found_script& script, const config& c) {
+    ringd::service_spec s;
+    s.name = script.name;
+    s.argv = {script.path};
+    s.policy = c.policy();
+    s.origin = std::string(directory_origin_prefix) + script.directory;
+    s.version = script.mtime_ns;
+    return s;
+}
+
+} // namespace supervise

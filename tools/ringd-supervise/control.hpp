@@ -1,0 +1,562 @@
+// ringd-supervise/control.hpp — the control socket (keepalive/spawndaemon's registration mode):
+// the requests, their parsing and answers, the server with its peer-credential check, and the
+// `ctl` client.
+//
+// Wire format: the client sends the words after `ctl --control SOCKET` each followed by '\0',
+// then shuts down its sending side. The answer is one line with the exit status ("0", "1"),
+// then the text to print (on stdout for 0, stderr otherwise). Only root and the supervisor's
+// own uid may ask (SO_PEERCRED); the socket is mode 0666 so that others get that answer in
+// words rather than a bare EACCES.
+#pragma once
+
+#include "config.hpp"
+
+#include <ringd/io_context.hpp>
+#include <ringd/log.hpp>
+#include <ringd/net.hpp>
+#include <ringd/ops.hpp>
+#include <ringd/process.hpp>
+#include <ringd/scope.hpp>
+#include <ringd/supervisor.hpp>
+#include <ringd/task.hpp>
+#include <ringd/timer.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace supervise {
+
+// What a request can touch.
+struct control_context {
+    ringd::supervisor& sup;
+    ringd::logger& log;
+    const config& defaults;         // policy defaults for registered services
+    std::function<void()> shutdown; // what `shutdown` does (stop all, remove the table, exit)
+};
+
+struct answer {
+    int status = 0;   // the client's exit status
+    std::string text; // printed by the client
+};
+
+inline constexpr std::string_view ctl_usage =
+    "usage: ringd-supervise ctl [--control SOCKET] COMMAND\n"
+    "commands:\n"
+    "  register NAME [OPTIONS] -- CMD [ARGS...]   supervise CMD as NAME (keepalive/spawndaemon)\n"
+    "  unregister NAME                            stop NAME and forget it; its log is deleted\n"
+    "  list [--json]                              every service, in start order\n"
+    "  status NAME [--json]                       one service in detail\n"
+    "  start NAME | stop NAME | restart NAME      change what is wanted\n"
+    "  shutdown                                   stop everything, remove the table, exit\n"
+    "register options:\n"
+    "  --user U --group G --cwd DIR --env KEY=VALUE (repeatable) --priority N\n"
+    "  --restart always|on-failure|never --restart-delay S --backoff FACTOR\n"
+    "  --max-restart-delay S --stable-after S --start-limit-burst N --start-limit-interval S\n"
+    "  --stop-signal SIG --stop-timeout S\n"
+    "  --notify (sd_notify READY=1 on $NOTIFY_SOCKET) | --notification-fd N (s6: a line on fd N)\n"
+    "  --ready-timeout S (default 60 with --notify or --notification-fd)\n";
+
+// Parses `register NAME [OPTIONS] -- CMD [ARGS...]` (words[0] is "register").
+[[nodiscard]] ringd::expected<ringd::service_spec, std::string> parse_register(
+    const std::vector<std::string>& words, const config& defaults);
+// Carries out one request.
+[[nodiscard]] answer handle_request(const std::vector<std::string>& words, control_context& c);
+// "NAME STATE PID ..." lines, or a JSON array.
+[[nodiscard]] std::string format_list(const std::vector<ringd::service_status>& services, bool json);
+[[nodiscard]] std::string format_status(const ringd::service_status& s, bool json);
+// "3d04h", "2h05m", "4m07s", "12s".
+[[nodiscard]] std::string format_duration(std::chrono::seconds d);
+
+// Accepts control connections until cancelled. At most 16 at once (more are told to retry);
+// each must send its request within 5 s.
+ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l, control_context& c);
+
+// The `ctl` client: sends `words`, prints the answer, returns the exit status.
+[[nodiscard]] int run_client(const std::string& socket_path, std::vector<std::string> words);
+
+// =============================================================================================
+// Implementation
+
+namespace detail {
+
+inline ringd::expected<double, std::string> seconds_value(const std::string& option,
+                                                          const std::string& text) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0)
+        return ringd::unexpected<std::string>(option + " '" + text + "': not a number of seconds");
+    return v;
+}
+
+inline ringd::expected<long, std::string> integer_value(const std::string& option,
+                                                        const std::string& text, long low, long high) {
+    long v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < low || v > high)
+        return ringd::unexpected<std::string>(option + " '" + text + "': not an integer in " +
+                                              std::to_string(low) + ".." + std::to_string(high));
+    return v;
+}
+
+inline ringd::supervision::duration seconds(double s) {
+    return std::chrono::duration_cast<ringd::supervision::duration>(std::chrono::duration<double>(s));
+}
+
+// The file CMD names: itself if it has a '/', else the first executable in our PATH.
+inline std::string resolve_command(const std::string& cmd) {
+    if (cmd.find('/') != std::string::npos) return cmd;
+    const char* env = std::getenv("PATH");
+    const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+    for (std::size_t start = 0; start <= path.size();) {
+        std::size_t colon = path.find(':', start);
+        if (colon == std::string::npos) colon = path.size();
+        const std::string candidate = path.substr(start, colon - start) + "/" + cmd;
+        start = colon + 1;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    return cmd;
+}
+
+inline std::string state_name(ringd::supervision::state s) {
+    return std::string(ringd::supervision::to_string(s));
+}
+
+} // namespace detail
+
+inline std::string format_duration(std::chrono::seconds d) {
+    long s = static_cast<long>(d.count());
+    char buf[32];
+    if (s >= 86400)
+        std::snprintf(buf, sizeof buf, "%ldd%02ldh", s / 86400, (s % 86400) / 3600);
+    else if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60)
+        std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%lds", s);
+    return buf;
+}
+
+inline ringd::expected<ringd::service_spec, std::string> parse_register(
+    const std::vector<std::string>& words, const config& defaults) {
+    using ringd::unexpected;
+    if (words.size() < 2 || words[1].starts_with("-"))
+        return unexpected<std::string>("register: missing NAME (register NAME [OPTIONS] -- CMD [ARGS...])");
+    ringd::service_spec s;
+    s.name = words[1];
+    s.origin = "registered";
+    s.policy = defaults.policy();
+    if (auto ok = ringd::check_service_name(s.name); !ok)
+        return unexpected<std::string>("register: " + ok.error());
+    auto fail = [&](const std::string& why) { return unexpected<std::string>("register " + s.name + ": " + why); };
+    bool ready_timeout_given = false;
+    std::size_t i = 2;
+    for (; i < words.size() && words[i] != "--"; ++i) {
+        const std::string& opt = words[i];
+        if (!opt.starts_with("--")) return fail("expected -- before the command, got '" + opt + "'");
+        const bool is_flag = opt == "--notify";
+        if (!is_flag && i + 1 >= words.size()) return fail("option " + opt + " needs a value");
+        const std::string value = is_flag ? std::string() : words[i + 1];
+        if (!is_flag) ++i;
+        auto secs = [&](ringd::supervision::duration& out) -> ringd::expected<void, std::string> {
+            auto v = detail::seconds_value(opt, value);
+            if (!v) return fail(v.error());
+            out = detail::seconds(*v);
+            return {};
+        };
+        ringd::expected<void, std::string> ok;
+        if (opt == "--user") {
+            s.user = value;
+        } else if (opt == "--group") {
+            s.group = value;
+        } else if (opt == "--cwd") {
+            if (value.empty() || value[0] != '/') return fail("--cwd '" + value + "': not an absolute path");
+            s.cwd = value;
+        } else if (opt == "--env") {
+            if (value.find('=') == std::string::npos || value[0] == '=')
+                return fail("--env '" + value + "': expected KEY=VALUE");
+            s.environment.push_back(value);
+        } else if (opt == "--restart") {
+            auto p = ringd::parse_restart_policy(value);
+            if (!p) return fail("--restart '" + value + "': expected always, on-failure or never");
+            s.policy.restart = *p;
+        } else if (opt == "--restart-delay") {
+            ok = secs(s.policy.restart_delay);
+        } else if (opt == "--max-restart-delay") {
+            ok = secs(s.policy.max_restart_delay);
+        } else if (opt == "--stable-after") {
+            ok = secs(s.policy.stable_after);
+        } else if (opt == "--start-limit-interval") {
+            ok = secs(s.policy.start_limit_interval);
+        } else if (opt == "--stop-timeout") {
+            ok = secs(s.policy.stop_timeout);
+        } else if (opt == "--ready-timeout") {
+            ok = secs(s.policy.ready_timeout);
+            ready_timeout_given = true;
+        } else if (opt == "--backoff") {
+            auto v = detail::seconds_value(opt, value);
+            if (!v || *v < 1) return fail("--backoff '" + value + "': expected a factor of at least 1");
+            s.policy.backoff_factor = *v;
+        } else if (opt == "--start-limit-burst") {
+            auto v = detail::integer_value(opt, value, 0, ringd::supervision::max_start_limit_burst);
+            if (!v) return fail(v.error());
+            s.policy.start_limit_burst = static_cast<unsigned>(*v);
+        } else if (opt == "--priority") {
+            auto v = detail::integer_value(opt, value, -1000000, 1000000);
+            if (!v) return fail(v.error());
+            s.priority = static_cast<int>(*v);
+        } else if (opt == "--stop-signal") {
+            auto sig = ringd::parse_signal(value);
+            if (!sig) return fail("--stop-signal '" + value + "': not a signal name or number");
+            s.policy.stop_signal = *sig;
+        } else if (opt == "--notify") {
+            s.readiness = ringd::readiness_protocol::notify_socket;
+        } else if (opt == "--notification-fd") {
+            auto v = detail::integer_value(opt, value, 3, 63);
+            if (!v) return fail(v.error());
+            s.readiness = ringd::readiness_protocol::notification_fd;
+            s.notification_fd = static_cast<int>(*v);
+        } else {
+            return fail("unknown option '" + opt + "'");
+        }
+        if (!ok) return unexpected<std::string>(ok.error());
+    }
+    if (i >= words.size()) return fail("expected -- before the command");
+    s.argv.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+    if (s.argv.empty() || s.argv[0].empty()) return fail("no command after --");
+    if (s.readiness != ringd::readiness_protocol::none) {
+        s.policy.needs_readiness = true;
+        if (!ready_timeout_given) s.policy.ready_timeout = std::chrono::seconds(60);
+    }
+    return s;
+}
+
+inline std::string format_list(const std::vector<ringd::service_status>& services, bool json) {
+    if (json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& s : services) out.push_back(nlohmann::json::parse(format_status(s, true)));
+        return out.dump(2) + "\n";
+    }
+    std::string out;
+    char line[512];
+    std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8s  %s\n", "NAME", "STATE", "PID", "SINCE",
+                  "RESTARTS", "ORIGIN");
+    out += line;
+    for (const auto& s : services) {
+        std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8u  %s\n", s.name.c_str(),
+                      detail::state_name(s.state).c_str(),
+                      s.pid != 0 ? std::to_string(s.pid).c_str() : "-",
+                      format_duration(s.in_state).c_str(), s.restarts, s.origin.c_str());
+        out += line;
+    }
+    return out;
+}
+
+inline std::string format_status(const ringd::service_status& s, bool json) {
+    std::string command;
+    for (const auto& a : s.argv) command += (command.empty() ? "" : " ") + a;
+    const std::string last_exit = s.last_exit ? s.last_exit->to_string() : std::string();
+    if (json) {
+        nlohmann::json j;
+        j["name"] = s.name;
+        j["state"] = detail::state_name(s.state);
+        j["wanted"] = s.wanted_up ? "up" : "down";
+        j["pid"] = s.pid;
+        j["in_state_s"] = s.in_state.count();
+        j["restarts"] = s.restarts;
+        j["last_exit"] = last_exit;
+        j["last_error"] = s.last_error;
+        j["status"] = s.status_text;
+        j["log"] = s.log_path;
+        j["origin"] = s.origin;
+        j["priority"] = s.priority;
+        j["readiness"] = std::string(ringd::to_string(s.readiness));
+        j["argv"] = s.argv;
+        j["adopted"] = s.adopted;
+        return j.dump();
+    }
+    std::string out;
+    auto row = [&](const char* key, const std::string& value) {
+        if (!value.empty()) out += std::string(key) + ": " + value + "\n";
+    };
+    row("name", s.name);
+    row("state", detail::state_name(s.state) + " for " + format_duration(s.in_state) +
+                     (s.wanted_up ? "" : " (wanted down)"));
+    row("pid", s.pid != 0 ? std::to_string(s.pid) + (s.adopted ? " (adopted)" : "") : std::string());
+    row("restarts", std::to_string(s.restarts));
+    row("last exit", last_exit);
+    row("last error", s.last_error);
+    row("status", s.status_text);
+    row("command", command);
+    row("log", s.log_path);
+    row("origin", s.origin);
+    row("readiness", std::string(ringd::to_string(s.readiness)));
+    return out;
+}
+
+inline answer handle_request(const std::vector<std::string>& words, control_context& c) {
+    auto error = [](const std::string& text) { return answer{1, text + "\n"}; };
+    if (words.empty()) return error("no command\n" + std::string(ctl_usage));
+    const std::string& cmd = words[0];
+    auto one_name = [&]() -> ringd::expected<std::string, std::string> {
+        if (words.size() != 2) return ringd::unexpected<std::string>(cmd + ": expected one NAME");
+        return words[1];
+    };
+    if (cmd == "register") {
+        if (c.sup.shutting_down()) return error("register: the supervisor is shutting down");
+        auto spec = parse_register(words, c.defaults);
+        if (!spec) return error(spec.error());
+        const std::string program = detail::resolve_command(spec->argv[0]);
+        if (auto ok = check_script(program); !ok) {
+            c.log.logf(ringd::log_level::err, "register %s: refused %s", spec->name.c_str(), ok.error().c_str());
+            return error("register " + spec->name + ": refused " + ok.error());
+        }
+        const std::string name = spec->name;
+        if (auto added = c.sup.add(std::move(*spec)); !added) {
+            std::string why = added.error(); // "add NAME: ..." in the supervisor's words
+            if (why.starts_with("add ")) why.replace(0, 4, "register ");
+            return error(why);
+        }
+        c.log.logf(ringd::log_level::notice, "register %s: %s", name.c_str(), program.c_str());
+        return {0, "registered " + name + "\n"};
+    }
+    if (cmd == "unregister") {
+        auto name = one_name();
+        if (!name) return error(name.error());
+        const ringd::service_spec* spec = c.sup.find(*name);
+        if (spec == nullptr) return error("unregister " + *name + ": no such service");
+        if (spec->origin.starts_with(directory_origin_prefix))
+            return error("unregister " + *name + ": it comes from " + spec->origin +
+                         "; delete its file there and send SIGHUP");
+        auto removed = c.sup.remove(*name);
+        if (!removed) return error(removed.error());
+        c.log.logf(ringd::log_level::notice, "unregister %s: %s", name->c_str(), removed->c_str());
+        return {0, "unregistered " + *name + ": " + *removed + "\n"};
+    }
+    if (cmd == "list") {
+        const bool json = words.size() == 2 && words[1] == "--json";
+        if (words.size() > 2 || (words.size() == 2 && !json)) return error("list: expected nothing or --json");
+        return {0, format_list(c.sup.list(), json)};
+    }
+    if (cmd == "status") {
+        const bool json = words.size() == 3 && words[2] == "--json";
+        if (words.size() < 2 || words.size() > 3 || (words.size() == 3 && !json))
+            return error("status: expected NAME [--json]");
+        auto st = c.sup.status(words[1]);
+        if (!st) return error("status " + words[1] + ": no such service");
+        return {0, format_status(*st, json) + (json ? "\n" : "")};
+    }
+    if (cmd == "start" || cmd == "stop" || cmd == "restart") {
+        auto name = one_name();
+        if (!name) return error(name.error());
+        const ringd::service_spec* spec = c.sup.find(*name);
+        if (spec == nullptr) return error(cmd + " " + *name + ": no such service");
+        if (cmd != "stop") {
+            // The script may have changed since it was accepted: check it again.
+            if (auto ok = check_script(detail::resolve_command(spec->argv[0])); !ok)
+                return error(cmd + " " + *name + ": refused " + ok.error());
+        }
+        auto done = cmd == "start" ? c.sup.start(*name) : cmd == "stop" ? c.sup.stop(*name) : c.sup.restart(*name);
+        if (!done) return error(done.error());
+        c.log.logf(ringd::log_level::notice, "%s %s: requested", cmd.c_str(), name->c_str());
+        return {0, cmd + " " + *name + ": ok\n"};
+    }
+    if (cmd == "shutdown") {
+        if (words.size() != 1) return error("shutdown: takes no arguments");
+        c.log.logf(ringd::log_level::notice, "shutdown: requested over the control socket");
+        c.shutdown();
+        return {0, "shutting down\n"};
+    }
+    return error("unknown command '" + cmd + "'\n" + std::string(ctl_usage));
+}
+
+namespace detail {
+
+// Reads the request (words, each ending in '\0') until the client shuts down its side.
+inline ringd::task<void> read_request(ringd::io_context& ctx, const ringd::unique_fd& fd,
+                                      std::string& request, std::string& fault) {
+    std::byte buf[4096];
+    for (;;) {
+        auto n = co_await ringd::async_recv(ctx, fd, buf);
+        if (!n) {
+            fault = ringd::is_cancelled(n.error()) ? "request not complete within 5 s" : n.error().message();
+            co_return;
+        }
+        if (*n == 0) co_return;
+        request.append(reinterpret_cast<const char*>(buf), *n);
+        if (request.size() > 65536) {
+            fault = "request longer than 64 KiB";
+            co_return;
+        }
+    }
+}
+
+inline ringd::task<void> stop_after(ringd::io_context& ctx, std::chrono::seconds delay, ringd::scope& target) {
+    auto slept = co_await ringd::sleep_for(ctx, delay);
+    if (slept) target.request_stop();
+}
+
+inline ringd::task<void> send_all(ringd::io_context& ctx, const ringd::unique_fd& fd, std::string text) {
+    for (std::size_t sent = 0; sent < text.size();) {
+        auto n = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(text)).subspan(sent));
+        if (!n) co_return;
+        sent += *n;
+    }
+}
+
+inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_fd fd, control_context& c) {
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) co_return;
+    if (peer.uid != 0 && peer.uid != ::geteuid()) {
+        c.log.logf(ringd::log_level::warning,
+                   "control: refused a request from uid %u (pid %d): only root and uid %u may ask",
+                   peer.uid, peer.pid, ::geteuid());
+        co_await send_all(ctx, fd, "1\npermission denied: uid " + std::to_string(peer.uid) +
+                                       " is neither root nor the supervisor's user (uid " +
+                                       std::to_string(::geteuid()) + ")\n");
+        co_return;
+    }
+    std::string request, fault;
+    {
+        ringd::scope reading;
+        ringd::scope timer;
+        reading.spawn(read_request(ctx, fd, request, fault));
+        timer.spawn(stop_after(ctx, std::chrono::seconds(5), reading));
+        co_await reading.join();
+        timer.request_stop();
+        co_await timer.join();
+    }
+    answer a;
+    if (!fault.empty()) {
+        a = {1, "control request: " + fault + "\n"};
+    } else {
+        std::vector<std::string> words;
+        for (std::size_t start = 0; start < request.size();) {
+            std::size_t end = request.find('\0', start);
+            if (end == std::string::npos) end = request.size();
+            words.push_back(request.substr(start, end - start));
+            start = end + 1;
+        }
+        a = handle_request(words, c);
+    }
+    co_await send_all(ctx, fd, std::to_string(a.status) + "\n" + a.text);
+}
+
+} // namespace detail
+
+inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l, control_context& c) {
+    ringd::scope connections;
+    {
+        ringd::accept_stream stream(ctx, l);
+        for (;;) {
+            auto conn = co_await stream.next();
+            if (!conn) {
+                if (!ringd::is_cancelled(conn.error()))
+                    c.log.logf(ringd::log_level::err, "control: accept on %s: %s",
+                               l.address().to_string().c_str(), conn.error().message().c_str());
+                break;
+            }
+            if (connections.size() >= 16) {
+                static constexpr char busy[] = "1\nbusy: too many control requests at once; try again\n";
+                [[maybe_unused]] ssize_t n = ::send(conn->get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                continue;
+            }
+            connections.spawn(detail::serve_connection(ctx, std::move(*conn), c));
+        }
+    }
+    connections.request_stop();
+    co_await connections.join();
+}
+
+inline int run_client(const std::string& socket_path, std::vector<std::string> words) {
+    // Paths are the client's: make them absolute before the supervisor (cwd /) reads them.
+    char cwd[4096];
+    if (!words.empty() && words[0] == "register" && ::getcwd(cwd, sizeof cwd) != nullptr) {
+        bool command = false;
+        for (std::size_t i = 1; i < words.size(); ++i) {
+            if (!command && words[i] == "--") {
+                command = true;
+                if (i + 1 < words.size() && words[i + 1].find('/') != std::string::npos &&
+                    words[i + 1][0] != '/')
+                    words[i + 1] = std::string(cwd) + "/" + words[i + 1];
+                break;
+            }
+        }
+    }
+    auto address = ringd::socket_address::parse(socket_path);
+    if (!address) {
+        std::fprintf(stderr, "ringd-supervise: ctl: %s\n", address.error().c_str());
+        return 1;
+    }
+    ringd::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd || ::connect(fd.get(), address->sockaddr_ptr(), address->size()) != 0) {
+        std::fprintf(stderr, "ringd-supervise: connect %s: %s (is the supervisor running?)\n",
+                     socket_path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    std::string request;
+    for (const auto& w : words) {
+        request += w;
+        request += '\0';
+    }
+    for (std::size_t sent = 0; sent < request.size();) {
+        const ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) break; // it answered early: read it
+        if (n < 0) {
+            std::fprintf(stderr, "ringd-supervise: send to %s: %s\n", socket_path.c_str(), std::strerror(errno));
+            return 1;
+        }
+        sent += static_cast<std::size_t>(n);
+    }
+    ::shutdown(fd.get(), SHUT_WR);
+    std::string reply;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto nl = reply.find('\n');
+    int status = 1;
+    if (nl == std::string::npos || std::from_chars(reply.data(), reply.data() + nl, status).ec != std::errc()) {
+        std::fprintf(stderr, "ringd-supervise: %s: no answer (the supervisor closed the connection)\n",
+                     socket_path.c_str());
+        return 1;
+    }
+    const std::string text = reply.substr(nl + 1);
+    if (status == 0) {
+        std::fputs(text.c_str(), stdout);
+    } else {
+        // One "ringd-supervise: " per line of the reason, as every other message.
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find('\n', start);
+            if (end == std::string::npos) end = text.size();
+            const std::string line = text.substr(start, end - start);
+            if (line.empty()) {
+                // nothing to print
+            } else if (line.starts_with("usage:") || line.starts_with("  ") || line.ends_with(":")) {
+                std::fprintf(stderr, "%s\n", line.c_str());
+            } else {
+                std::fprintf(stderr, "ringd-supervise: %s\n", line.c_str());
+            }
+            start = end + 1;
+        }
+    }
+    return status;
+}
+
+} // namespace supervise

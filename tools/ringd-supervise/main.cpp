@@ -1,0 +1,483 @@
+// ringd-supervise — keeps services running: cssd's directory mode and keepalive's registration
+// mode, on pidfds and io_uring. See `ringd-supervise --help` and docs/supervision/.
+#include "config.hpp"
+#include "control.hpp"
+
+#include <ringd/io_context.hpp>
+#include <ringd/log.hpp>
+#include <ringd/net.hpp>
+#include <ringd/scope.hpp>
+#include <ringd/signals.hpp>
+#include <ringd/supervisor.hpp>
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* help_text =
+    "usage: ringd-supervise [--config FILE] [--state FILE] [--log-dir DIR] [--control SOCKET]\n"
+    "                       [--foreground] [-i] [--container] [--syslog-ident ID]\n"
+    "                       [--syslog-facility FACILITY] [--log-level LEVEL]\n"
+    "       ringd-supervise ctl [--control SOCKET] COMMAND ...   (ringd-supervise ctl --help)\n"
+    "\n"
+    "Keeps services running and restarts them when they end.\n"
+    "  --config FILE      TOML: directories = [\"/etc/ringd.d\"] (every executable there is a\n"
+    "                     service; the first of a name wins), restart_delay_s = 5,\n"
+    "                     backoff_factor = 1, max_restart_delay_s = 60, start_limit_burst = 5,\n"
+    "                     start_limit_interval_s = 10, stop_timeout_s = 10,\n"
+    "                     spawn_retry_interval_s = 5, syslog_ident, syslog_facility.\n"
+    "                     SIGHUP re-reads it and reconciles: a changed script is restarted,\n"
+    "                     a new one started, a deleted one stopped.\n"
+    "  --state FILE       the persistent table (default /var/lib/ringd-supervise/table): a\n"
+    "                     restarted supervisor resumes it and re-adopts running children\n"
+    "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid>\n"
+    "                     (default /var/log/ringd-supervise)\n"
+    "  --control SOCKET   the control socket for `ctl` (default /run/ringd-supervise.sock)\n"
+    "  --foreground       do not detach; log to stderr as well as syslog\n"
+    "  -i                 start with an empty table (unused log files are deleted)\n"
+    "  --container        be the reaper of orphans (PR_SET_CHILD_SUBREAPER; implied as PID 1)\n"
+    "                     and forward SIGHUP to every service\n"
+    "  --syslog-ident ID, --syslog-facility F   (default ringd-supervise, daemon)\n"
+    "  --log-level LEVEL  err, warning, notice (default) or info\n"
+    "SIGTERM/SIGINT stop every service in reverse start order, then exit 0 (the table is kept).\n";
+
+struct options {
+    std::string config_path;
+    std::string state = "/var/lib/ringd-supervise/table";
+    std::string log_dir = "/var/log/ringd-supervise";
+    std::string control = "/run/ringd-supervise.sock";
+    bool foreground = false;
+    bool clean = false;
+    bool container = false;
+    std::optional<std::string> syslog_ident;
+    std::optional<int> syslog_facility;
+    ringd::log_level level = ringd::log_level::notice;
+};
+
+// Paths are read after the daemon's chdir("/"): make them absolute now.
+std::string absolute(const std::string& path) {
+    if (path.empty() || path[0] == '/' || path[0] == '@') return path;
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+    return std::string(cwd) + "/" + path;
+}
+
+int usage_error(const std::string& why) {
+    std::fprintf(stderr, "ringd-supervise: %s\n(ringd-supervise --help shows the usage)\n", why.c_str());
+    return 1;
+}
+
+// ---- the daemon's state, and the reconcile of directory services -----------------------------
+
+struct daemon_state {
+    options opts;
+    supervise::config cfg;
+    ringd::supervisor& sup;
+    ringd::logger& log;
+};
+
+bool same_policy(const ringd::supervision::service_policy& a, const ringd::supervision::service_policy& b) {
+    return a.restart == b.restart && a.restart_delay == b.restart_delay &&
+           a.backoff_factor == b.backoff_factor && a.max_restart_delay == b.max_restart_delay &&
+           a.stable_after == b.stable_after && a.start_limit_burst == b.start_limit_burst &&
+           a.start_limit_interval == b.start_limit_interval && a.stop_signal == b.stop_signal &&
+           a.stop_timeout == b.stop_timeout && a.needs_readiness == b.needs_readiness &&
+           a.ready_timeout == b.ready_timeout && a.spawn_retry_interval == b.spawn_retry_interval;
+}
+
+bool is_directory_service(const ringd::service_spec& s) {
+    return s.origin.starts_with(supervise::directory_origin_prefix);
+}
+
+void log_scan(daemon_state& d, const supervise::scan_result& scan) {
+    for (const auto& line : scan.refused) d.log.log(ringd::log_level::err, line);
+    for (const auto& line : scan.skipped) d.log.log(ringd::log_level::info, line);
+}
+
+void add_or_log(daemon_state& d, ringd::service_spec spec, const ringd::table_entry* previous) {
+    if (auto ok = d.sup.add(std::move(spec), previous); !ok) d.log.log(ringd::log_level::err, ok.error());
+}
+
+// At startup: the services of the table and of the directories, re-adopting what still runs.
+void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
+    std::map<std::string, const ringd::table_entry*> previous;
+    for (const auto& e : table) previous[e.spec.name] = &e;
+    // Registered services first: they were accepted earlier and keep their names.
+    for (const auto& e : table) {
+        if (is_directory_service(e.spec)) continue;
+        if (auto ok = supervise::check_script(supervise::detail::resolve_command(e.spec.argv[0])); !ok) {
+            d.log.logf(ringd::log_level::err, "resume %s: refused %s; kept, but stopped",
+                       e.spec.name.c_str(), ok.error().c_str());
+            ringd::table_entry down = e;
+            down.wanted_up = false;
+            add_or_log(d, e.spec, &down);
+            continue;
+        }
+        add_or_log(d, e.spec, &e);
+    }
+    const supervise::scan_result scan = supervise::scan_directories(d.cfg.directories);
+    log_scan(d, scan);
+    std::map<std::string, bool> found;
+    for (const auto& script : scan.scripts) {
+        found[script.name] = true;
+        ringd::service_spec spec = supervise::spec_of(script, d.cfg);
+        auto prev = previous.find(script.name);
+        if (prev != previous.end() && !is_directory_service(prev->second->spec)) {
+            d.log.logf(ringd::log_level::err, "skip %s: the name %s is taken by a registered service",
+                       script.path.c_str(), script.name.c_str());
+            continue;
+        }
+        if (prev == previous.end()) {
+            add_or_log(d, std::move(spec), nullptr);
+            continue;
+        }
+        const bool changed = prev->second->spec.version != spec.version || prev->second->spec.argv != spec.argv;
+        add_or_log(d, spec, prev->second);
+        auto st = d.sup.status(script.name);
+        if (changed && st && st->adopted) {
+            d.log.logf(ringd::log_level::notice, "resume %s: %s changed while we were down; restarting it",
+                       script.name.c_str(), script.path.c_str());
+            (void)d.sup.replace(spec);
+        }
+    }
+    // Directory services whose file went away while we were down: stop what still runs.
+    for (const auto& e : table) {
+        if (!is_directory_service(e.spec) || found.count(e.spec.name) != 0) continue;
+        if (e.pid == 0) continue;
+        add_or_log(d, e.spec, &e);
+        if (d.sup.find(e.spec.name) != nullptr) {
+            d.log.logf(ringd::log_level::notice, "resume %s: its file is gone; stopping it", e.spec.name.c_str());
+            (void)d.sup.remove(e.spec.name);
+        }
+    }
+}
+
+// SIGHUP: re-read the config and make the directory services match the directories.
+void reconcile(daemon_state& d) {
+    if (d.opts.config_path.empty()) {
+        d.log.log(ringd::log_level::notice, "reload: no --config, nothing to re-read");
+        return;
+    }
+    auto fresh = supervise::load_config(d.opts.config_path);
+    if (!fresh) {
+        d.log.logf(ringd::log_level::err, "reload: %s; keeping the running set", fresh.error().c_str());
+        return;
+    }
+    d.cfg = std::move(*fresh);
+    const supervise::scan_result scan = supervise::scan_directories(d.cfg.directories);
+    log_scan(d, scan);
+    std::map<std::string, const supervise::found_script*> wanted;
+    for (const auto& s : scan.scripts) wanted[s.name] = &s;
+    unsigned started = 0, restarted = 0, stopped = 0;
+    for (const auto& st : d.sup.list()) {
+        const ringd::service_spec* current = d.sup.find(st.name);
+        if (current == nullptr || !is_directory_service(*current)) continue;
+        auto it = wanted.find(st.name);
+        if (it == wanted.end()) {
+            d.log.logf(ringd::log_level::notice, "reload: %s is gone from %s; stopping it",
+                       st.name.c_str(), current->origin.c_str() + supervise::directory_origin_prefix.size());
+            (void)d.sup.remove(st.name);
+            ++stopped;
+            continue;
+        }
+        ringd::service_spec spec = supervise::spec_of(*it->second, d.cfg);
+        if (spec.version != current->version || spec.argv != current->argv) {
+            d.log.logf(ringd::log_level::notice, "reload: %s changed; restarting it", it->second->path.c_str());
+            (void)d.sup.replace(std::move(spec));
+            ++restarted;
+        } else if (!same_policy(spec.policy, current->policy)) {
+            (void)d.sup.replace(std::move(spec), false);
+        }
+        wanted.erase(it);
+    }
+    for (const auto& [name, script] : wanted) {
+        if (const ringd::service_spec* taken = d.sup.find(name)) {
+            if (!is_directory_service(*taken))
+                d.log.logf(ringd::log_level::err, "skip %s: the name %s is taken by a registered service",
+                           script->path.c_str(), name.c_str());
+            continue; // a directory service still being removed: the next SIGHUP adds it
+        }
+        d.log.logf(ringd::log_level::notice, "reload: %s is new; starting it", script->path.c_str());
+        add_or_log(d, supervise::spec_of(*script, d.cfg), nullptr);
+        ++started;
+    }
+    d.log.logf(ringd::log_level::notice, "reload: done (%u new, %u restarted, %u stopped)", started,
+               restarted, stopped);
+}
+
+ringd::task<void> signal_loop(ringd::io_context& ctx, daemon_state& d) {
+    ringd::lifecycle_signals signals(ctx);
+    for (;;) {
+        auto event = co_await signals.next();
+        if (!event) {
+            if (!ringd::is_cancelled(event.error()))
+                d.log.logf(ringd::log_level::err, "signalfd: %s", event.error().message().c_str());
+            co_return;
+        }
+        if (*event == ringd::lifecycle_event::stop) {
+            if (d.sup.shutting_down()) continue;
+            d.log.log(ringd::log_level::notice, "stop: stopping every service (the table is kept)");
+            d.sup.shutdown(true);
+            continue;
+        }
+        reconcile(d);
+        if (d.opts.container) d.sup.signal_all(SIGHUP);
+    }
+}
+
+ringd::task<int> run_daemon(ringd::io_context& ctx, daemon_state& d, const ringd::listener& control) {
+    supervise::control_context cc{d.sup, d.log, d.cfg, [&d] { d.sup.shutdown(false); }};
+    ringd::scope aux;
+    aux.spawn(signal_loop(ctx, d));
+    aux.spawn(supervise::control_server(ctx, control, cc));
+    co_await d.sup.run();
+    aux.request_stop();
+    co_await aux.join();
+    d.log.log(ringd::log_level::notice, "exit: every service is down");
+    co_return 0;
+}
+
+// ---- detaching -------------------------------------------------------------------------------
+
+// Without --foreground: fork; the parent waits until the child reports that it is up (an empty
+// message, exit 0) or why it is not (the message, exit 1). The child is a session leader with
+// stdio on /dev/null.
+class startup_report {
+public:
+    // Returns in the child (or at once with --foreground); the parent exits here.
+    void detach() {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            std::fprintf(stderr, "ringd-supervise: pipe2: %s\n", std::strerror(errno));
+            std::exit(1);
+        }
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            std::fprintf(stderr, "ringd-supervise: fork: %s\n", std::strerror(errno));
+            std::exit(1);
+        }
+        if (pid > 0) {
+            ::close(fds[1]);
+            std::string message;
+            char buf[1024];
+            for (;;) {
+                const ssize_t n = ::read(fds[0], buf, sizeof buf);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                message.append(buf, static_cast<std::size_t>(n));
+            }
+            if (message == "ok\n") std::exit(0);
+            // Its own words, or it died without any (then its exit status says nothing useful).
+            std::fprintf(stderr, "%s", message.empty() ? "ringd-supervise: exited during setup\n"
+                                                       : message.c_str());
+            std::exit(1);
+        }
+        ::close(fds[0]);
+        fd_ = fds[1];
+        ::setsid();
+        if (::chdir("/") != 0) fail(std::string("chdir /: ") + std::strerror(errno));
+        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, 0);
+            ::dup2(null, 1);
+            ::dup2(null, 2);
+            if (null > 2) ::close(null);
+        }
+    }
+    // Reports a setup failure and exits 1.
+    [[noreturn]] void fail(const std::string& message) {
+        const std::string line = "ringd-supervise: " + message + "\n";
+        if (fd_ >= 0)
+            [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
+        else
+            std::fputs(line.c_str(), stderr);
+        std::exit(1);
+    }
+    // Setup is done: the parent may exit 0.
+    void ready() {
+        if (fd_ < 0) return;
+        [[maybe_unused]] ssize_t n = ::write(fd_, "ok\n", 3);
+        ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1; // write end to the waiting parent, while detached and not yet ready
+};
+
+// Binds the control socket. We hold the table's lock, so no other supervisor of this table
+// runs; a socket that still answers belongs to a predecessor that was just killed: the kernel
+// releases the io_uring of a dead process (and the listener its accept holds) asynchronously.
+// Wait for that, up to 2 s, rather than fail.
+ringd::listener bind_control(const ringd::socket_address& address, const ringd::listen_options& lo) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return ringd::listener::bind(address, lo);
+        } catch (const std::system_error& e) {
+            if (e.code() != std::errc::address_in_use || attempt >= 100) throw;
+        }
+        ::usleep(20000);
+    }
+}
+
+int daemon_main(options opts) {
+    supervise::config cfg;
+    if (!opts.config_path.empty()) {
+        auto loaded = supervise::load_config(opts.config_path);
+        if (!loaded) return usage_error(loaded.error());
+        cfg = std::move(*loaded);
+    }
+    startup_report report;
+    if (!opts.foreground) report.detach();
+
+    ringd::logger log("ringd-supervise");
+    log.use_stderr(opts.foreground);
+    log.set_threshold(opts.level);
+    log.use_syslog(opts.syslog_ident.value_or(cfg.syslog_ident), opts.syslog_facility.value_or(cfg.syslog_facility));
+
+    // Container mode: orphans come to us, and we reap them (PID 1 gets them anyway).
+    if (::getpid() == 1) opts.container = true;
+    if (opts.container && ::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        report.fail(std::string("prctl PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno));
+    for (const std::string& dir : {opts.log_dir, opts.state.substr(0, opts.state.rfind('/'))}) {
+        if (dir.empty()) continue;
+        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+            report.fail("create directory " + dir + ": " + std::strerror(errno));
+    }
+
+    try {
+        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
+        ::signal(SIGPIPE, SIG_IGN);
+        ringd::io_context ctx;
+        ringd::supervisor_options so;
+        so.log_dir = opts.log_dir;
+        so.table_path = opts.state;
+        so.reap_orphans = opts.container;
+        ringd::supervisor sup(ctx, log, so);
+
+        std::vector<ringd::table_entry> table;
+        if (opts.clean) {
+            std::vector<std::string> old_names;
+            try {
+                for (const auto& e : sup.load_table()) {
+                    old_names.push_back(e.spec.name);
+                    if (e.pid > 0 && ringd::process::adopt(e.pid, e.start_time))
+                        log.logf(ringd::log_level::warning,
+                                 "clean start: pid %d (%s) from the old table still runs; not supervised",
+                                 e.pid, e.spec.name.c_str());
+                }
+            } catch (const std::exception& e) {
+                log.logf(ringd::log_level::warning, "clean start: %s (discarded)", e.what());
+            }
+            sup.discard_table();
+            sup.remove_unused_logs(old_names);
+        } else {
+            try {
+                table = sup.load_table();
+            } catch (const std::exception& e) {
+                report.fail(std::string(e.what()) + "; fix it, or start with -i for an empty table");
+            }
+        }
+
+        auto address = ringd::socket_address::parse(opts.control);
+        if (!address) report.fail("--control: " + address.error());
+        ringd::listen_options lo;
+        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
+        ringd::listener control = bind_control(*address, lo);
+
+        daemon_state d{opts, cfg, sup, log};
+        resume(d, table);
+        log.logf(ringd::log_level::notice, "start: supervising %zu services; control socket %s%s",
+                 sup.size(), opts.control.c_str(), opts.container ? "; container mode" : "");
+        report.ready();
+        return ctx.run(run_daemon(ctx, d, control));
+    } catch (const std::exception& e) {
+        report.fail(e.what());
+    }
+}
+
+int ctl_main(int argc, char** argv, int first) {
+    std::string control = "/run/ringd-supervise.sock";
+    int i = first;
+    for (; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(supervise::ctl_usage.data(), stdout);
+            return 0;
+        }
+        if (arg == "--control") {
+            if (i + 1 >= argc) return usage_error("ctl: --control needs a SOCKET");
+            control = argv[++i];
+        } else if (arg.starts_with("--control=")) {
+            control = arg.substr(10);
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) return usage_error("ctl: no command (register, unregister, list, status, start, stop, restart, shutdown)");
+    return supervise::run_client(control, std::vector<std::string>(argv + i, argv + argc));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc >= 2 && std::string(argv[1]) == "ctl") return ctl_main(argc, argv, 2);
+    options opts;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        std::optional<std::string> inline_value;
+        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+            inline_value = arg.substr(arg.find('=') + 1);
+            arg = arg.substr(0, arg.find('='));
+        }
+        auto value = [&]() -> std::optional<std::string> {
+            if (inline_value) return inline_value;
+            if (i + 1 >= argc) return std::nullopt;
+            return std::string(argv[++i]);
+        };
+        auto flag_only = [&] { return !inline_value; };
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(help_text, stdout);
+            return 0;
+        }
+        if (arg == "--foreground" && flag_only()) {
+            opts.foreground = true;
+        } else if (arg == "-i" && flag_only()) {
+            opts.clean = true;
+        } else if (arg == "--container" && flag_only()) {
+            opts.container = true;
+        } else if (arg == "--config" || arg == "--state" || arg == "--log-dir" || arg == "--control" ||
+                   arg == "--syslog-ident" || arg == "--syslog-facility" || arg == "--log-level") {
+            auto v = value();
+            if (!v || v->empty()) return usage_error("option " + arg + " needs a value");
+            if (arg == "--config") opts.config_path = absolute(*v);
+            if (arg == "--state") opts.state = absolute(*v);
+            if (arg == "--log-dir") opts.log_dir = absolute(*v);
+            if (arg == "--control") opts.control = absolute(*v);
+            if (arg == "--syslog-ident") opts.syslog_ident = *v;
+            if (arg == "--syslog-facility") {
+                opts.syslog_facility = ringd::parse_syslog_facility(*v);
+                if (!opts.syslog_facility)
+                    return usage_error("--syslog-facility '" + *v + "': expected daemon, user, local0..local7, ...");
+            }
+            if (arg == "--log-level") {
+                auto l = ringd::parse_log_level(*v);
+                if (!l) return usage_error("--log-level '" + *v + "': expected err, warning, notice or info");
+                opts.level = *l;
+            }
+        } else {
+            return usage_error("unknown option '" + std::string(argv[i]) + "'");
+        }
+    }
+    return daemon_main(std::move(opts));
+}
