@@ -1,0 +1,310 @@
+// xfer/receiving_child.hpp — a receiving child of xferrd: xferrd_tcpip, xferrd_tcpip_tls or
+// xferrd_unix. It binds its transport's listeners, accepts, and runs serve_connection() for
+// each connection with the settings current when it was accepted. SIGHUP re-reads the
+// configuration (new limits, certificates and addresses apply to new connections; transfers in
+// progress keep theirs); SIGTERM stops accepting and lets transfers finish for drain_timeout.
+#pragma once
+
+#include "config.hpp"
+#include "debug_sink.hpp"
+#include "plain_stream.hpp"
+#include "receiver.hpp"
+#include "spool.hpp"
+
+#include <ringd/io_context.hpp>
+#include <ringd/log.hpp>
+#include <ringd/net.hpp>
+#include <ringd/process_title.hpp>
+#include <ringd/scope.hpp>
+#include <ringd/signals.hpp>
+#include <ringd/timer.hpp>
+#include <ringd/tls.hpp>
+
+#include <sys/prctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace xfer {
+
+enum class transport { tcpip, tcpip_tls, unix_socket };
+
+[[nodiscard]] inline std::string process_name(transport t) {
+    switch (t) {
+    case transport::tcpip: return "xferrd_tcpip";
+    case transport::tcpip_tls: return "xferrd_tcpip_tls";
+    case transport::unix_socket: return "xferrd_unix";
+    }
+    return "xferrd_?";
+}
+
+// Whether `c` configures transport `t` (its table is present).
+[[nodiscard]] inline bool configured(const config& c, transport t) {
+    switch (t) {
+    case transport::tcpip: return c.tcpip.has_value();
+    case transport::tcpip_tls: return c.tcpip_tls.has_value();
+    case transport::unix_socket: return c.unix_socket.has_value();
+    }
+    return false;
+}
+
+// The child's main: returns the exit code.
+int run_receiving_child(transport kind, const std::string& config_path);
+
+// =============================================================================================
+
+namespace detail {
+
+// What a connection keeps for its whole life, whatever reloads happen meanwhile.
+struct receiver_settings {
+    receive_limits limits;
+    std::optional<ringd::tls_context> tls;
+};
+
+inline std::vector<std::string> addresses_of(const config& c, transport t) {
+    switch (t) {
+    case transport::tcpip: return c.tcpip->listen;
+    case transport::tcpip_tls: return c.tcpip_tls->listen;
+    case transport::unix_socket: return {c.unix_socket->path};
+    }
+    return {};
+}
+
+// Throws std::system_error for a bad certificate or key (naming the file).
+inline std::shared_ptr<const receiver_settings> settings_from(const config& c, transport t) {
+    auto s = std::make_shared<receiver_settings>();
+    s->limits.max_file_size = c.max_file_size;
+    s->limits.idle_timeout = c.idle_timeout;
+    if (t == transport::tcpip_tls) {
+        ringd::tls_options o;
+        o.certificate_file = c.tcpip_tls->cert;
+        o.private_key_file = c.tcpip_tls->key;
+        o.ca_file = c.tcpip_tls->client_ca;
+        s->tls.emplace(ringd::tls_context::server(o));
+    }
+    return s;
+}
+
+// Throws std::system_error ("bind 0.0.0.0:3305: Address already in use") or std::runtime_error
+// for an address that does not parse.
+inline std::vector<ringd::listener> bind_all(const std::vector<std::string>& addresses) {
+    std::vector<ringd::listener> out;
+    for (const auto& text : addresses) {
+        auto a = ringd::socket_address::parse(text);
+        if (!a) throw std::runtime_error(a.error());
+        out.push_back(ringd::listener::bind(*a));
+    }
+    return out;
+}
+
+// run_dir/<name>.listen: our pid, then one bound address per line; replaced atomically.
+inline void publish_listeners(const config& c, const std::string& name, const std::vector<ringd::listener>& ls) {
+    std::string path = c.listen_file(name);
+    {
+        std::ofstream out(path + ".tmp", std::ios::trunc);
+        out << ::getpid() << "\n";
+        for (const auto& l : ls) out << l.address().to_string() << "\n";
+    }
+    std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+inline std::string peer_name(ringd::borrowed_fd fd) {
+    sockaddr_storage storage{};
+    socklen_t len = sizeof storage;
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&storage), &len) == 0 && storage.ss_family != AF_UNIX)
+        return ringd::socket_address(reinterpret_cast<sockaddr*>(&storage), len).to_string();
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0)
+        return "unix peer pid " + std::to_string(cred.pid);
+    return "unknown peer";
+}
+
+// A scope on the heap, for sets of tasks that come and go (listener sets after a reload).
+// (Boxed: ringd::scope is polymorphic but not final, and clang warns about deleting one.)
+struct task_group final {
+    ringd::scope tasks;
+};
+
+class receiving_child {
+public:
+    receiving_child(ringd::io_context& ctx, transport kind, config c, spool files, ringd::logger& log)
+        : ctx_(ctx), kind_(kind), name_(process_name(kind)), config_(std::move(c)), files_(std::move(files)), log_(log) {}
+
+    // Binds and serves until SIGTERM/SIGINT. Setup errors throw (the child exits non-zero and
+    // the master restarts it with backoff).
+    ringd::task<int> run() {
+        ringd::lifecycle_signals signals(ctx_);
+        settings_ = settings_from(config_, kind_);
+        listener_sets_.push_back(bind_all(addresses_of(config_, kind_)));
+        publish_listeners(config_, name_, listener_sets_.back());
+        for (const auto& l : listener_sets_.back())
+            log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
+        start_accepting(listener_sets_.back());
+
+        for (;;) {
+            auto event = co_await signals.next();
+            if (!event || *event == ringd::lifecycle_event::stop) break;
+            reload();
+        }
+        log_.logf(ringd::log_level::notice, "stopping: %zu connections open", connections_.size());
+        acceptors_->tasks.request_stop();
+        co_await acceptors_->tasks.join();
+        listener_sets_.clear(); // a UNIX socket path goes away with its listener
+        ringd::scope drain_timer;
+        drain_timer.spawn(cancel_after(config_.drain_timeout));
+        co_await connections_.join();
+        drain_timer.request_stop();
+        co_await drain_timer.join();
+        std::remove(config_.listen_file(name_).c_str());
+        log_.log(ringd::log_level::notice, "stopped");
+        co_return 0;
+    }
+
+    // After run(): waits for the listener retirements that reloads started.
+    ringd::task<void> join_cleanup() {
+        for (auto& a : retired_acceptors_) a->tasks.request_stop();
+        co_await cleanup_.join();
+    }
+
+private:
+    void start_accepting(const std::vector<ringd::listener>& ls) {
+        acceptors_ = std::make_unique<task_group>();
+        for (const auto& l : ls) acceptors_->tasks.spawn(accept_loop(l));
+    }
+
+    // All or nothing: a bad file, certificate or address keeps everything as it was.
+    void reload() {
+        auto fresh = load_config(config_.path);
+        if (!fresh) {
+            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings", fresh.error().c_str());
+            return;
+        }
+        if (!configured(*fresh, kind_)) return; // the master is about to stop us
+        try {
+            auto settings = settings_from(*fresh, kind_);
+            if (addresses_of(*fresh, kind_) != addresses_of(config_, kind_)) {
+                auto ls = bind_all(addresses_of(*fresh, kind_));
+                // Old acceptors end (their connections go on); the new ones take over.
+                retired_acceptors_.push_back(std::move(acceptors_));
+                retired_acceptors_.back()->tasks.request_stop();
+                listener_sets_.push_back(std::move(ls));
+                start_accepting(listener_sets_.back());
+                publish_listeners(*fresh, name_, listener_sets_.back());
+                for (const auto& l : listener_sets_.back())
+                    log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
+                cleanup_.spawn(retire_old_listeners());
+            }
+            settings_ = std::move(settings);
+            config_ = std::move(*fresh);
+            log_.log(ringd::log_level::notice, "reloaded");
+        } catch (const std::exception& e) {
+            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings", e.what());
+        }
+    }
+
+    // Joins the acceptors retired by a reload and closes their listeners.
+    ringd::task<void> retire_old_listeners() {
+        while (!retired_acceptors_.empty()) {
+            co_await retired_acceptors_.front()->tasks.join();
+            retired_acceptors_.erase(retired_acceptors_.begin());
+            listener_sets_.pop_front();
+        }
+    }
+
+    ringd::task<void> accept_loop(const ringd::listener& l) {
+        ringd::accept_stream stream(ctx_, l);
+        for (;;) {
+            auto c = co_await stream.next();
+            if (!c) {
+                if (!ringd::is_cancelled(c.error()))
+                    log_.logf(ringd::log_level::err, "accept on %s: %s", l.address().to_string().c_str(),
+                              c.error().message().c_str());
+                co_return;
+            }
+            connections_.spawn(serve(std::move(*c), settings_));
+        }
+    }
+
+    // [serve]
+    ringd::task<void> serve(ringd::unique_fd fd, std::shared_ptr<const receiver_settings> settings) {
+        std::string peer = peer_name(fd);
+        // One short reply per request: without this, Nagle holds a reply until the previous
+        // one is acknowledged (delayed ACK: up to 40 ms per file). Fails harmlessly on UNIX.
+        int on = 1;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        std::vector<std::byte> buffer(64 * 1024);
+        receive_context rc{ctx_, files_, log_};
+        if (settings->tls) {
+            ringd::tls_stream stream(ctx_, std::move(fd), *settings->tls);
+            co_await serve_connection(rc, stream, settings->limits, buffer, std::move(peer));
+        } else {
+            plain_stream stream(ctx_, std::move(fd));
+            co_await serve_connection(rc, stream, settings->limits, buffer, std::move(peer));
+        }
+    }
+    // [/serve]
+
+    ringd::task<void> cancel_after(std::chrono::milliseconds delay) {
+        auto slept = co_await ringd::sleep_for(ctx_, delay);
+        if (!slept) co_return;
+        log_.logf(ringd::log_level::warning, "drain timeout: cancelling %zu transfers", connections_.size());
+        connections_.request_stop();
+    }
+
+    ringd::io_context& ctx_;
+    transport kind_;
+    std::string name_;                                   // xferrd_tcpip, ...
+    config config_;                                      // as last loaded successfully
+    spool files_;                                        // where files land
+    ringd::logger& log_;
+    std::shared_ptr<const receiver_settings> settings_;  // for connections accepted from now on
+    std::list<std::vector<ringd::listener>> listener_sets_; // current last; older ones retiring
+    std::unique_ptr<task_group> acceptors_;             // accept loops on the current listeners
+    std::vector<std::unique_ptr<task_group>> retired_acceptors_; // stopping after a reload
+    ringd::scope connections_;                           // one task per connection
+    ringd::scope cleanup_;                               // retire_old_listeners
+};
+
+inline ringd::task<int> receiving_child_main(receiving_child& child) {
+    int code = co_await child.run();
+    co_await child.join_cleanup();
+    co_return code;
+}
+
+} // namespace detail
+
+inline int run_receiving_child(transport kind, const std::string& config_path) {
+    std::string name = process_name(kind);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM); // the master is gone: so are we (orphans hold ports)
+    (void)ringd::set_process_title(name);
+    ringd::logger log(name);
+    auto c = load_config(config_path);
+    if (!c) {
+        log.log(ringd::log_level::err, c.error());
+        return 78;
+    }
+    setup_family_logger(log, c->debug_socket());
+    if (!configured(*c, kind)) {
+        log.logf(ringd::log_level::err, "start: %s: no [%s] table", config_path.c_str(), name.c_str() + 7);
+        return 78;
+    }
+    try {
+        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
+        auto files = spool::open(c->spool);
+        ringd::io_context ctx;
+        detail::receiving_child child(ctx, kind, std::move(*c), std::move(files), log);
+        return ctx.run(detail::receiving_child_main(child));
+    } catch (const std::exception& e) {
+        log.logf(ringd::log_level::err, "start: %s", e.what());
+        return 75; // temporary: the master retries with backoff
+    }
+}
+
+} // namespace xfer

@@ -1,0 +1,320 @@
+// ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL runs the
+// protocol on two memory BIOs; ringd's async recv/send move the bytes, so nothing blocks and
+// every wait is cancellable like any other ring operation. Link with OpenSSL (`dependency('openssl')`).
+//
+//   ringd::tls_context tls = ringd::tls_context::server({.certificate_file = "cert.pem",
+//                                                        .private_key_file = "key.pem"});
+//   ringd::tls_stream s(ctx, std::move(fd), tls);
+//   if (auto ok = co_await s.handshake(); !ok) log(ok.error().message()); // OpenSSL's reason
+//   auto n = co_await s.read(buf);   // result<size_t>; 0: the peer sent close_notify
+#pragma once
+
+#include <ringd/detail/tls_error.hpp>
+#include <ringd/fd.hpp>
+#include <ringd/io_context.hpp>
+#include <ringd/ops.hpp>
+#include <ringd/result.hpp>
+#include <ringd/task.hpp>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace ringd {
+
+// Errors from OpenSSL: tls_category() (message: OpenSSL's reason, e.g. "wrong version number
+// (SSL routines)") and tls_verify_error_category() ("certificate verify failed: self-signed
+// certificate"). A peer that closes the connection without close_notify reads as
+// "unexpected eof while reading (SSL routines)".
+using detail::tls_category;
+using detail::tls_verify_error_category;
+
+struct tls_options {
+    std::string certificate_file; // PEM, leaf first then the chain. Server: required. Client:
+                                  // optional, presented when the server asks (mutual TLS)
+    std::string private_key_file; // PEM key of certificate_file
+    // Server: when set, clients must present a certificate that chains to these CAs.
+    // Client: the CAs that the server's certificate must chain to; empty: the system's store.
+    std::string ca_file;
+    bool verify_peer = true;      // client only: check the server's certificate (off: tests only)
+    int min_version = TLS1_2_VERSION; // never below TLS 1.2
+};
+
+// The shared settings (SSL_CTX) for many connections. Copies share one context.
+class tls_context {
+public:
+    // Setup: throws std::system_error naming the step and the file, e.g.
+    // "load certificate /etc/x/cert.pem: No such file or directory (system library)".
+    static tls_context server(const tls_options& options);
+    static tls_context client(const tls_options& options);
+
+    tls_context(const tls_context& other) noexcept : ctx_(other.ctx_), server_(other.server_) {
+        SSL_CTX_up_ref(ctx_);
+    }
+    tls_context& operator=(tls_context other) noexcept {
+        std::swap(ctx_, other.ctx_);
+        std::swap(server_, other.server_);
+        return *this;
+    }
+    ~tls_context() { SSL_CTX_free(ctx_); }
+
+    [[nodiscard]] SSL_CTX* native_handle() const noexcept { return ctx_; }
+    [[nodiscard]] bool is_server() const noexcept { return server_; }
+
+private:
+    tls_context(SSL_CTX* ctx, bool server) noexcept : ctx_(ctx), server_(server) {}
+    static tls_context make(const tls_options& options, bool server);
+
+    SSL_CTX* ctx_;        // owned reference
+    bool server_ = false; // which side handshake() plays
+};
+
+// One TLS connection over a socket it owns. Memory: two buffers of 17 KiB, plus OpenSSL's own
+// (released between records: SSL_MODE_RELEASE_BUFFERS). Not copyable or movable: in-flight ring
+// operations point into it.
+class tls_stream {
+public:
+    // `server_name` (client only): sent as SNI and checked against the certificate when the
+    // context verifies. Throws std::bad_alloc when OpenSSL cannot allocate.
+    tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls,
+               std::string_view server_name = {});
+    tls_stream(const tls_stream&) = delete;
+    tls_stream& operator=(const tls_stream&) = delete;
+    ~tls_stream() { SSL_free(ssl_); } // frees both BIOs too
+
+    // Runs the handshake. Errors: OpenSSL's (tls/tls-verify categories), the socket's, or
+    // operation_canceled.
+    task<result<void>> handshake();
+    // Up to data.size() bytes of plaintext; 0 once the peer sent close_notify.
+    task<result<std::size_t>> read(std::span<std::byte> data);
+    // All of `data` (in records of at most 16 KiB), or the error that stopped it.
+    task<result<std::size_t>> write(std::span<const std::byte> data);
+    // Sends close_notify (our direction ends; reads stay possible until the peer's close_notify).
+    task<result<void>> shutdown();
+
+    [[nodiscard]] borrowed_fd socket() const noexcept { return socket_; }
+    [[nodiscard]] SSL* native_handle() const noexcept { return ssl_; }
+    // "TLSv1.3" after the handshake.
+    [[nodiscard]] std::string_view protocol_version() const noexcept { return SSL_get_version(ssl_); }
+    // The peer certificate's subject ("CN=client,O=x"), or empty when it sent none.
+    [[nodiscard]] std::string peer_subject() const;
+
+private:
+    enum class step { handshake, read, write, shutdown };
+
+    // Runs `what` until OpenSSL is done with it, moving bytes between socket and BIOs; returns
+    // what the SSL call returned (> 0), or 0 for close_notify on a read.
+    task<result<int>> drive(step what, std::span<std::byte> in, std::span<const std::byte> out);
+    int call(step what, std::span<std::byte> in, std::span<const std::byte> out) noexcept;
+    // Sends whatever OpenSSL has put into the write BIO.
+    task<result<void>> flush();
+    // Receives one chunk from the socket into the read BIO. EOF: an error (no close_notify).
+    task<result<void>> receive();
+
+    static constexpr std::size_t chunk = 17 * 1024; // one TLS record with its overhead
+
+    io_context* ctx_;                       // the ring
+    unique_fd socket_;                      // the connection
+    SSL* ssl_ = nullptr;                    // owned; owns rbio_ and wbio_
+    BIO* rbio_ = nullptr;                   // ciphertext from the peer, for OpenSSL to read
+    BIO* wbio_ = nullptr;                   // ciphertext from OpenSSL, for us to send
+    std::unique_ptr<std::byte[]> buffers_;  // [0, chunk): receive; [chunk, 2*chunk): send
+};
+
+// =============================================================================================
+
+inline tls_context tls_context::server(const tls_options& options) { return make(options, true); }
+inline tls_context tls_context::client(const tls_options& options) { return make(options, false); }
+
+inline tls_context tls_context::make(const tls_options& options, bool server) {
+    auto fail = [](const std::string& what) {
+        std::error_code ec = detail::take_tls_error(std::make_error_code(std::errc::invalid_argument));
+        throw std::system_error(ec, what);
+    };
+    ERR_clear_error();
+    SSL_CTX* raw = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (raw == nullptr) fail("SSL_CTX_new");
+    tls_context tls(raw, server); // owns it from here on, also when we throw
+    if (SSL_CTX_set_min_proto_version(raw, std::max(options.min_version, TLS1_2_VERSION)) != 1)
+        fail("set minimum TLS version");
+    SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
+    if (!options.certificate_file.empty()) {
+        if (SSL_CTX_use_certificate_chain_file(raw, options.certificate_file.c_str()) != 1)
+            fail("load certificate " + options.certificate_file);
+        const std::string& key = options.private_key_file.empty() ? options.certificate_file
+                                                                  : options.private_key_file;
+        if (SSL_CTX_use_PrivateKey_file(raw, key.c_str(), SSL_FILETYPE_PEM) != 1)
+            fail("load private key " + key);
+        if (SSL_CTX_check_private_key(raw) != 1)
+            fail("check private key " + key + " against " + options.certificate_file);
+    } else if (server) {
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "TLS server: a certificate_file is required");
+    }
+    if (server) {
+        if (!options.ca_file.empty()) {
+            if (SSL_CTX_load_verify_locations(raw, options.ca_file.c_str(), nullptr) != 1)
+                fail("load client CA " + options.ca_file);
+            STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.ca_file.c_str());
+            if (names == nullptr) fail("read client CA names " + options.ca_file);
+            SSL_CTX_set_client_CA_list(raw, names);
+            SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        }
+    } else {
+        if (!options.ca_file.empty()) {
+            if (SSL_CTX_load_verify_locations(raw, options.ca_file.c_str(), nullptr) != 1)
+                fail("load CA " + options.ca_file);
+        } else if (SSL_CTX_set_default_verify_paths(raw) != 1) {
+            fail("load the system's CA store");
+        }
+        SSL_CTX_set_verify(raw, options.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    }
+    return tls;
+}
+
+inline tls_stream::tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls,
+                              std::string_view server_name)
+    : ctx_(&ctx), socket_(std::move(socket)), buffers_(new std::byte[2 * chunk]) {
+    ssl_ = SSL_new(tls.native_handle());
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    if (ssl_ == nullptr || rbio_ == nullptr || wbio_ == nullptr) {
+        BIO_free(rbio_);
+        BIO_free(wbio_);
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+        throw std::bad_alloc();
+    }
+    BIO_set_mem_eof_return(rbio_, -1); // empty means "wait for more", not EOF
+    SSL_set_bio(ssl_, rbio_, wbio_);   // ssl_ owns both now
+    if (tls.is_server()) {
+        SSL_set_accept_state(ssl_);
+    } else {
+        SSL_set_connect_state(ssl_);
+        if (!server_name.empty()) {
+            std::string name(server_name);
+            SSL_set_tlsext_host_name(ssl_, name.c_str());
+            SSL_set1_host(ssl_, name.c_str());
+        }
+    }
+}
+
+inline std::string tls_stream::peer_subject() const {
+    X509* cert = SSL_get0_peer_certificate(ssl_);
+    if (cert == nullptr) return {};
+    char* text = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
+    std::string out = text != nullptr ? text : "";
+    OPENSSL_free(text);
+    return out;
+}
+
+inline task<result<void>> tls_stream::handshake() {
+    auto r = co_await drive(step::handshake, {}, {});
+    if (!r) co_return unexpected<std::error_code>(r.error());
+    co_return result<void>{};
+}
+
+inline task<result<std::size_t>> tls_stream::read(std::span<std::byte> data) {
+    if (data.empty()) co_return std::size_t{0};
+    auto r = co_await drive(step::read, data, {});
+    if (!r) co_return unexpected<std::error_code>(r.error());
+    co_return static_cast<std::size_t>(*r);
+}
+
+inline task<result<std::size_t>> tls_stream::write(std::span<const std::byte> data) {
+    constexpr std::size_t record = 16 * 1024;
+    std::size_t done = 0;
+    while (done < data.size()) {
+        auto piece = data.subspan(done, std::min(record, data.size() - done));
+        auto r = co_await drive(step::write, {}, piece);
+        if (!r) co_return unexpected<std::error_code>(r.error());
+        done += static_cast<std::size_t>(*r);
+    }
+    co_return done;
+}
+
+inline task<result<void>> tls_stream::shutdown() {
+    ERR_clear_error();
+    SSL_shutdown(ssl_); // queues close_notify; we do not wait for the peer's
+    auto sent = co_await flush();
+    co_return sent;
+}
+
+inline int tls_stream::call(step what, std::span<std::byte> in, std::span<const std::byte> out) noexcept {
+    switch (what) {
+    case step::handshake:
+        return SSL_do_handshake(ssl_);
+    case step::read:
+        return SSL_read(ssl_, in.data(), static_cast<int>(std::min<std::size_t>(in.size(), INT32_MAX)));
+    case step::write:
+        return SSL_write(ssl_, out.data(), static_cast<int>(out.size()));
+    case step::shutdown:
+        return SSL_shutdown(ssl_);
+    }
+    return -1;
+}
+
+// [drive]
+inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in, std::span<const std::byte> out) {
+    for (;;) {
+        ERR_clear_error();
+        int rc = call(what, in, out);
+        int error = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+        // OpenSSL's error queue is per thread, and other connections' coroutines run on this
+        // thread during the co_awaits below: read the reason now.
+        std::error_code failure;
+        if (error != SSL_ERROR_NONE && error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE &&
+            error != SSL_ERROR_ZERO_RETURN)
+            failure = detail::tls_failure(ssl_, error);
+        // Whatever OpenSSL produced goes out first: handshake messages, records, alerts.
+        auto flushed = co_await flush();
+        if (failure) co_return unexpected<std::error_code>(failure);
+        if (error == SSL_ERROR_ZERO_RETURN) co_return 0; // close_notify
+        if (!flushed) co_return unexpected<std::error_code>(flushed.error());
+        if (error == SSL_ERROR_NONE) co_return rc;
+        if (error == SSL_ERROR_WANT_READ) {
+            auto got = co_await receive();
+            if (!got) co_return unexpected<std::error_code>(got.error());
+        }
+        // SSL_ERROR_WANT_WRITE: the memory BIO never fills, and it was flushed above.
+    }
+}
+// [/drive]
+
+inline task<result<void>> tls_stream::flush() {
+    std::span<std::byte> out(buffers_.get() + chunk, chunk);
+    while (BIO_ctrl_pending(wbio_) > 0) {
+        int n = BIO_read(wbio_, out.data(), static_cast<int>(out.size()));
+        if (n <= 0) break;
+        for (std::size_t sent = 0; sent < static_cast<std::size_t>(n);) {
+            auto w = co_await async_send(*ctx_, socket_, out.subspan(sent, static_cast<std::size_t>(n) - sent));
+            if (!w) co_return unexpected<std::error_code>(w.error());
+            sent += *w;
+        }
+    }
+    co_return result<void>{};
+}
+
+inline task<result<void>> tls_stream::receive() {
+    std::span<std::byte> in(buffers_.get(), chunk);
+    auto n = co_await async_recv(*ctx_, socket_, in);
+    if (!n) co_return unexpected<std::error_code>(n.error());
+    if (*n == 0)
+        co_return unexpected<std::error_code>(std::error_code(
+            static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING)), tls_category()));
+    if (BIO_write(rbio_, in.data(), static_cast<int>(*n)) != static_cast<int>(*n))
+        co_return unexpected<std::error_code>(std::make_error_code(std::errc::not_enough_memory));
+    co_return result<void>{};
+}
+
+} // namespace ringd

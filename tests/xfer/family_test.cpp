@@ -1,0 +1,314 @@
+// The xfer family end to end, with real peers (socat, openssl s_client): files over TCP, TLS and
+// UNIX arrive with matching digests; bad input gets the right ERR and leaves nothing; a receiving
+// child killed with SIGKILL mid-transfer is restarted and the sender's retry completes.
+// Needs XFER_BIN (the directory with xferrd, xferctl, xfersqd, xferdebugd).
+#include "sha256.hpp"
+
+#include "test_certs.hpp"
+#include "test_dir.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+using xfer::testing::files_in;
+using xfer::testing::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string bin(const std::string& program) {
+    const char* dir = std::getenv("XFER_BIN");
+    REQUIRE(dir != nullptr);
+    return std::string(dir) + "/" + program;
+}
+
+// Runs a shell command; its stdout.
+std::string run(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    ::pclose(p);
+    return out;
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string sha_of(const std::string& data) {
+    xfer::sha256 h;
+    h.update(std::as_bytes(std::span(data)));
+    return h.finish_hex();
+}
+
+std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; i += 8) {
+        auto v = rng();
+        std::memcpy(s.data() + i, &v, std::min<std::size_t>(8, n - i));
+    }
+    return s;
+}
+
+template <class Predicate>
+bool wait_until(Predicate done, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return done();
+}
+
+// A running family in a temporary directory, stopped (and checked to stop) at the end.
+class family {
+public:
+    // `send_to_self`: a partner "loop" whose address is this family's own UNIX socket.
+    explicit family(bool send_to_self = false) {
+        std::string extra = send_to_self ? "[[partner]]\nname = \"loop\"\naddress = \"" + unix_path() + "\"\n" : "";
+        certs_ = xfer::testing::make_test_certs(dir_.str());
+        config_ = dir_.str() + "/xfer.toml";
+        std::ofstream(config_) << "spool = \"" << spool() << "\"\n"
+                               << "run_dir = \"" << dir_.str() << "/run\"\n"
+                               << "log_dir = \"" << dir_.str() << "/log\"\n"
+                               << "max_file_size = 104857600\n"
+                               << "idle_timeout_s = 1\n"
+                               << "drain_timeout_s = 2\n"
+                               << "rescan_interval_s = 1\n"
+                               << "[tcpip]\nlisten = [\"127.0.0.1:0\"]\n"
+                               << "[tcpip_tls]\nlisten = [\"127.0.0.1:0\"]\n"
+                               << "cert = \"" << certs_.server_cert() << "\"\nkey = \"" << certs_.server_key() << "\"\n"
+                               << "[unix]\npath = \"" << unix_path() << "\"\n"
+                               << extra;
+        auto started = run(ctl("start") + " 2>&1");
+        INFO(started);
+        REQUIRE(started.find("started") != std::string::npos);
+        REQUIRE(wait_until([&] { return !address("xferrd_tcpip").empty() && !address("xferrd_tcpip_tls").empty() &&
+                                        fs::exists(unix_path()); }, 10s));
+    }
+    ~family() {
+        std::vector<long> pids;
+        auto doc = status();
+        for (const auto& p : doc["processes"]) pids.push_back(p.value("pid", 0L));
+        std::string stopped = run(ctl("stop") + " 2>&1");
+        CHECK(stopped.find("stopped") != std::string::npos);
+        for (long pid : pids) { // nothing of ours is left (a zombie waiting for init counts as gone)
+            std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+            std::string pid_text, comm, state;
+            if (pid != 0 && stat >> pid_text >> comm >> state) CHECK(state == "Z");
+        }
+    }
+
+    [[nodiscard]] std::string ctl(const std::string& command) const {
+        return bin("xferctl") + " -c " + config_ + " " + command;
+    }
+    [[nodiscard]] std::string spool() const { return dir_.str() + "/spool"; }
+    [[nodiscard]] std::string unix_path() const { return dir_.str() + "/run/xfer.sock"; }
+    [[nodiscard]] const xfer::testing::test_certs& certs() const { return certs_; }
+    [[nodiscard]] const temp_dir& dir() const { return dir_; }
+
+    // The first address the child `name` listens on ("127.0.0.1:40123"), or empty.
+    [[nodiscard]] std::string address(const std::string& name) const {
+        auto doc = status();
+        for (const auto& p : doc["processes"])
+            if (p["name"] == name && !p["listening"].empty()) return p["listening"][0].get<std::string>();
+        return {};
+    }
+    [[nodiscard]] nlohmann::json status() const {
+        auto text = run(ctl("status --json"));
+        try {
+            return nlohmann::json::parse(text);
+        } catch (...) {
+            return nlohmann::json::object({{"processes", nlohmann::json::array()}});
+        }
+    }
+    [[nodiscard]] nlohmann::json process(const std::string& name) const {
+        auto doc = status(); // a named local: the loop must not run over a destroyed temporary
+        for (const auto& p : doc["processes"])
+            if (p["name"] == name) return p;
+        return {};
+    }
+
+    // Edits the configuration file in place (then `xferctl reload` applies it).
+    void edit_config(const std::string& from, const std::string& to) const {
+        std::string text = read_file(config_);
+        auto at = text.find(from);
+        REQUIRE(at != std::string::npos);
+        text.replace(at, from.size(), to);
+        std::ofstream(config_, std::ios::trunc) << text;
+    }
+
+    bool spool_clean_of(const std::vector<std::string>& names) const {
+        auto in = files_in(spool() + "/in");
+        for (const auto& n : names)
+            if (std::find(in.begin(), in.end(), n) != in.end()) return false;
+        return files_in(spool() + "/tmp").empty();
+    }
+
+private:
+    temp_dir dir_;
+    xfer::testing::test_certs certs_;
+    std::string config_;
+};
+
+// One connection carrying every PUT of `files` through `socat_target`; the replies.
+std::string put_all(const family& f, const std::map<std::string, std::string>& files, const std::string& socat_target) {
+    std::string requests = f.dir().str() + "/requests";
+    {
+        std::ofstream out(requests, std::ios::binary | std::ios::trunc);
+        for (const auto& [name, data] : files) out << "PUT " << name << " " << data.size() << "\n" << data;
+    }
+    return run("socat -t 30 -T 60 - '" + socat_target + "' < " + requests);
+}
+
+void check_arrived(const family& f, const std::map<std::string, std::string>& files, const std::string& replies) {
+    std::istringstream lines(replies);
+    std::string line;
+    auto it = files.begin();
+    std::size_t ok = 0;
+    for (; std::getline(lines, line) && it != files.end(); ++it, ++ok) {
+        INFO(it->first);
+        CHECK(line == "OK " + std::to_string(it->second.size()) + " " + sha_of(it->second));
+        CHECK(sha_of(read_file(f.spool() + "/in/" + it->first)) == sha_of(it->second));
+    }
+    CHECK(ok == files.size());
+}
+
+std::map<std::string, std::string> random_files(const std::string& prefix, std::size_t count, std::uint64_t seed,
+                                                std::size_t big = 0) {
+    std::mt19937_64 rng(seed);
+    std::map<std::string, std::string> files;
+    files[prefix + "-empty"] = "";
+    for (std::size_t i = 1; i < count; ++i) {
+        std::size_t size = rng() % 3 == 0 ? rng() % 64 : rng() % (256 * 1024);
+        files[prefix + "-" + std::to_string(i)] = random_bytes(rng, size);
+    }
+    if (big > 0) files[prefix + "-big"] = random_bytes(rng, big);
+    return files;
+}
+
+} // namespace
+
+TEST_CASE("hundreds of files, one above 64 MiB, arrive intact over TCP, TLS and UNIX", "[family]") {
+    family f;
+    constexpr std::size_t big = (64u << 20) + 12345;
+    auto tcp_files = random_files("tcp", 200, 1, big);
+    check_arrived(f, tcp_files, put_all(f, tcp_files, "TCP:" + f.address("xferrd_tcpip")));
+    auto tls_files = random_files("tls", 200, 2, big);
+    check_arrived(f, tls_files, put_all(f, tls_files, "OPENSSL:" + f.address("xferrd_tcpip_tls") + ",cafile=" +
+                                                            f.certs().ca() + ",commonname=localhost"));
+    auto unix_files = random_files("unix", 200, 3, big);
+    check_arrived(f, unix_files, put_all(f, unix_files, "UNIX-CONNECT:" + f.unix_path()));
+    CHECK(files_in(f.spool() + "/in").size() == 603);
+    CHECK(files_in(f.spool() + "/tmp").empty());
+
+    // openssl s_client as a peer too, and an idempotent retry of a file already there.
+    std::string retry = "PUT tcp-1 " + std::to_string(tcp_files["tcp-1"].size()) + "\n";
+    std::ofstream(f.dir().str() + "/retry", std::ios::binary) << retry << tcp_files["tcp-1"];
+    auto reply = run("timeout 10 openssl s_client -quiet -verify_return_error -CAfile " + f.certs().ca() +
+                     " -connect " + f.address("xferrd_tcpip_tls") + " < " + f.dir().str() + "/retry 2>/dev/null | head -1");
+    CHECK(reply == "OK " + std::to_string(tcp_files["tcp-1"].size()) + " " + sha_of(tcp_files["tcp-1"]) + "\n");
+}
+
+TEST_CASE("bad input gets the right ERR and leaves nothing in the spool", "[family]") {
+    family f;
+    std::string tcp = "TCP:" + f.address("xferrd_tcpip");
+    auto ask = [&](const std::string& input) {
+        std::ofstream(f.dir().str() + "/bad", std::ios::binary | std::ios::trunc) << input;
+        return run("socat -t 5 -T 5 - '" + tcp + "' < " + f.dir().str() + "/bad");
+    };
+    CHECK(ask("PUT bad/name 3\nabc").starts_with("ERR 400 bad name"));
+    CHECK(ask("PUT ../escape 3\nabc").starts_with("ERR 400 bad name"));
+    CHECK(ask("PUT short 100\nabc") == "ERR 400 connection closed after 3 of 100 bytes\n");
+    CHECK(ask("PUT huge 209715200\nabc").starts_with("ERR 413 "));
+    CHECK(ask("\x16\x03\x01 garbage\n").starts_with("ERR 400 unknown request"));
+    CHECK(ask("PUT ok 2\nokPUT ok 2\nKO") ==
+          "OK 2 " + sha_of("ok") + "\nERR 409 ok exists with other content\n");
+    // Idle: socat keeps the connection open (-t 5) while the server waits 1 s for more.
+    auto idle = run("(printf 'PUT slow 10\\nabc'; sleep 3) | socat -T 10 - '" + tcp + "'");
+    CHECK(idle == "ERR 400 idle for 1000 ms\n");
+    CHECK(f.spool_clean_of({"bad", "name", "escape", "short", "huge", "slow"}));
+    CHECK_FALSE(fs::exists(f.dir().path() / "escape"));
+    CHECK(files_in(f.spool() + "/in") == std::vector<std::string>{"ok"});
+}
+
+TEST_CASE("a receiving child killed mid-transfer is restarted and every file arrives exactly once", "[family]") {
+    family f(true);
+    auto files = random_files("q", 40, 4, 90u << 20);
+    files["0-big"] = std::move(files["q-big"]); // sorts first: sent first, so the kill finds it in flight
+    files.erase("q-big");
+    std::string out = f.spool() + "/out/loop/";
+    for (const auto& [name, data] : files) { // producers write a dot name, then rename: xfersqd skips dot names
+        std::ofstream(out + "." + name, std::ios::binary) << data;
+        fs::rename(out + "." + name, out + name);
+    }
+    long victim = f.process("xferrd_unix").value("pid", 0L);
+    REQUIRE(victim > 0);
+    // In flight: the child holds the unnamed temporary file of spool/tmp open.
+    auto receiving = [&] {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(victim) + "/fd", ec)) {
+            auto target = fs::read_symlink(e.path(), ec).string();
+            if (target.find("/spool/tmp/") != std::string::npos) return true;
+        }
+        return false;
+    };
+    REQUIRE(wait_until(receiving, 20s));
+    REQUIRE(::kill(static_cast<pid_t>(victim), SIGKILL) == 0);
+    auto in = files_in(f.spool() + "/in");
+    if (std::find(in.begin(), in.end(), "0-big") != in.end()) // visible only if complete
+        CHECK(fs::file_size(f.spool() + "/in/0-big") == files["0-big"].size());
+
+    REQUIRE(wait_until([&] { return files_in(out).empty(); }, 60s));
+    auto restarted = f.process("xferrd_unix");
+    CHECK(restarted["state"] == "running");
+    CHECK(restarted["pid"].get<long>() != victim);
+    CHECK(restarted["restarts"].get<int>() >= 1);
+    CHECK(files_in(f.spool() + "/sent/loop").size() == files.size());
+    CHECK(files_in(f.spool() + "/in").size() == files.size());
+    for (const auto& [name, data] : files) {
+        INFO(name);
+        CHECK(sha_of(read_file(f.spool() + "/in/" + name)) == sha_of(data));
+    }
+    CHECK(files_in(f.spool() + "/tmp").empty());
+}
+
+TEST_CASE("a reload applies new limits to new connections while a transfer in progress completes", "[family]") {
+    family f;
+    std::string tcp = "TCP:" + f.address("xferrd_tcpip");
+    // 2 MB in two halves with a pause between them (shorter than the 1 s idle limit).
+    FILE* slow = ::popen(("(printf 'PUT during-reload 2000000\\n'; head -c 1000000 /dev/zero; sleep 0.7; "
+                          "head -c 1000000 /dev/zero) | socat -t 5 - '" + tcp + "'").c_str(), "r");
+    REQUIRE(slow != nullptr);
+    std::this_thread::sleep_for(200ms);
+    f.edit_config("max_file_size = 104857600", "max_file_size = 1000");
+    CHECK(run(f.ctl("reload") + " 2>&1").find("reloaded") != std::string::npos);
+    std::this_thread::sleep_for(100ms); // the child re-reads the file on its SIGHUP
+    auto refused = run("printf 'PUT after-reload 2000\\n' | socat -t 5 - '" + tcp + "'");
+    CHECK(refused.starts_with("ERR 413 2000 bytes is above the limit of 1000"));
+    char line[256] = {};
+    CHECK(std::fgets(line, sizeof line, slow) != nullptr);
+    ::pclose(slow);
+    CHECK(std::string(line) == "OK 2000000 " + sha_of(std::string(2000000, '\0')) + "\n");
+    CHECK(f.process("xferrd_tcpip")["restarts"].get<int>() == 0);
+}

@@ -1,0 +1,46 @@
+// tests/xfer/test_certs.hpp — throwaway certificates made with the openssl CLI at test time:
+// a CA, a server certificate for localhost/127.0.0.1 and a client certificate, both signed by
+// the CA, and a self-signed certificate that chains to nothing.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace xfer::testing {
+
+struct test_certs {
+    std::string dir;
+    std::string ca() const { return dir + "/ca.pem"; }
+    std::string server_cert() const { return dir + "/server.pem"; }
+    std::string server_key() const { return dir + "/server.key"; }
+    std::string client_cert() const { return dir + "/client.pem"; }
+    std::string client_key() const { return dir + "/client.key"; }
+    std::string rogue_cert() const { return dir + "/rogue.pem"; }
+    std::string rogue_key() const { return dir + "/rogue.key"; }
+};
+
+inline test_certs make_test_certs(const std::string& dir) {
+    std::string script = "set -e\n"
+        "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+        "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=xfer-test-ca; "
+        "for who in server client; do "
+        "  openssl req $K -keyout $who.key -out $who.csr -subj /CN=$who; "
+        "  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > $who.ext; "
+        "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "    -extfile $who.ext -out $who.pem; "
+        "done; "
+        "openssl req -x509 $K -keyout rogue.key -out rogue.pem -days 2 -subj /CN=rogue "
+        "  -addext subjectAltName=DNS:localhost,IP:127.0.0.1";
+    {
+        std::ofstream file(dir + "/make-certs.sh");
+        file << script << "\n";
+    }
+    std::string command = "cd '" + dir + "' && bash make-certs.sh >/dev/null 2>&1";
+    REQUIRE(std::system(command.c_str()) == 0);
+    return test_certs{dir};
+}
+
+} // namespace xfer::testing

@@ -1,0 +1,240 @@
+// ringd/tls.hpp: handshake, data both ways, close_notify, client certificates, and the error
+// messages, between two tls_streams on the ring and against `openssl s_client`.
+#include <ringd/tls.hpp>
+
+#include "test_certs.hpp"
+#include "test_dir.hpp"
+#include "test_support.hpp"
+
+#include <ringd/net.hpp>
+#include <ringd/scope.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+
+#include <cstdio>
+
+using namespace std::chrono_literals;
+using xfer::testing::make_test_certs;
+using xfer::testing::temp_dir;
+
+namespace {
+
+std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
+
+struct outcome {
+    std::string error; // empty: fine
+    std::string received;
+    std::string subject;
+};
+
+// Server: handshake, read everything until close_notify, reply how much it got, close.
+ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls, outcome& out) {
+    ringd::tls_stream s(ctx, std::move(fd), tls);
+    auto hs = co_await s.handshake();
+    if (!hs) {
+        out.error = hs.error().message();
+        co_return;
+    }
+    out.subject = s.peer_subject();
+    std::byte buf[8192];
+    for (;;) {
+        auto n = co_await s.read(buf);
+        if (!n) {
+            out.error = n.error().message();
+            co_return;
+        }
+        if (*n == 0) break;
+        out.received.append(reinterpret_cast<const char*>(buf), *n);
+    }
+    std::string reply = "got " + std::to_string(out.received.size()) + "\n";
+    auto w = co_await s.write(bytes_of(reply));
+    if (w) (void)co_await s.shutdown();
+}
+
+// Server for line-oriented peers (openssl s_client stays connected after its input ends): reads
+// one line, replies how long it was, sends close_notify.
+ringd::task<void> line_server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls,
+                              outcome& out) {
+    ringd::tls_stream s(ctx, std::move(fd), tls);
+    auto hs = co_await s.handshake();
+    if (!hs) {
+        out.error = hs.error().message();
+        co_return;
+    }
+    std::byte buf[512];
+    while (out.received.find('\n') == std::string::npos) {
+        auto n = co_await s.read(buf);
+        if (!n || *n == 0) {
+            out.error = n ? "closed early" : n.error().message();
+            co_return;
+        }
+        out.received.append(reinterpret_cast<const char*>(buf), *n);
+    }
+    std::string reply = "got " + std::to_string(out.received.size()) + "\n";
+    auto w = co_await s.write(bytes_of(reply));
+    if (w) (void)co_await s.shutdown();
+}
+
+ringd::task<void> client(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls,
+                         std::string payload, outcome& out) {
+    ringd::tls_stream s(ctx, std::move(fd), tls, "localhost");
+    auto hs = co_await s.handshake();
+    if (!hs) {
+        out.error = hs.error().message();
+        co_return;
+    }
+    auto w = co_await s.write(bytes_of(payload));
+    if (!w) {
+        out.error = w.error().message();
+        co_return;
+    }
+    (void)co_await s.shutdown();
+    std::byte buf[256];
+    for (;;) {
+        auto n = co_await s.read(buf);
+        if (!n) {
+            out.error = n.error().message();
+            co_return;
+        }
+        if (*n == 0) break;
+        out.received.append(reinterpret_cast<const char*>(buf), *n);
+    }
+}
+
+ringd::task<void> pair(ringd::io_context& ctx, const ringd::tls_context& server_tls,
+                       const ringd::tls_context& client_tls, std::string payload, outcome& s, outcome& c) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    ringd::scope both;
+    both.spawn(server(ctx, ringd::unique_fd(sv[0]), server_tls, s));
+    both.spawn(client(ctx, ringd::unique_fd(sv[1]), client_tls, std::move(payload), c));
+    co_await both.join();
+}
+
+// Options without designated initializers (g++ 12 warns about every field left out).
+ringd::tls_options options(std::string cert, std::string key, std::string ca) {
+    ringd::tls_options o;
+    o.certificate_file = std::move(cert);
+    o.private_key_file = std::move(key);
+    o.ca_file = std::move(ca);
+    return o;
+}
+
+struct fixture {
+    temp_dir dir;
+    xfer::testing::test_certs certs = make_test_certs(dir.str());
+    ringd::io_context ctx;
+};
+
+} // namespace
+
+TEST_CASE("a TLS client and server exchange data and close with close_notify", "[tls]") {
+    fixture f;
+    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+    std::string payload(1 << 20, 'p'); // many records
+    outcome s, c;
+    ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, payload, s, c));
+    CHECK(s.error.empty());
+    CHECK(c.error.empty());
+    CHECK(s.received == payload);
+    CHECK(c.received == "got 1048576\n");
+    CHECK(s.subject.empty()); // no client certificate was asked for
+}
+
+TEST_CASE("a client that does not trust the server's certificate fails with the verify reason", "[tls]") {
+    fixture f;
+    auto server_tls = ringd::tls_context::server(options(f.certs.rogue_cert(), f.certs.rogue_key(), ""));
+    auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+    outcome s, c;
+    ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "x", s, c));
+    CHECK(c.error == "certificate verify failed: self-signed certificate");
+    CHECK_FALSE(s.error.empty());
+}
+
+TEST_CASE("a server that requires client certificates accepts a signed one and refuses none", "[tls]") {
+    fixture f;
+    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), f.certs.ca()));
+    SECTION("with a certificate signed by the CA") {
+        auto client_tls = ringd::tls_context::client(options(f.certs.client_cert(), f.certs.client_key(), f.certs.ca()));
+        outcome s, c;
+        ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "hello", s, c));
+        CHECK(s.error.empty());
+        CHECK(s.subject == "/CN=client");
+        CHECK(c.received == "got 5\n");
+    }
+    SECTION("without a certificate") {
+        auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+        outcome s, c;
+        ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "hello", s, c));
+        INFO(s.error);
+        CHECK(s.error.find("peer did not return a certificate") != std::string::npos);
+        CHECK(s.received.empty());
+    }
+}
+
+TEST_CASE("plain text sent to a TLS server fails the handshake with OpenSSL's reason", "[tls]") {
+    fixture f;
+    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    ringd::unique_fd peer(sv[1]);
+    std::string junk = "xfer hello\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+    REQUIRE(::write(peer.get(), junk.data(), junk.size()) == static_cast<ssize_t>(junk.size()));
+    outcome s;
+    ringd::testing::run_bounded(f.ctx, server(f.ctx, ringd::unique_fd(sv[0]), server_tls, s));
+    CHECK(s.error == "wrong version number (SSL routines)");
+}
+
+TEST_CASE("setup errors name the step and the file", "[tls]") {
+    try {
+        (void)ringd::tls_context::server(options("/nonexistent/cert.pem", "", ""));
+        FAIL("no exception");
+    } catch (const std::system_error& e) {
+        CHECK(std::string(e.what()).starts_with("load certificate /nonexistent/cert.pem: "));
+    }
+}
+
+TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
+    fixture f;
+    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
+    std::string port = std::to_string(l.address().port());
+    std::string out_file = f.dir.str() + "/s_client.out";
+    std::string command = "printf 'hello from s_client\\n' | timeout 10 openssl s_client -quiet -verify_return_error "
+                          "-CAfile " + f.certs.ca() + " -servername localhost -connect 127.0.0.1:" + port +
+                          " > " + out_file + " 2>/dev/null";
+    FILE* client = ::popen(command.c_str(), "r");
+    REQUIRE(client != nullptr);
+    auto accept_and_serve = [](ringd::io_context& ctx, const ringd::listener& lst, const ringd::tls_context& tls,
+                               outcome& o) -> ringd::task<void> {
+        auto fd = co_await ringd::async_accept(ctx, lst.fd());
+        REQUIRE(fd);
+        co_await line_server(ctx, std::move(*fd), tls, o);
+    };
+    outcome s;
+    ringd::testing::run_bounded(f.ctx, accept_and_serve(f.ctx, l, server_tls, s));
+    ::pclose(client);
+    INFO(s.error);
+    CHECK(s.error.empty());
+    CHECK(s.received == "hello from s_client\n");
+    std::FILE* out = std::fopen(out_file.c_str(), "r");
+    REQUIRE(out != nullptr);
+    char line[64] = {};
+    CHECK(std::fgets(line, sizeof line, out) != nullptr);
+    std::fclose(out);
+    CHECK(std::string(line) == "got 20\n");
+}
+
+TEST_CASE("a copied tls_context keeps its role", "[tls]") {
+    fixture f;
+    auto original = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    ringd::tls_context copy = original;
+    CHECK(copy.is_server());
+    auto client = ringd::tls_context::client(options("", "", f.certs.ca()));
+    copy = client;
+    CHECK_FALSE(copy.is_server());
+    CHECK(copy.native_handle() == client.native_handle());
+}
