@@ -4,14 +4,19 @@
 # medians with ratios to raw_uring, and every round in a TSV.
 #
 # usage: bench/run_accept.sh [--threads N] [--client-threads T] [--wait-close] [--tsv FILE]
-#                            [SERVER...]
+#                            [--server-cpus LIST] [--client-cpus LIST] [SERVER...]
 #   SERVER         raw_uring, epoll, asio, ringd: runs BUILD_DIR/bench/accept_SERVER
-#                  (default: raw_uring epoll asio, plus ringd when it is built)
-#   --threads N    passed to each server (listeners/threads; default 1)
+#                  (default: raw_uring epoll asio, plus ringd when it is built); SERVER:N runs
+#                  it with --threads N, so that thread counts can be interleaved too
+#   --threads N    passed to each server without its own :N (listeners/threads; default 1)
 #   --client-threads T  accept_load threads (default 1)
 #   --wait-close   accept_load closes each connection only after the server closed it, so at
 #                  most CONNECTIONS wait in the accept queue (default: close once connected)
 #   --tsv FILE     where to write every round (default: BUILD_DIR/bench/accept.tsv)
+#   --server-cpus LIST, --client-cpus LIST  pin the server and the load client (taskset -c
+#                  LIST, e.g. 1 and 0): on a small machine the scheduler otherwise sometimes puts
+#                  both on one core, which halves conn/s and changes the batching, and so the
+#                  CPU per accept, from run to run (default: no pinning)
 # environment: ROUNDS (3), DURATION (seconds per run, 3), CONNECTIONS (in flight, 64),
 #   WARMUP (seconds of an unrecorded first run, 1; 0 = none), BUILD_DIR (build), TSV
 #
@@ -37,6 +42,8 @@ tsv=${TSV:-$bench_dir/accept.tsv}
 threads=1
 client_threads=1
 client_mode=close # accept_load: close once connected (close), or after the server (wait-close)
+server_cpus=
+client_cpus=
 servers=()
 
 while (($#)); do
@@ -45,6 +52,8 @@ while (($#)); do
     --client-threads) client_threads=${2:?--client-threads needs a value}; shift 2 ;;
     --wait-close) client_mode=wait-close; shift ;;
     --tsv) tsv=${2:?--tsv needs a value}; shift 2 ;;
+    --server-cpus) server_cpus=${2:?--server-cpus needs a value}; shift 2 ;;
+    --client-cpus) client_cpus=${2:?--client-cpus needs a value}; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (try --help)" ;;
     *) servers+=("$1"); shift ;;
@@ -62,10 +71,19 @@ if ((${#servers[@]} == 0)); then
     [[ -x $bench_dir/accept_ringd ]] && servers+=(ringd)
 fi
 for s in "${servers[@]}"; do
-    [[ -x $bench_dir/accept_$s ]] || die "no server $bench_dir/accept_$s (built? BUILD_DIR?)"
+    [[ $s =~ ^[A-Za-z0-9_]+(:[1-9][0-9]*)?$ ]] || die "bad server '$s': expected NAME or NAME:THREADS"
+    [[ -x $bench_dir/accept_${s%%:*} ]] ||
+        die "no server $bench_dir/accept_${s%%:*} (built? BUILD_DIR?)"
 done
 load=$bench_dir/accept_load
 [[ -x $load ]] || die "no load client $load (built? BUILD_DIR?)"
+server_cmd=()
+client_cmd=()
+[[ -n $server_cpus ]] && server_cmd=(taskset -c "$server_cpus")
+[[ -n $client_cpus ]] && client_cmd=(taskset -c "$client_cpus")
+if ((${#server_cmd[@]} + ${#client_cmd[@]})); then
+    command -v taskset >/dev/null || die "--server-cpus/--client-cpus need taskset (util-linux)"
+fi
 clk_tck=$(getconf CLK_TCK)
 
 # Everything this script starts is stopped on the way out, however it ends.
@@ -93,13 +111,22 @@ cpu_ticks() {
     echo $((f[11] + f[12]))
 }
 
+# threads_of SERVER: the N of NAME:N, else --threads.
+threads_of() {
+    if [[ $1 == *:* ]]; then echo "${1#*:}"; else echo "$threads"; fi
+}
+
 # run_one SERVER SECONDS: one run; sets connections_done, client_seconds, conn_per_s (from
 # accept_load), accepted and ticks (the server's CPU time).
 run_one() {
-    local name=$1 seconds=$2 line out load_out
+    local name=${1%%:*} server_threads line out load_out
+    local seconds=$2
+    server_threads=$(threads_of "$1")
     local -a load_flags=()
     [[ $client_mode == wait-close ]] && load_flags+=(--wait-close)
-    "$bench_dir/accept_$name" --port 0 --threads "$threads" >"$tmp/out" 2>"$tmp/err" &
+    # exec: the pid is the server's, with or without taskset in front.
+    "${server_cmd[@]}" "$bench_dir/accept_$name" --port 0 --threads "$server_threads" \
+        >"$tmp/out" 2>"$tmp/err" &
     server_pid=$!
     exec {out}<"$tmp/out"
     if ! read -r -t 10 -u "$out" line || [[ ! $line =~ ^listening\ on\ .*:([0-9]+)$ ]]; then
@@ -107,7 +134,7 @@ run_one() {
     fi
     local port=${BASH_REMATCH[1]}
 
-    load_out=$("$load" --port "$port" --connections "$connections" --duration "$seconds" \
+    load_out=$("${client_cmd[@]}" "$load" --port "$port" --connections "$connections" --duration "$seconds" \
         --threads "$client_threads" "${load_flags[@]}") ||
         die "accept_load failed against accept_$name"
     [[ $load_out =~ ^connections=([0-9]+)\ seconds=([0-9.]+)\ conn_per_s=([0-9]+)$ ]] ||
@@ -129,8 +156,9 @@ run_one() {
 }
 
 echo "accept benchmark: servers ${servers[*]}; $rounds rounds of ${duration} s;" \
-    "$connections connects in flight ($client_mode); server threads $threads," \
-    "client threads $client_threads;" \
+    "$connections connects in flight ($client_mode); server threads $threads (unless :N)," \
+    "client threads $client_threads;${server_cpus:+ server on CPUs $server_cpus;}" \
+    "${client_cpus:+client on CPUs $client_cpus;}" \
     "$(nproc) cores" >&2
 
 if [[ $warmup != 0 && $warmup != 0.0 ]]; then
@@ -141,18 +169,21 @@ fi
 
 mkdir -p "$(dirname "$tsv")"
 columns=(round server threads client_threads client_mode duration_s connections client_seconds
-    conn_per_s accepted cpu_ticks cpu_us cpu_us_per_accept)
+    conn_per_s accepted cpu_ticks cpu_us cpu_us_per_accept load1)
 (IFS=$'\t'; echo "${columns[*]}") >"$tsv"
 for ((round = 1; round <= rounds; round++)); do
     for s in "${servers[@]}"; do
         run_one "$s" "$duration"
         cpu_us=$((ticks * 1000000 / clk_tck))
         per_accept=$(awk -v us="$cpu_us" -v n="$accepted" 'BEGIN { printf "%.3f", n ? us / n : 0 }')
-        printf '%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n' "$round" "$s" \
-            "$threads" "$client_threads" "$client_mode" "$duration" "$connections_done" \
-            "$client_seconds" "$conn_per_s" "$accepted" "$ticks" "$cpu_us" "$per_accept" >>"$tsv"
-        printf 'round %d %-10s %8d conn/s  %7s us CPU/accept  (accepted %d)\n' "$round" "$s" \
-            "$conn_per_s" "$per_accept" "$accepted" >&2
+        # The machine may be shared: the 1-minute load average goes with every round.
+        read -r load1 _ </proc/loadavg
+        printf '%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n' "$round" "$s" \
+            "$(threads_of "$s")" "$client_threads" "$client_mode" "$duration" "$connections_done" \
+            "$client_seconds" "$conn_per_s" "$accepted" "$ticks" "$cpu_us" "$per_accept" \
+            "$load1" >>"$tsv"
+        printf 'round %d %-10s %8d conn/s  %7s us CPU/accept  (accepted %d, load %s)\n' \
+            "$round" "$s" "$conn_per_s" "$per_accept" "$accepted" "$load1" >&2
     done
 done
 
@@ -174,6 +205,7 @@ END {
     ns = split(order, name, " ")
     base = name[1]
     for (i = 1; i <= ns; i++) if (name[i] == "raw_uring") base = "raw_uring"
+    for (i = 1; i <= ns; i++) if (name[i] == "raw_uring:1") base = "raw_uring:1"
     base_rate = median(rate[base]); base_cpu = median(cpu[base])
     printf "%-10s %10s %13s %14s %13s %10s %6s\n", "server", "conn/s", "vs " base, \
         "CPU us/accept", "vs " base, "accepted", "rounds"

@@ -26,6 +26,7 @@ struct ring_features {
     bool coop_taskrun = false;     // IORING_SETUP_COOP_TASKRUN: no IPI per completion
     bool registered_ring_fd = false; // io_uring_register_ring_fd: cheaper io_uring_enter
     bool nodrop = false;           // IORING_FEAT_NODROP: overflowed CQEs are kept, not lost
+    bool cqe_skip = false;         // IORING_FEAT_CQE_SKIP: close_detached() can use the ring
     unsigned sq_entries = 0;
     unsigned cq_entries = 0;
 };
@@ -36,6 +37,8 @@ struct loop_stats {
     std::uint64_t completions = 0;  // CQEs dispatched
     std::uint64_t parked = 0;       // ops that waited in the queue for a ring slot
     std::uint64_t submit_busy = 0;  // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
+    std::uint64_t detached_closes = 0;       // close_detached() calls that went to the ring
+    std::uint64_t detached_close_errors = 0; // ... and failed there (the error is not reported)
 };
 
 class io_context {
@@ -87,6 +90,17 @@ public:
     // Completes `op` with `res` from the loop (not from inside the caller's stack).
     void complete_later(detail::io_op* op, int res) noexcept;
 
+    // Closes `fd` without anyone waiting for it: the close rides along with the loop's next
+    // submission on the ring (no system call of its own, and no completion on success, so no
+    // CQE to dispatch and no extra trip into the kernel). Like unique_fd's destructor it does
+    // not report close's error (failures are counted in stats().detached_close_errors); await
+    // async_close() where the error matters. The descriptor is closed by the time the loop next
+    // enters the kernel or run() returns (called outside run(): when the loop next runs, or the
+    // context is destroyed). Falls back to close(2) at once when the kernel lacks
+    // IOSQE_CQE_SKIP_SUCCESS (before 5.17), the ring is at its in-flight cap, or it is stopping.
+    // Call on the loop's thread.
+    void close_detached(unique_fd fd) noexcept;
+
 private:
     void run_until(const bool& done);
     void begin_stop() noexcept;
@@ -97,7 +111,17 @@ private:
     void enter_kernel(unsigned wait_nr) noexcept;
     void start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept;
     io_uring_sqe* get_sqe() noexcept;
+    io_uring_sqe* get_sqe_after_submit() noexcept;
+    void note_submitted() noexcept;
+    void flush_detached() noexcept;
+    [[nodiscard]] bool ring_has_room() const noexcept {
+        return in_flight_count_ + detached_unsubmitted_ < max_in_flight_;
+    }
     void arm_wakeup() noexcept;
+
+    // user_data of CQEs that belong to no op (io_op pointers are never this small).
+    static constexpr std::uint64_t cancel_tag = 0;         // a cancel request's own completion
+    static constexpr std::uint64_t detached_close_tag = 1; // a close_detached() that failed
 
     template <class T>
     struct root;
@@ -115,6 +139,10 @@ private:
     loop_stats stats_;
     unsigned max_in_flight_ = 0;      // CQ capacity: more ops in flight could overflow the CQ
     std::size_t in_flight_count_ = 0; // ops holding an SQE/CQE slot
+    // close_detached() SQEs not yet handed to the kernel. Each may still post a CQE (on failure)
+    // when it runs, so until then it holds CQ room like an op in flight; once submitted it has
+    // run (a close completes inline unless the file has a flush method) and holds none.
+    std::size_t detached_unsubmitted_ = 0;
     detail::op_queue waiting_;        // submitted, waiting for a ring slot
     detail::op_queue in_flight_;      // in the kernel, for cancel-all at stop
     detail::op_queue completed_;      // completions made by the loop itself
@@ -156,7 +184,10 @@ inline io_context::io_context(options opts) {
         rc = try_setup(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
                        IORING_SETUP_DEFER_TASKRUN);
     if (rc == -EINVAL && opts.try_coop_taskrun)
-        rc = try_setup(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN);
+        // TASKRUN_FLAG (same kernel as COOP_TASKRUN, 5.19): the kernel flags pending task work
+        // in the SQ ring, so a turn that only peeks still enters to run it (liburing checks).
+        rc = try_setup(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+                       IORING_SETUP_TASKRUN_FLAG);
     if (rc == -EINVAL) rc = try_setup(IORING_SETUP_SUBMIT_ALL);
     if (rc == -EINVAL) rc = try_setup(0);
     if (rc < 0) throw_errno(-rc, "io_uring_queue_init_params");
@@ -165,6 +196,7 @@ inline io_context::io_context(options opts) {
     features_.defer_taskrun = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     features_.coop_taskrun = (params.flags & IORING_SETUP_COOP_TASKRUN) != 0;
     features_.nodrop = (params.features & IORING_FEAT_NODROP) != 0;
+    features_.cqe_skip = (params.features & IORING_FEAT_CQE_SKIP) != 0;
     features_.sq_entries = params.sq_entries;
     features_.cq_entries = params.cq_entries;
     if (opts.register_ring_fd) features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
@@ -190,6 +222,7 @@ inline io_context::~io_context() {
         enter_kernel(1);
         reap_completions();
     }
+    flush_detached(); // closes queued by the last completions
     io_uring_queue_exit(&ring_);
 }
 
@@ -203,7 +236,7 @@ inline void io_context::stop() noexcept {
 inline void io_context::submit(detail::io_op* op) noexcept {
     if (stopping_) return complete_later(op, -ECANCELED);
     // FIFO: once anything waits, newcomers wait behind it.
-    if (in_flight_count_ < max_in_flight_ && waiting_.empty()) {
+    if (ring_has_room() && waiting_.empty()) {
         if (io_uring_sqe* sqe = get_sqe()) return start_op(op, sqe);
     }
     op->where = detail::io_op::place::pending;
@@ -225,14 +258,42 @@ inline void io_context::complete_later(detail::io_op* op, int res) noexcept {
     completed_.push_back(op);
 }
 
+inline void io_context::close_detached(unique_fd fd) noexcept {
+    if (!fd) return;
+    if (!features_.cqe_skip || stopping_ || !ring_has_room()) return fd.reset();
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return fd.reset();
+    io_uring_prep_close(sqe, fd.release());
+    io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    io_uring_sqe_set_data64(sqe, detached_close_tag);
+    ++detached_unsubmitted_;
+    ++stats_.detached_closes;
+}
+
 inline io_uring_sqe* io_context::get_sqe() noexcept {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) {
-        // The SQ is full: hand it to the kernel and take a fresh slot (never assert).
-        io_uring_submit(&ring_);
-        sqe = io_uring_get_sqe(&ring_);
-    }
-    return sqe;
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]]
+        return sqe;
+    return get_sqe_after_submit();
+}
+
+// The SQ is full: hand it to the kernel and take a fresh slot (never assert).
+inline io_uring_sqe* io_context::get_sqe_after_submit() noexcept {
+    io_uring_submit(&ring_);
+    note_submitted();
+    return io_uring_get_sqe(&ring_);
+}
+
+// After a submission: once the kernel has taken every queued SQE, the detached closes among
+// them have run and hold no CQ room any more.
+inline void io_context::note_submitted() noexcept {
+    if (detached_unsubmitted_ != 0 && io_uring_sq_ready(&ring_) == 0) detached_unsubmitted_ = 0;
+}
+
+// Hands queued detached closes to the kernel now (before run() returns, or the ring closes).
+inline void io_context::flush_detached() noexcept {
+    if (detached_unsubmitted_ == 0) return;
+    io_uring_submit(&ring_);
+    note_submitted();
 }
 
 inline void io_context::start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept {
@@ -271,7 +332,7 @@ inline void io_context::process_cancels() noexcept {
 }
 
 inline void io_context::fill_ring_from_queue() noexcept {
-    while (!waiting_.empty() && in_flight_count_ < max_in_flight_) {
+    while (!waiting_.empty() && ring_has_room()) {
         io_uring_sqe* sqe = get_sqe();
         if (sqe == nullptr) return;
         start_op(waiting_.pop_front(), sqe);
@@ -291,26 +352,37 @@ inline void io_context::enter_kernel(unsigned wait_nr) noexcept {
     // EINTR: a signal arrived (we keep going). EBUSY/EAGAIN: the CQ overflowed or the kernel is
     // short of memory; reaping below frees room and the next turn submits again.
     if (rc == -EBUSY || rc == -EAGAIN) ++stats_.submit_busy;
+    note_submitted();
 }
 
 inline void io_context::reap_completions() noexcept {
     constexpr unsigned batch_size = 64;
-    io_uring_cqe* cqes[batch_size];
     struct entry {
         std::uint64_t user_data;
         int res;
         std::uint32_t flags;
     } batch[batch_size];
     for (;;) {
-        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, batch_size);
+        // io_uring_peek_batch_cqe, inline and without its check for overflowed CQEs: those are
+        // flushed by enter_kernel, which enters with GETEVENTS whenever the kernel flags them.
+        const unsigned head = *ring_.cq.khead;
+        const unsigned ready = io_uring_cq_ready(&ring_);
+        const unsigned n = ready < batch_size ? ready : batch_size;
         if (n == 0) return;
         // Copy and release the CQ slots first: the resumed coroutines submit new work.
-        for (unsigned i = 0; i < n; ++i)
-            batch[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+        for (unsigned i = 0; i < n; ++i) {
+            const io_uring_cqe& cqe =
+                ring_.cq.cqes[io_uring_cqe_index(&ring_, head + i, ring_.cq.ring_mask)];
+            batch[i] = {cqe.user_data, cqe.res, cqe.flags};
+        }
         io_uring_cq_advance(&ring_, n);
         stats_.completions += n;
         for (unsigned i = 0; i < n; ++i) {
-            if (batch[i].user_data == 0) continue; // a cancel request's own completion
+            if (batch[i].user_data <= detached_close_tag) {
+                // A cancel request's own completion, or a detached close that failed.
+                if (batch[i].user_data == detached_close_tag) ++stats_.detached_close_errors;
+                continue;
+            }
             auto* op = reinterpret_cast<detail::io_op*>(batch[i].user_data);
             if ((batch[i].flags & IORING_CQE_F_MORE) == 0) {
                 // Final CQE: the op leaves the kernel (a multishot op stays until then).
@@ -336,17 +408,19 @@ inline void io_context::run_until(const bool& done) {
             stopping_ = false;
             stop_requested_.store(false, std::memory_order_relaxed);
             arm_wakeup();
-            return;
+            return flush_detached();
         }
-        process_cancels();
-        dispatch_local_completions();
-        if (done) return;
+        // Both lists are empty on almost every turn: test before calling.
+        if (!cancels_.empty()) process_cancels();
+        if (!completed_.empty()) dispatch_local_completions();
+        if (done) return flush_detached();
         fill_ring_from_queue();
         // With local work queued, only collect what is ready; otherwise sleep in the kernel.
         bool local_work = !completed_.empty() || !cancels_.empty();
         enter_kernel(local_work ? 0 : 1);
         reap_completions();
     }
+    flush_detached();
 }
 
 inline void io_context::run() {

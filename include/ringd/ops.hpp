@@ -212,6 +212,13 @@ inline write_operation async_write(io_context& ctx, borrowed_fd fd,
 inline close_operation async_close(io_context& ctx, unique_fd fd) noexcept {
     return {ctx, std::move(fd)};
 }
+// Closes without waiting and without an outcome, like unique_fd's destructor but on the ring:
+// no system call and no completion of its own (io_context::close_detached says when it falls
+// back to close(2)). For descriptors whose close error would change nothing, e.g. a socket that
+// is done with; await async_close() where the error matters.
+inline void close_detached(io_context& ctx, unique_fd fd) noexcept {
+    ctx.close_detached(std::move(fd));
+}
 inline poll_operation async_poll(io_context& ctx, borrowed_fd fd, unsigned events) noexcept {
     return {ctx, fd, events};
 }

@@ -1,12 +1,14 @@
 // ringd/process.hpp — processes named by pidfds: spawn a child, signal it or its process group,
 // wait for its end on the ring. A pidfd names one incarnation, so a recycled pid is never hit.
 //
-//   auto child = ringd::spawn({.argv = {"/bin/sleep", "5"}, .log_dir = "/var/log/x", .log_name = "nap"});
+//   ringd::spawn_options o;
+//   o.argv = {"/bin/sleep", "5"};
+//   o.log_dir = "/var/log/x"; o.log_name = "nap";       // stdout/stderr: /var/log/x/nap.<pid>
+//   auto child = ringd::spawn(o);
 //   if (!child) fail(child.error().message());          // "execve /bin/sleep: ..."
 //   auto end = co_await ringd::async_wait(ctx, *child); // result<exit_info>
 #pragma once
 
-#include <ringd/detail/operation.hpp>
 #include <ringd/detail/process_child.hpp>
 #include <ringd/detail/process_syscalls.hpp>
 #include <ringd/detail/process_wait.hpp>

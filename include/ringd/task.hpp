@@ -35,6 +35,15 @@ const std::stop_token* stop_token_of(std::coroutine_handle<Promise> h) noexcept 
         return nullptr;
 }
 
+// The owner of a task that nobody awaits (a scope, see scope::spawn): when the task ends, its
+// frame is destroyed and the owner hears what it threw, then names the coroutine to run next.
+// A function pointer rather than a virtual function: the owner stays a non-polymorphic type.
+struct task_owner {
+    using finished_fn = std::coroutine_handle<> (*)(task_owner* self,
+                                                    std::exception_ptr error) noexcept;
+    finished_fn task_finished;
+};
+
 class task_promise_base {
 public:
     static void* operator new(std::size_t size) { return frame_allocator::allocate(size); }
@@ -44,12 +53,18 @@ public:
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
 
-    // Symmetric transfer to the awaiter: no stack growth however long the chain of tasks.
+    // Symmetric transfer to the awaiter: no stack growth however long the chain of tasks. A task
+    // with an owner instead of an awaiter frees its own frame and hands over to the owner.
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) const noexcept {
-            return h.promise().continuation_;
+            task_promise_base& p = h.promise();
+            if (p.owner_ == nullptr) return p.continuation_;
+            task_owner* owner = p.owner_;
+            std::exception_ptr error = std::move(p.exception_);
+            h.destroy();
+            return owner->task_finished(owner, std::move(error));
         }
         void await_resume() const noexcept {}
     };
@@ -64,6 +79,12 @@ public:
         continuation_ = awaiter;
         stop_token_ = token;
     }
+    // Called by an owner that starts the task without awaiting it (its frame, once released from
+    // the task object, then belongs to the task itself until it ends).
+    void set_owner(task_owner* owner, const std::stop_token* token) noexcept {
+        owner_ = owner;
+        stop_token_ = token;
+    }
 
 protected:
     void rethrow_if_failed() const {
@@ -74,6 +95,7 @@ private:
     std::coroutine_handle<> continuation_ = std::noop_coroutine(); // resumed when the task ends
     const std::stop_token* stop_token_ = nullptr; // owned by the enclosing scope, outlives us
     std::exception_ptr exception_;                // what the body threw, for the awaiter
+    task_owner* owner_ = nullptr;                 // set instead of an awaiter: see task_owner
 };
 
 template <class T>

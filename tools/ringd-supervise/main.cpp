@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -27,7 +28,7 @@ namespace {
 constexpr const char* help_text =
     "usage: ringd-supervise [--config FILE] [--state FILE] [--log-dir DIR] [--control SOCKET]\n"
     "                       [--foreground] [-i] [--container] [--syslog-ident ID]\n"
-    "                       [--syslog-facility FACILITY] [--log-level LEVEL]\n"
+    "                       [--syslog-facility FACILITY] [--log-level LEVEL] [-t SECONDS]\n"
     "       ringd-supervise ctl [--control SOCKET] COMMAND ...   (ringd-supervise ctl --help)\n"
     "\n"
     "Keeps services running and restarts them when they end.\n"
@@ -49,6 +50,8 @@ constexpr const char* help_text =
     "                     and forward SIGHUP to every service\n"
     "  --syslog-ident ID, --syslog-facility F   (default ringd-supervise, daemon)\n"
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
+    "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
+    "                     or spawn_retry_interval_s in the config)\n"
     "SIGTERM/SIGINT stop every service in reverse start order, then exit 0 (the table is kept).\n";
 
 struct options {
@@ -62,6 +65,7 @@ struct options {
     std::optional<std::string> syslog_ident;
     std::optional<int> syslog_facility;
     ringd::log_level level = ringd::log_level::notice;
+    std::optional<double> spawn_retry_s; // -t
 };
 
 // Paths are read after the daemon's chdir("/"): make them absolute now.
@@ -174,6 +178,7 @@ void reconcile(daemon_state& d) {
         return;
     }
     d.cfg = std::move(*fresh);
+    if (d.opts.spawn_retry_s) d.cfg.spawn_retry_interval_s = *d.opts.spawn_retry_s;
     const supervise::scan_result scan = supervise::scan_directories(d.cfg.directories);
     log_scan(d, scan);
     std::map<std::string, const supervise::found_script*> wanted;
@@ -337,6 +342,7 @@ int daemon_main(options opts) {
         if (!loaded) return usage_error(loaded.error());
         cfg = std::move(*loaded);
     }
+    if (opts.spawn_retry_s) cfg.spawn_retry_interval_s = *opts.spawn_retry_s;
     startup_report report;
     if (!opts.foreground) report.detach();
 
@@ -456,6 +462,14 @@ int main(int argc, char** argv) {
             opts.clean = true;
         } else if (arg == "--container" && flag_only()) {
             opts.container = true;
+        } else if (arg == "-t") {
+            if (i + 1 >= argc) return usage_error("option -t needs a number of seconds");
+            const std::string v = argv[++i];
+            char* end = nullptr;
+            const double s = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(s > 0) || s > 86400)
+                return usage_error("-t '" + v + "': not a number of seconds in (0, 86400]");
+            opts.spawn_retry_s = s;
         } else if (arg == "--config" || arg == "--state" || arg == "--log-dir" || arg == "--control" ||
                    arg == "--syslog-ident" || arg == "--syslog-facility" || arg == "--log-level") {
             auto v = value();

@@ -98,6 +98,26 @@ struct accept_stream::state {
         s->arm();
     }
 
+    // The consumer's stop request: ends its wait with operation_canceled, from the loop.
+    void cancel_waiter() noexcept;
+    struct stop_canceller {
+        state* s;
+        void operator()() const noexcept { s->cancel_waiter(); }
+    };
+    // Listens to the stop token of the coroutine awaiting next(). The registration is kept
+    // while later next() calls come with the same token (a consumer loop), so a steady consumer
+    // registers once instead of once per connection; another token replaces it, none drops it.
+    void watch_stop(const std::stop_token* token) noexcept {
+        if (token == nullptr || !token->stop_possible()) {
+            stop_callback.reset();
+            return;
+        }
+        if (stop_callback && watched_token == *token) return;
+        stop_callback.reset();
+        watched_token = *token;
+        stop_callback.emplace(*token, stop_canceller{this});
+    }
+
     io_context* ctx;
     int listen_fd;
     accept_stream_options options;
@@ -117,6 +137,8 @@ struct accept_stream::state {
     int callbacks_running = 0;              // >0 while a completion resumes the consumer
     accept_op accept{this};
     timer_op timer{this};
+    std::stop_token watched_token;          // the token stop_callback is registered with
+    std::optional<std::stop_callback<stop_canceller>> stop_callback; // see watch_stop()
 };
 
 class accept_stream::next_operation {
@@ -136,12 +158,11 @@ public:
         state_->waiter = this;
         state_->paused = false; // a consumer is back: accept again
         state_->arm();
-        if (token != nullptr && token->stop_possible()) stop_callback_.emplace(*token, canceller{this});
+        state_->watch_stop(token);
         return true;
     }
 
     result<unique_fd> await_resume() noexcept {
-        stop_callback_.reset();
         if (result_) return std::move(*result_);
         if (state_->count != 0) {
             int fd = state_->pop();
@@ -154,18 +175,7 @@ public:
 private:
     friend struct accept_stream::state;
 
-    // On stop: stop accepting and complete this wait with operation_canceled, from the loop.
-    struct canceller {
-        next_operation* op;
-        void operator()() const noexcept {
-            state* s = op->state_;
-            if (s->waiter != op) return;
-            s->waiter = nullptr;
-            s->pause();
-            op->result_.emplace(errno_error(ECANCELED));
-            s->ctx->complete_later(&op->wake_, 0);
-        }
-    };
+    // Completes a wait cancelled by a stop request from the loop, not inside request_stop().
     struct wake_op : detail::io_op {
         explicit wake_op(next_operation* o) noexcept
             : io_op(nullptr, [](io_op* self, int, std::uint32_t) noexcept {
@@ -184,8 +194,16 @@ private:
     std::coroutine_handle<> waiting_;
     std::optional<result<unique_fd>> result_;  // set when handed over directly
     wake_op wake_{this};                       // for completing a cancelled wait from the loop
-    std::optional<std::stop_callback<canceller>> stop_callback_;
 };
+
+// On stop: stop accepting and complete the waiting next() with operation_canceled.
+inline void accept_stream::state::cancel_waiter() noexcept {
+    next_operation* w = std::exchange(waiter, nullptr);
+    if (w == nullptr) return;
+    pause();
+    w->result_.emplace(errno_error(ECANCELED));
+    ctx->complete_later(&w->wake_, 0);
+}
 
 inline void accept_stream::state::deliver(int fd_or_error) noexcept {
     if (next_operation* w = std::exchange(waiter, nullptr)) {
@@ -275,6 +293,7 @@ inline accept_stream::accept_stream(accept_stream&& other) noexcept
 inline accept_stream::~accept_stream() {
     if (state_ == nullptr) return;
     state_->orphaned = true;
+    state_->stop_callback.reset();
     while (state_->count != 0) ::close(state_->pop());
     if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
     if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
