@@ -56,14 +56,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_ticks() {
-    local stat rest
-    read -r stat <"/proc/$1/stat"
-    rest=${stat##*) }
-    local -a f
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
-}
+# cpu_ticks PID: the server's CPU time so far, in clock ticks.
+source "$repo/bench/proc_cpu.sh"
 
 # start SERVER: starts it pinned, sets server_pid and port.
 start() {

@@ -100,16 +100,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkfifo "$tmp/out"
 
-# Server CPU time so far (user + system, all threads), in clock ticks. Fields 14 and 15 of
-# /proc/PID/stat; the command name (field 2) may hold spaces, so count from its closing ')'.
-cpu_ticks() {
-    local stat rest
-    read -r stat <"/proc/$1/stat"
-    rest=${stat##*) }
-    local -a f
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
-}
+# cpu_ticks PID: the server's CPU time so far, in clock ticks.
+source "$repo/bench/proc_cpu.sh"
 
 # threads_of SERVER: the N of NAME:N, else --threads.
 threads_of() {

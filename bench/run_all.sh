@@ -219,59 +219,45 @@ targets_table() {
 md=$out/results.md
 : >"$md"
 
-# ---- 1. the comparison, pinned and unpinned, and the plot ----
-if [[ $skip != *,accept,* ]]; then
+# comparison NAME ROUNDS HEADING [run_accept.sh flags...]: one interleaved run of every server,
+# its table and targets appended to the results (under HEADING) and printed; NAME.tsv and
+# NAME.medians stay in $out for the plot.
+comparison() {
+    local name=$1 n=$2 heading=$3
+    shift 3
     wait_for_quiet
-    load_before=$(loadavg)
-    echo "== accept and close: ${servers[*]}, $rounds rounds of ${duration}s, 1 server thread," \
-        "${pin[*]:-not pinned}" >&2
-    BUILD_DIR=$build_dir ROUNDS=$rounds DURATION=$duration CONNECTIONS=$connections \
-        "$repo/bench/run_accept.sh" "${pin[@]}" --tsv "$out/pinned.tsv" "${servers[@]}" >/dev/null
-    load_after=$(loadavg)
-    medians "$out/pinned.tsv" "${servers[*]}" >"$out/pinned.medians"
-    table=$(comparison_table "$out/pinned.medians" "$out/pinned.tsv")
-    targets=$(targets_table "$out/pinned.tsv" "$out/pinned.medians")
+    local before after table targets
+    before=$(loadavg)
+    echo "== $heading: ${servers[*]}, $n rounds of ${duration}s" >&2
+    BUILD_DIR=$build_dir ROUNDS=$n DURATION=$duration CONNECTIONS=$connections \
+        "$repo/bench/run_accept.sh" "$@" --tsv "$out/$name.tsv" "${servers[@]}" >/dev/null
+    after=$(loadavg)
+    medians "$out/$name.tsv" "${servers[*]}" >"$out/$name.medians"
+    table=$(comparison_table "$out/$name.medians" "$out/$name.tsv")
+    targets=$(targets_table "$out/$name.tsv" "$out/$name.medians")
     {
-        echo "### Accept and close: 1 server thread${pin[*]:+ on CPU ${pin[1]}}, 1 client thread${pin[*]:+ on CPU ${pin[3]}}, $connections connects in flight"
+        echo "### $heading"
         echo
-        echo "$rounds interleaved rounds of ${duration} s (raw_uring, ringd, epoll, asio, raw_uring, ...);"
-        echo "medians over rounds. Load average (1 min) before: $load_before, during the rounds:" \
-            "$(load_range "$out/pinned.tsv"), after: $load_after."
+        echo "$n interleaved rounds of ${duration} s ($(printf '%s, ' "${servers[@]}")${servers[0]}, ...);"
+        echo "medians over rounds. Load average (1 min) before: $before, during the rounds:" \
+            "$(load_range "$out/$name.tsv"), after: $after."
         echo
         echo "$table"
         echo
         echo "$targets"
         echo
     } >>"$md"
-    echo "$table"
-    echo
-    echo "$targets"
-    echo
+    printf '%s\n\n%s\n\n' "$table" "$targets"
+}
 
+# ---- 1. the comparison, pinned and unpinned, and the plot ----
+if [[ $skip != *,accept,* ]]; then
+    comparison pinned "$rounds" \
+        "Accept and close: 1 server thread${pin[*]:+ on CPU ${pin[1]}}, 1 client thread${pin[*]:+ on CPU ${pin[3]}}, $connections connects in flight" \
+        "${pin[@]}"
     if ((unpinned_rounds > 0)); then
-        wait_for_quiet
-        load_before=$(loadavg)
-        echo "== the same, not pinned: $unpinned_rounds rounds" >&2
-        BUILD_DIR=$build_dir ROUNDS=$unpinned_rounds DURATION=$duration \
-            CONNECTIONS=$connections "$repo/bench/run_accept.sh" --tsv "$out/unpinned.tsv" \
-            "${servers[@]}" >/dev/null
-        load_after=$(loadavg)
-        medians "$out/unpinned.tsv" "${servers[*]}" >"$out/unpinned.medians"
-        table=$(comparison_table "$out/unpinned.medians" "$out/unpinned.tsv")
-        targets=$(targets_table "$out/unpinned.tsv" "$out/unpinned.medians")
-        {
-            echo "### The same, not pinned (the scheduler places server and client)"
-            echo
-            echo "$unpinned_rounds interleaved rounds of ${duration} s. Load average before:" \
-                "$load_before, during: $(load_range "$out/unpinned.tsv"), after: $load_after."
-            echo
-            echo "$table"
-            echo
-            echo "$targets"
-            echo
-        } >>"$md"
-        echo "$table"
-        echo
+        comparison unpinned "$unpinned_rounds" \
+            "The same, not pinned (the scheduler places server and client)"
     fi
 
     # The plot: one bar per server and placement, whiskers from the fastest to the slowest round.

@@ -1,0 +1,13 @@
+# proc_cpu.sh — sourced by the benchmark scripts: a process's CPU time from /proc.
+
+# cpu_ticks PID: CPU time so far (user + system, all threads), in clock ticks (getconf CLK_TCK).
+# Fields 14 and 15 of /proc/PID/stat; the command name (field 2) may hold spaces, so count from
+# its closing ')'.
+cpu_ticks() {
+    local stat rest
+    read -r stat <"/proc/$1/stat"
+    rest=${stat##*) }
+    local -a f
+    read -r -a f <<<"$rest"
+    echo $((f[11] + f[12]))
+}
