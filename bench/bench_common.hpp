@@ -30,6 +30,7 @@ inline constexpr int exit_system = 2;
 
 // Move-only owner of a descriptor; closes in its destructor. close() is never retried: Linux
 // releases the descriptor even when close fails (EINTR included).
+// A copy of ringd/fd.hpp's on purpose: the baseline servers must not depend on ringd.
 class unique_fd {
 public:
     unique_fd() noexcept = default;

@@ -1,17 +1,24 @@
 // ringd.hpp — everything in ringd, for programs that would rather not pick headers one by one.
+// Except ringd/tls.hpp: it needs OpenSSL (headers and -lssl -lcrypto), which a program without TLS
+// should not have to pull in; include it yourself when you use it.
 #pragma once
 
 #include <ringd/control.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
+#include <ringd/log.hpp>
 #include <ringd/net.hpp>
 #include <ringd/notify.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/pidfile.hpp>
+#include <ringd/process.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/result.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
+#include <ringd/start_order.hpp>
+#include <ringd/supervision_state.hpp>
+#include <ringd/supervisor.hpp>
 #include <ringd/task.hpp>
 #include <ringd/timer.hpp>

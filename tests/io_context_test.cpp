@@ -10,7 +10,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -19,18 +21,9 @@ using ringd::result;
 using ringd::scope;
 using ringd::task;
 using ringd::unique_fd;
+using ringd::testing::pipe_pair;
 
 namespace {
-
-struct pipe_pair {
-    unique_fd read_end, write_end;
-    pipe_pair() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-        read_end.reset(fds[0]);
-        write_end.reset(fds[1]);
-    }
-};
 
 io_context::options tiny_ring() {
     io_context::options o;
@@ -220,6 +213,33 @@ TEST_CASE("close on the ring closes the descriptor") {
     CHECK(ringd::testing::run_bounded(ctx, body()));
     CHECK(::fcntl(raw, F_GETFD) == -1);
     CHECK(errno == EBADF);
+}
+
+TEST_CASE("fsync and fdatasync on the ring flush a written temporary file") {
+    io_context ctx;
+    char path[] = "/tmp/ringd-fsync-test-XXXXXX";
+    unique_fd file(::mkstemp(path));
+    REQUIRE(file.valid());
+    ::unlink(path); // the descriptor keeps the file alive
+    auto body = [&]() -> task<bool> {
+        const char msg[] = "durable";
+        auto w = co_await ringd::async_write(ctx, file, std::as_bytes(std::span(msg, 7)), 0);
+        REQUIRE(w.has_value());
+        auto synced = co_await ringd::async_fsync(ctx, file);
+        auto data_synced = co_await ringd::async_fdatasync(ctx, file);
+        co_return synced.has_value() && data_synced.has_value();
+    };
+    CHECK(ringd::testing::run_bounded(ctx, body()));
+}
+
+TEST_CASE("fsync of a descriptor that is not open reports EBADF as a value") {
+    io_context ctx;
+    auto body = [&]() -> task<result<void>> {
+        co_return co_await ringd::async_fsync(ctx, ringd::borrowed_fd(1 << 20));
+    };
+    auto r = ringd::testing::run_bounded(ctx, body());
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error() == std::errc::bad_file_descriptor);
 }
 
 TEST_CASE("a child's exception is rethrown by join, after every child has finished") {

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +25,30 @@ using ringd::scope;
 using ringd::socket_address;
 using ringd::task;
 using ringd::unique_fd;
+
+namespace {
+
+// The exception a bind throws, and how long it took to come.
+struct bind_failure {
+    std::system_error error;
+    std::chrono::steady_clock::duration took;
+};
+// Binds `address` without SO_REUSEADDR; nullopt if that succeeded.
+std::optional<bind_failure> failed_bind(const socket_address& address,
+                                        std::chrono::milliseconds retry = {}) {
+    ringd::listen_options o;
+    o.reuse_address = false;
+    o.retry_address_in_use = retry;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        (void)listener::bind(address, o);
+    } catch (const std::system_error& e) {
+        return bind_failure{e, std::chrono::steady_clock::now() - start};
+    }
+    return std::nullopt;
+}
+
+} // namespace
 
 TEST_CASE("addresses in every accepted form parse and print back") {
     CHECK(socket_address::parse("127.0.0.1:8080")->to_string() == "127.0.0.1:8080");
@@ -56,17 +82,56 @@ TEST_CASE("a listener on port 0 reports the port the kernel chose") {
     CHECK(l6.address().to_string().rfind("[::1]:", 0) == 0);
 }
 
-TEST_CASE("binding a port in use fails with a message naming bind and the address") {
+TEST_CASE("binding a port in use fails at once with a message naming bind and the address") {
     auto l = listener::bind(ringd::testing::loopback_any_port());
-    try {
-        ringd::listen_options o;
-        o.reuse_address = false;
-        (void)listener::bind(l.address(), o);
-        FAIL("second bind succeeded");
-    } catch (const std::system_error& e) {
-        CHECK(std::string(e.what()) ==
-              "bind " + l.address().to_string() + ": Address already in use");
-    }
+    auto failure = failed_bind(l.address());
+    REQUIRE(failure);
+    CHECK(failure->error.code() == std::errc::address_in_use);
+    CHECK(std::string(failure->error.what()) ==
+          "bind " + l.address().to_string() + ": Address already in use");
+    CHECK(failure->took < std::chrono::seconds(1)); // no retry unless asked for
+}
+
+TEST_CASE("bind retries an address in use until its holder lets go") {
+    auto holder = listener::bind(ringd::testing::loopback_any_port());
+    const socket_address address = holder.address();
+    std::thread releaser([&holder] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        holder = listener::bind(*socket_address::parse("127.0.0.1:0")); // drops the old one
+    });
+    ringd::listen_options o;
+    o.reuse_address = false;
+    o.retry_address_in_use = std::chrono::seconds(5);
+    auto l = listener::bind(address, o);
+    releaser.join();
+    CHECK(l.address().port() == address.port());
+}
+
+TEST_CASE("bind gives up with EADDRINUSE once the retry time has passed") {
+    auto holder = listener::bind(ringd::testing::loopback_any_port());
+    auto failure = failed_bind(holder.address(), std::chrono::milliseconds(50));
+    REQUIRE(failure);
+    CHECK(failure->error.code() == std::errc::address_in_use);
+    CHECK(std::string(failure->error.what()) ==
+          "bind " + holder.address().to_string() + ": Address already in use");
+    CHECK(failure->took >= std::chrono::milliseconds(50));
+}
+
+TEST_CASE("a UNIX listener retries a path whose socket still answers until it is released") {
+    const std::string path = "/tmp/ringd-net-test-retry-" + std::to_string(::getpid()) + ".sock";
+    auto address = *socket_address::parse(path);
+    std::optional<listener> holder(listener::bind(address));
+    std::thread releaser([&holder] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // As a killed process leaves it: the socket file stays, nobody answers any more.
+        (void)holder->release();
+        holder.reset();
+    });
+    ringd::listen_options o;
+    o.retry_address_in_use = std::chrono::seconds(5);
+    auto l = listener::bind(address, o);
+    releaser.join();
+    CHECK(l.address().to_string() == path);
 }
 
 TEST_CASE("two listeners share a port with SO_REUSEPORT") {

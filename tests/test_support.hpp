@@ -1,4 +1,4 @@
-// tests/test_support.hpp — shared helpers: a watchdog so no test hangs, and blocking clients.
+// tests/test_support.hpp — shared helpers: a watchdog so no test hangs, blocking clients, pipes.
 #pragma once
 
 #include <ringd/io_context.hpp>
@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -80,6 +82,18 @@ inline unique_fd connect_blocking(const socket_address& address) {
     REQUIRE(::connect(fd.get(), address.sockaddr_ptr(), address.size()) == 0);
     return fd;
 }
+
+// A close-on-exec pipe; a read end nobody writes to is the never-ready descriptor that
+// cancellation tests park operations on.
+struct pipe_pair {
+    unique_fd read_end, write_end;
+    pipe_pair() {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        read_end.reset(fds[0]);
+        write_end.reset(fds[1]);
+    }
+};
 
 // Whether the running kernel is at least major.minor (for features io_uring_get_probe cannot
 // see, such as multishot accept, 5.19).

@@ -18,7 +18,6 @@
 #include <cstring>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -145,20 +144,6 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     co_return 0;
 }
 
-// A daemon killed a moment ago may still own its listening sockets: the kernel tears its
-// io_uring down asynchronously, and a pending accept keeps the socket open (and accepting) for a
-// few milliseconds after the process is gone. So EADDRINUSE is retried for up to 2 s.
-ringd::listener bind_with_retry(const ringd::socket_address& address) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            return ringd::listener::bind(address);
-        } catch (const std::system_error& e) {
-            if (e.code() != std::errc::address_in_use || attempt >= 200) throw;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-}
-
 constexpr const char* usage_text =
     "usage: echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]\n"
     "             [--pid-file F] [--foreground] [--user U] [--group G] [--notify-fd N]\n"
@@ -238,7 +223,12 @@ int main(int argc, char** argv) {
     std::vector<ringd::listener> listeners;
     try {
         listeners = ringd::activated_listeners(); // systemd socket activation, if any
-        for (const auto& a : addresses) listeners.push_back(bind_with_retry(a));
+        // A daemon killed a moment ago may still own its listening sockets: the kernel tears
+        // its io_uring down asynchronously, and a pending accept keeps the socket bound for a
+        // few milliseconds after the process is gone.
+        ringd::listen_options lo;
+        lo.retry_address_in_use = std::chrono::seconds(2);
+        for (const auto& a : addresses) listeners.push_back(ringd::listener::bind(a, lo));
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "echod: %s\n", e.what());
         return ringd::exit_code_for(e.code());

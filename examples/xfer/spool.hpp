@@ -8,7 +8,6 @@
 //   spool/sent/P/    files sent to P and confirmed
 #pragma once
 
-#include "file_ops.hpp"
 #include "sha256.hpp"
 
 #include <ringd/fd.hpp>

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -78,13 +79,19 @@ struct listen_options {
     bool v6_only = true;        // IPV6_V6ONLY on "[::]:P": v4 goes to its own listener
     bool replace_stale_unix_socket = true; // unlink a UNIX socket path that nobody listens on
     mode_t unix_mode = 0;       // chmod for a UNIX socket path (0: leave the umask's choice)
+    // How long bind keeps retrying EADDRINUSE (0: fail at once). A daemon restarted right after
+    // kill -9 needs it: the kernel tears the dead process's io_uring down asynchronously, and an
+    // accept still pending there keeps the old listener bound (and a UNIX socket answering) for a
+    // few milliseconds. bind sleeps in 10 ms steps meanwhile, blocking the calling thread.
+    std::chrono::milliseconds retry_address_in_use{0};
 };
 
 // A listening socket. Move-only; closes on destruction (a UNIX path it created is unlinked).
 class listener {
 public:
     // socket + bind + listen. Throws std::system_error naming the step and the address, e.g.
-    // "bind 127.0.0.1:80: Permission denied".
+    // "bind 127.0.0.1:80: Permission denied"; EADDRINUSE only once
+    // options.retry_address_in_use has passed.
     static listener bind(const socket_address& address, const listen_options& options = {});
     // Takes a socket that is already listening (inherited, or from socket activation).
     // Throws std::system_error ("adopt fd 3: not a listening socket") when it is not one.

@@ -1,6 +1,6 @@
-// ringd/ops.hpp — the awaitable ring operations: accept, connect, recv, send, read, write, close,
-// poll and cancel. Each is an X_operation that holds its own state (no allocation), takes its
-// SQE when awaited, and resumes with result<T>; a stop request ends it with operation_canceled.
+// ringd/ops.hpp — the awaitable ring operations: accept, connect, recv, send, read, write, fsync,
+// close, poll and cancel. Each is an X_operation that holds its own state (no allocation), takes
+// its SQE when awaited, and resumes with result<T>; a stop request ends it with operation_canceled.
 #pragma once
 
 #include <ringd/detail/operation.hpp>
@@ -132,6 +132,27 @@ private:
     std::uint64_t offset_;
 };
 
+// Flushes a file to stable storage (IORING_OP_FSYNC) without blocking the loop as fsync(2)
+// would: data and metadata, or with `data_only` what fdatasync(2) flushes (data, and metadata
+// only where needed to read it back). Syncing a directory makes new entries in it durable.
+// Errors are fsync(2)'s (EIO, ENOSPC, EDQUOT, EBADF, EINVAL) or operation_canceled.
+class fsync_operation : public detail::basic_operation<fsync_operation> {
+public:
+    fsync_operation(io_context& ctx, borrowed_fd fd, bool data_only = false) noexcept
+        : basic_operation(ctx), fd_(fd.get()), data_only_(data_only) {}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_fsync(sqe, fd_, data_only_ ? IORING_FSYNC_DATASYNC : 0);
+    }
+    result<void> make_result(int res) noexcept {
+        if (res < 0) return errno_error(-res);
+        return {};
+    }
+
+private:
+    int fd_;
+    bool data_only_;
+};
+
 // Closes the descriptor on the ring. Takes ownership at once: even if the op is cancelled
 // before it reaches the kernel, the descriptor is closed (synchronously) and never leaks.
 class close_operation : public detail::basic_operation<close_operation> {
@@ -208,6 +229,12 @@ inline write_operation async_write(io_context& ctx, borrowed_fd fd,
                                    std::span<const std::byte> buffer,
                                    std::uint64_t offset = static_cast<std::uint64_t>(-1)) noexcept {
     return {ctx, fd, buffer, offset};
+}
+inline fsync_operation async_fsync(io_context& ctx, borrowed_fd fd) noexcept {
+    return {ctx, fd};
+}
+inline fsync_operation async_fdatasync(io_context& ctx, borrowed_fd fd) noexcept {
+    return {ctx, fd, true};
 }
 inline close_operation async_close(io_context& ctx, unique_fd fd) noexcept {
     return {ctx, std::move(fd)};

@@ -320,21 +320,6 @@ private:
     int fd_ = -1; // write end to the waiting parent, while detached and not yet ready
 };
 
-// Binds the control socket. We hold the table's lock, so no other supervisor of this table
-// runs; a socket that still answers belongs to a predecessor that was just killed: the kernel
-// releases the io_uring of a dead process (and the listener its accept holds) asynchronously.
-// Wait for that, up to 2 s, rather than fail.
-ringd::listener bind_control(const ringd::socket_address& address, const ringd::listen_options& lo) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            return ringd::listener::bind(address, lo);
-        } catch (const std::system_error& e) {
-            if (e.code() != std::errc::address_in_use || attempt >= 100) throw;
-        }
-        ::usleep(20000);
-    }
-}
-
 int daemon_main(options opts) {
     supervise::config cfg;
     if (!opts.config_path.empty()) {
@@ -399,7 +384,11 @@ int daemon_main(options opts) {
         if (!address) report.fail("--control: " + address.error());
         ringd::listen_options lo;
         lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
-        ringd::listener control = bind_control(*address, lo);
+        // We hold the table's lock, so no other supervisor of this table runs; a socket that
+        // still answers belongs to a predecessor just killed, whose io_uring (and the listener
+        // its accept holds) the kernel releases asynchronously: wait for that rather than fail.
+        lo.retry_address_in_use = std::chrono::seconds(2);
+        ringd::listener control = ringd::listener::bind(*address, lo);
 
         daemon_state d{opts, cfg, sup, log};
         resume(d, table);

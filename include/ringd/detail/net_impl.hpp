@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <thread>
+
 namespace ringd {
 
 inline expected<socket_address, std::string> socket_address::parse(std::string_view text) {
@@ -101,6 +104,17 @@ inline void set_flag_option(int fd, int level, int name, bool on, const char* wh
     if (::setsockopt(fd, level, name, &v, sizeof v) != 0)
         throw_errno(errno, std::string("setsockopt ") + what + " " + a.to_string());
 }
+
+// A socket file left by a crashed process blocks bind with EADDRINUSE. Remove it only if nobody
+// accepts on it (a live daemon keeps its socket), and only if it is a socket.
+inline void remove_stale_unix_socket(const socket_address& address, const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+    unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), address.sockaddr_ptr(), address.size()) != 0 &&
+        errno == ECONNREFUSED)
+        ::unlink(path.c_str());
+}
 } // namespace detail
 
 inline listener listener::bind(const socket_address& address, const listen_options& options) {
@@ -109,19 +123,7 @@ inline listener listener::bind(const socket_address& address, const listen_optio
     if (!fd) throw_errno(errno, "socket " + name);
     std::string unix_path;
     if (address.family() == AF_UNIX) {
-        if (name.front() == '/') {
-            unix_path = name;
-            // A socket file left by a crashed process blocks bind with EADDRINUSE. Remove it only
-            // if nobody accepts on it (a live daemon keeps its socket), and only if it is a socket.
-            struct stat st {};
-            if (options.replace_stale_unix_socket && ::lstat(name.c_str(), &st) == 0 &&
-                S_ISSOCK(st.st_mode)) {
-                unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-                if (probe && ::connect(probe.get(), address.sockaddr_ptr(), address.size()) != 0 &&
-                    errno == ECONNREFUSED)
-                    ::unlink(name.c_str());
-            }
-        }
+        if (name.front() == '/') unix_path = name;
     } else {
         if (options.reuse_address)
             detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR",
@@ -133,8 +135,19 @@ inline listener listener::bind(const socket_address& address, const listen_optio
             detail::set_flag_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, options.v6_only,
                                     "IPV6_V6ONLY", address);
     }
-    if (::bind(fd.get(), address.sockaddr_ptr(), address.size()) != 0)
-        throw_errno(errno, "bind " + name);
+    // A failed bind leaves the socket unbound, so the same socket is tried again. The stale check
+    // is repeated too: a dead predecessor's UNIX socket stops answering only once it is released.
+    const auto deadline = std::chrono::steady_clock::now() + options.retry_address_in_use;
+    for (;;) {
+        if (!unix_path.empty() && options.replace_stale_unix_socket)
+            detail::remove_stale_unix_socket(address, unix_path);
+        if (::bind(fd.get(), address.sockaddr_ptr(), address.size()) == 0) break;
+        const int e = errno;
+        const auto now = std::chrono::steady_clock::now();
+        if (e != EADDRINUSE || now >= deadline) throw_errno(e, "bind " + name);
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            std::chrono::milliseconds(10), deadline - now));
+    }
     if (!unix_path.empty() && options.unix_mode != 0 &&
         ::chmod(unix_path.c_str(), options.unix_mode) != 0) {
         int e = errno;
