@@ -2,42 +2,46 @@
 // run_dir/xferrd.status.json (replaced atomically), for `xferctl status` and debug-dump.
 #pragma once
 
-#include "child_supervisor.hpp"
 #include "config.hpp"
+
+#include <ringd/supervisor.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
-#include <memory>
 #include <string>
 #include <vector>
 
 namespace xfer {
 
-// Seconds since the epoch for a steady-clock instant in the past.
-inline std::int64_t to_epoch_seconds(std::chrono::steady_clock::time_point t) {
-    auto ago = std::chrono::steady_clock::now() - t;
-    return std::chrono::duration_cast<std::chrono::seconds>((std::chrono::system_clock::now() - ago).time_since_epoch()).count();
+// Seconds since the epoch of the instant `ago` before now.
+inline std::int64_t epoch_seconds_ago(std::chrono::seconds ago) {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               (std::chrono::system_clock::now() - ago).time_since_epoch())
+        .count();
 }
 
+// `children`: the supervisor's list(), in start order.
 inline void write_status_file(const config& c, std::int64_t master_started,
-                              const std::vector<std::unique_ptr<supervised_child>>& children) {
+                              const std::vector<ringd::service_status>& children) {
     nlohmann::json doc;
-    doc["master"] = {{"name", "xferrd"}, {"pid", ::getpid()}, {"started", master_started}, {"config", c.path}};
+    doc["master"] = {
+        {"name", "xferrd"}, {"pid", ::getpid()}, {"started", master_started}, {"config", c.path}};
     doc["processes"] = nlohmann::json::array();
     for (const auto& child : children) {
-        bool up = child->state() == ringd::supervision::state::running;
-        doc["processes"].push_back({{"name", child->spec().name},
-                                    {"pid", child->pid()},
-                                    {"state", std::string(ringd::supervision::to_string(child->state()))},
-                                    {"up_since", up ? to_epoch_seconds(child->up_since()) : 0},
-                                    {"restarts", child->restarts()},
-                                    {"log", child->log_path()}});
+        bool up = child.state == ringd::supervision::state::running;
+        doc["processes"].push_back(
+            {{"name", child.name},
+             {"pid", child.pid},
+             {"state", std::string(ringd::supervision::to_string(child.state))},
+             {"up_since", up ? epoch_seconds_ago(child.in_state) : 0},
+             {"restarts", child.restarts},
+             {"log", child.log_path}});
     }
     std::string path = c.status_file();
     {

@@ -37,6 +37,7 @@
 #include <cstdio>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -119,6 +120,11 @@ struct supervisor_options {
     std::string table_path;
     bool reap_orphans = false; // we are a subreaper or PID 1: reap what is reparented to us
     wait_method wait = wait_method::automatic; // how process ends reach the ring
+    // Called by run() once per turn in which a service changed state, was added or was
+    // forgotten (status files, displays). On the loop's thread, outside any API call, so it may
+    // call list() and the API functions; it must not throw. ({}: brace-initialisers that end
+    // before it stay free of -Wmissing-field-initializers.)
+    std::function<void()> on_change{};
 };
 
 class supervisor {
@@ -161,6 +167,9 @@ public:
     // Sends `sig` to the process group of every running service (container mode forwards
     // SIGHUP this way).
     void signal_all(int sig);
+    // Sends `sig` to the process group of one service (a reload passed on to some services
+    // only). Errors: no such service; "not running"; or the kill's errno.
+    expected<void, std::string> signal(std::string_view name, int sig);
     // Deletes <log_dir>/<name>.<digits> of every known name (and of `more_names`), except the
     // files of processes that still run (keepalive: on -i and on shutdown).
     void remove_unused_logs(const std::vector<std::string>& more_names = {});
@@ -326,6 +335,7 @@ private:
     bool keep_table_ = true;            // what shutdown() does with the table
     bool table_dirty_ = false;          // the table (services, wanted) on disk is out of date
     bool pids_dirty_ = false;           // <table>.pids (their processes) is out of date
+    bool changed_ = false;              // something for options_.on_change since its last call
     std::size_t active_ops_ = 0;        // our ops the ring still holds
     std::unique_ptr<kick_op> kick_;     // heap: may have to outlive us if the loop never ran
     std::unique_ptr<orphan_op> orphans_; // SIGCHLD watch (reap_orphans only)

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -342,6 +343,52 @@ TEST_CASE("remove stops a service, forgets it and deletes its log file") {
     });
     CHECK(::access(log.c_str(), F_OK) != 0);
     CHECK(out.saw("remove gone: done"));
+}
+
+TEST_CASE("signal reaches one service's process only, and on_change sees every state change") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    std::vector<std::string> seen; // "name state" as on_change found them
+    supervisor* self = nullptr;
+    ringd::supervisor_options options;
+    options.log_dir = dir.path();
+    options.on_change = [&] {
+        for (const auto& st : self->list())
+            seen.push_back(st.name + " " + std::string(ringd::supervision::to_string(st.state)));
+    };
+    supervisor sup(ctx, out.log, options);
+    self = &sup;
+    // Each notes a SIGHUP in its own file; "up" once the trap is set.
+    auto hup_noter = [&](const std::string& name) {
+        const std::string file = dir.path() + "/" + name + ".hup";
+        return make_spec(name, {"/bin/sh", "-c",
+                                "trap 'echo hup >> " + file + "' HUP; echo up > " + file +
+                                    "; while :; do sleep 0.05; done"});
+    };
+    REQUIRE(sup.add(hup_noter("a")).has_value());
+    REQUIRE(sup.add(hup_noter("b")).has_value());
+    CHECK(sup.signal("a", SIGHUP).error() == "send SIGHUP to a: not running");
+    CHECK(sup.signal("c", SIGHUP).error() == "send SIGHUP to c: no such service");
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] {
+            return read_file(dir.path() + "/a.hup") == "up\n" &&
+                   read_file(dir.path() + "/b.hup") == "up\n";
+        });
+        REQUIRE(up);
+        CHECK(std::find(seen.begin(), seen.end(), "a running") != seen.end());
+        REQUIRE(sup.signal("a", SIGHUP).has_value());
+        bool noted = co_await wait_until(
+            ctx, [&] { return read_file(dir.path() + "/a.hup") == "up\nhup\n"; });
+        CHECK(noted);
+        CHECK(read_file(dir.path() + "/b.hup") == "up\n");
+        CHECK(sup.status("a")->restarts == 0); // the trap kept it running
+    });
+    // The last call saw the shutdown's outcome.
+    REQUIRE(seen.size() >= 2);
+    CHECK(seen[seen.size() - 2] == "a stopped");
+    CHECK(seen.back() == "b stopped");
 }
 
 TEST_CASE("the table round-trips any string and names the line of a fault") {

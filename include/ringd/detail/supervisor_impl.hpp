@@ -574,6 +574,7 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
     }
     services_.emplace(s.spec.name, std::move(owned));
     table_dirty_ = true;
+    changed_ = true;
     if (previous != nullptr) {
         s.log_path = previous->log_path;
         if (previous->pid > 0) {
@@ -688,6 +689,17 @@ inline void supervisor::signal_all(int sig) {
         if (s->machine.has_process() && s->proc.valid()) (void)s->proc.signal_group(sig);
 }
 
+inline expected<void, std::string> supervisor::signal(std::string_view name, int sig) {
+    const service* s = lookup(name);
+    const std::string what = "send " + signal_name(sig) + " to " + std::string(name);
+    if (s == nullptr) return unexpected<std::string>(what + ": no such service");
+    if (!s->machine.has_process() || !s->proc.valid())
+        return unexpected<std::string>(what + ": not running");
+    if (auto sent = s->proc.signal_group(sig); !sent)
+        return unexpected<std::string>(what + ": " + sent.error().message());
+    return {};
+}
+
 inline void supervisor::remove_log(const std::string& path) noexcept {
     if (!path.empty()) ::unlink(path.c_str());
 }
@@ -791,6 +803,7 @@ inline void supervisor::perform(service& s, const supervision::transition_result
         } else if (std::holds_alternative<supervision::notify_state_changed>(a)) {
             s.since = supervision::clock::now();
             pids_dirty_ = true; // a process started or ended
+            changed_ = true;
         }
     }
     if (!outcome) return;
@@ -1059,6 +1072,7 @@ inline void supervisor::sweep_removed() {
         log_->logf(log_level::notice, "remove %s: done", s.spec.name.c_str());
         remove_log(s.log_path);
         table_dirty_ = true;
+        changed_ = true;
         it = services_.erase(it);
     }
 }
@@ -1095,6 +1109,11 @@ inline task<void> supervisor::run() {
         if (due_head_ != nullptr) continue; // the actions made more events (a due timer)
         if (table_dirty_) write_table();
         if (pids_dirty_) write_pids();
+        if (changed_ && options_.on_change) {
+            changed_ = false;
+            options_.on_change();
+            continue; // it may have called the API: look again
+        }
         if ((shutting_down_ && all_down()) || detaching_) break;
         co_await park_awaiter{this};
     }
