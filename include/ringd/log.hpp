@@ -2,6 +2,8 @@
 // One logger per program; messages read `program: action object: reason` (STYLE.md habit 14).
 #pragma once
 
+#include <ringd/log_level.hpp>
+
 #include <syslog.h>
 #include <unistd.h>
 
@@ -15,21 +17,6 @@
 
 namespace ringd {
 
-// syslog(3)'s priorities, most severe first; the numbers are syslog's own.
-enum class log_level : int {
-    emerg = LOG_EMERG,
-    alert = LOG_ALERT,
-    crit = LOG_CRIT,
-    err = LOG_ERR,
-    warning = LOG_WARNING,
-    notice = LOG_NOTICE,
-    info = LOG_INFO,
-    debug = LOG_DEBUG,
-};
-
-[[nodiscard]] constexpr std::string_view to_string(log_level level) noexcept;
-// "err" (or "error"), "warning", "notice", ... → the level; nullopt for anything else.
-[[nodiscard]] std::optional<log_level> parse_log_level(std::string_view name) noexcept;
 // "daemon", "local0".."local7", "user", "auth", ... → LOG_DAEMON etc.; nullopt for anything else.
 [[nodiscard]] std::optional<int> parse_syslog_facility(std::string_view name) noexcept;
 
@@ -77,36 +64,6 @@ private:
 
 // =============================================================================================
 // Implementation
-
-constexpr std::string_view to_string(log_level level) noexcept {
-    switch (level) {
-    case log_level::emerg:
-        return "emerg";
-    case log_level::alert:
-        return "alert";
-    case log_level::crit:
-        return "crit";
-    case log_level::err:
-        return "err";
-    case log_level::warning:
-        return "warning";
-    case log_level::notice:
-        return "notice";
-    case log_level::info:
-        return "info";
-    case log_level::debug:
-        return "debug";
-    }
-    return "invalid";
-}
-
-inline std::optional<log_level> parse_log_level(std::string_view name) noexcept {
-    for (int l = LOG_EMERG; l <= LOG_DEBUG; ++l)
-        if (name == to_string(static_cast<log_level>(l))) return static_cast<log_level>(l);
-    if (name == "error") return log_level::err;
-    if (name == "warn") return log_level::warning;
-    return std::nullopt;
-}
 
 inline std::optional<int> parse_syslog_facility(std::string_view name) noexcept {
     struct entry {

@@ -100,6 +100,8 @@
 //   start limit protects against crash loops, not against the operator or a changed script.
 #pragma once
 
+#include <ringd/log_level.hpp>
+
 #include <signal.h>    // SIGTERM, CLD_EXITED, CLD_KILLED, CLD_DUMPED (constants only)
 #include <sys/types.h> // pid_t
 #include <sys/wait.h>  // WIFEXITED & co. (macros only)
@@ -234,9 +236,10 @@ using event = std::variant<start_requested, stop_requested, restart_requested, s
 // ---------------------------------------------------------------------------------------------
 // Actions: what the machine asks the process layer to do, in order.
 
-// syslog priorities, so that the layer can pass them on unchanged (cssd: errors at err,
-// (re)starts at notice).
-enum class log_level : std::uint8_t { err = 3, warning = 4, notice = 5, info = 6 };
+// Log messages carry syslog priorities (ringd::log_level), so that the layer can pass them on
+// unchanged. The machine uses err, warning, notice and info (cssd: errors at err, (re)starts at
+// notice).
+using ringd::log_level;
 
 // Why a log_message was asked for. The layer has the details (exit status, errno, deadline)
 // from the event it fed and the other actions of the same transition.
@@ -253,7 +256,6 @@ enum class reason : std::uint8_t {
     stopped,          // notice (warning if not clean): the process ended after a stop
     unexpected_event, // warning: an event the machine never asked for (a process-layer bug)
 };
-[[nodiscard]] constexpr std::string_view to_string(log_level l) noexcept;
 [[nodiscard]] constexpr std::string_view to_string(reason r) noexcept;
 
 struct spawn {};          // start the process; answer with spawned or spawn_failed
@@ -460,20 +462,6 @@ constexpr std::string_view to_string(restart_policy p) noexcept {
         return "on_failure";
     case restart_policy::never:
         return "never";
-    }
-    return "invalid";
-}
-
-constexpr std::string_view to_string(log_level l) noexcept {
-    switch (l) {
-    case log_level::err:
-        return "err";
-    case log_level::warning:
-        return "warning";
-    case log_level::notice:
-        return "notice";
-    case log_level::info:
-        return "info";
     }
     return "invalid";
 }

@@ -897,7 +897,7 @@ inline void supervisor::log_reason(service& s, const supervision::log_message& m
     using supervision::reason;
     using supervision::state;
     const char* name = s.spec.name.c_str();
-    const auto level = static_cast<log_level>(static_cast<int>(m.level));
+    const log_level level = m.level;
     const supervision::service_policy& p = s.machine.policy();
     auto what_next = [&]() -> std::string {
         if (r.next == state::backoff && s.machine.deadline()) {
