@@ -123,8 +123,7 @@ public:
         : target_(opt.target), wait_close_(opt.wait_close), fds_(slots, -1), quota_(quota) {
         // SQ: a connect and a close per slot can be queued between two submits.
         unsigned entries = 64;
-        while (entries < 2 * slots)
-            entries *= 2;
+        while (entries < 2 * slots) entries *= 2;
         int rc = -EINVAL;
         for (unsigned flags : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
                                unsigned{IORING_SETUP_COOP_TASKRUN}, 0u}) {
@@ -159,8 +158,7 @@ public:
 
     // Runs until `deadline` (or the quota), then waits up to `grace` for what is in flight.
     void run(clock_type::time_point deadline, worker_result& r) {
-        for (unsigned slot = 0; slot < fds_.size() && started_ < quota_; ++slot)
-            start(slot);
+        for (unsigned slot = 0; slot < fds_.size() && started_ < quota_; ++slot) start(slot);
         bool stopping = false;
         clock_type::time_point give_up = deadline + grace;
         while (in_flight_ > 0) {
@@ -305,8 +303,7 @@ int main(int argc, char** argv) {
     ready.wait();
     start = clock_type::now();
     go.count_down();
-    for (auto& t : threads)
-        t.join();
+    for (auto& t : threads) t.join();
     std::chrono::duration<double> elapsed = clock_type::now() - start;
 
     worker_result sum;

@@ -140,8 +140,7 @@ int run_server(std::string_view prog, int argc, char** argv, bool nonblocking_li
             std::uint64_t one = 1;
             // Cannot fail short of a bug: the counter is 1 at most, far from overflow.
             [[maybe_unused]] ssize_t n = ::write(stop.get(), &one, sizeof one);
-            for (auto& t : threads)
-                t.join();
+            for (auto& t : threads) t.join();
         };
         try {
             for (unsigned i = 0; i < opt.threads; ++i) {

@@ -59,7 +59,8 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::unique_fd fd, const setting
         pending.append(reinterpret_cast<const char*>(buf), *n);
         std::string out;
         std::size_t start = 0;
-        for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
+        for (auto nl = pending.find('\n'); nl != std::string::npos;
+             nl = pending.find('\n', start)) {
             out += current.prefix;
             out.append(pending, start, nl + 1 - start);
             start = nl + 1;
@@ -67,7 +68,8 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::unique_fd fd, const setting
         pending.erase(0, start);
         if (pending.size() > max_line) out += "error: line longer than 4096 bytes\n";
         for (std::size_t sent = 0; sent < out.size();) {
-            auto w = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(out)).subspan(sent));
+            auto w =
+                co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(out)).subspan(sent));
             if (!w) co_return;
             sent += *w;
         }
@@ -134,8 +136,9 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     acceptors.request_stop();
     co_await acceptors.join();
     ringd::scope timer;
-    timer.spawn(cancel_after(ctx, std::chrono::duration_cast<std::chrono::seconds>(
-                                      d.stop_deadline() - std::chrono::steady_clock::now()),
+    timer.spawn(cancel_after(ctx,
+                             std::chrono::duration_cast<std::chrono::seconds>(
+                                 d.stop_deadline() - std::chrono::steady_clock::now()),
                              connections));
     co_await connections.join();
     timer.request_stop();
@@ -194,7 +197,8 @@ int main(int argc, char** argv) {
         } else if (arg == "--notify-fd") {
             char* end = nullptr;
             long fd = std::strtol(value.c_str(), &end, 10);
-            if (*end != '\0' || fd < 0 || fd > 1 << 20) return usage("bad --notify-fd '" + value + "'");
+            if (*end != '\0' || fd < 0 || fd > 1 << 20)
+                return usage("bad --notify-fd '" + value + "'");
             params.notification_fd = static_cast<int>(fd);
         } else if (arg == "--drain-timeout") {
             char* end = nullptr;
@@ -233,8 +237,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "echod: %s\n", e.what());
         return ringd::exit_code_for(e.code());
     }
-    if (listeners.empty()) return usage("at least one --listen ADDR is needed (or socket activation)");
-    for (auto& l : listeners) std::printf("echod: listening on %s\n", l.address().to_string().c_str());
+    if (listeners.empty())
+        return usage("at least one --listen ADDR is needed (or socket activation)");
+    for (auto& l : listeners)
+        std::printf("echod: listening on %s\n", l.address().to_string().c_str());
     std::fflush(stdout);
     (void)ringd::set_process_title("echod [" + describe(listeners) + "]");
 

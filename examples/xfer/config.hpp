@@ -33,19 +33,19 @@ struct partner {
     std::string name;    // out/<name>/ and sent/<name>/
     std::string address; // host:port, [v6]:port or a UNIX path
     bool tls = false;
-    std::string ca;      // TLS: the CA the partner's certificate must chain to (empty: system)
+    std::string ca; // TLS: the CA the partner's certificate must chain to (empty: system)
 };
 
 struct config {
-    std::string path;    // where it was read from
+    std::string path; // where it was read from
     std::string spool;
     std::string run_dir = "/run/xfer";
     std::string log_dir = "/var/log/xfer";
     std::uint64_t max_file_size = 4294967296;
     std::chrono::milliseconds idle_timeout{60000};
-    std::chrono::milliseconds drain_timeout{10000}; // SIGTERM: transfers may finish this long
+    std::chrono::milliseconds drain_timeout{10000};   // SIGTERM: transfers may finish this long
     std::chrono::milliseconds rescan_interval{30000}; // xfersqd's periodic look at out/
-    std::optional<tcpip_settings> tcpip; // absent table: transport not started
+    std::optional<tcpip_settings> tcpip;              // absent table: transport not started
     std::optional<tls_settings> tcpip_tls;
     std::optional<unix_settings> unix_socket;
     std::vector<partner> partners;
@@ -83,8 +83,8 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::string> text(const toml::table& t, const std::string& prefix, const char* key,
-                                    std::string& out) const {
+    std::optional<std::string> text(const toml::table& t, const std::string& prefix,
+                                    const char* key, std::string& out) const {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         auto v = n->value<std::string>();
@@ -93,8 +93,8 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::string> number(const toml::table& t, const std::string& prefix, const char* key,
-                                      std::int64_t min, std::int64_t& out) const {
+    std::optional<std::string> number(const toml::table& t, const std::string& prefix,
+                                      const char* key, std::int64_t min, std::int64_t& out) const {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         if (!n->is_integer()) return fail(prefix + key, "expected an integer");
@@ -104,8 +104,8 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::string> seconds(const toml::table& t, const std::string& prefix, const char* key,
-                                       std::chrono::milliseconds& out) const {
+    std::optional<std::string> seconds(const toml::table& t, const std::string& prefix,
+                                       const char* key, std::chrono::milliseconds& out) const {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         if (!n->is_number()) return fail(prefix + key, "expected a number of seconds");
@@ -115,8 +115,8 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::string> flag(const toml::table& t, const std::string& prefix, const char* key,
-                                    bool& out) const {
+    std::optional<std::string> flag(const toml::table& t, const std::string& prefix,
+                                    const char* key, bool& out) const {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         if (!n->is_boolean()) return fail(prefix + key, "expected true or false");
@@ -124,15 +124,17 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::string> text_list(const toml::table& t, const std::string& prefix, const char* key,
-                                         std::vector<std::string>& out) const {
+    std::optional<std::string> text_list(const toml::table& t, const std::string& prefix,
+                                         const char* key, std::vector<std::string>& out) const {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         const toml::array* a = n->as_array();
-        if (a == nullptr || a->empty()) return fail(prefix + key, "expected a non-empty list of strings");
+        if (a == nullptr || a->empty())
+            return fail(prefix + key, "expected a non-empty list of strings");
         std::vector<std::string> items;
         for (const auto& item : *a) {
-            if (!item.is_string()) return fail(prefix + key, "expected a non-empty list of strings");
+            if (!item.is_string())
+                return fail(prefix + key, "expected a non-empty list of strings");
             items.push_back(*item.value<std::string>());
         }
         out = std::move(items);
@@ -159,17 +161,20 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     detail::config_reader r(path);
     config c;
     c.path = path;
-    auto error = r.check_keys(root, "", {"spool", "run_dir", "log_dir", "max_file_size", "idle_timeout_s",
-                                         "drain_timeout_s", "rescan_interval_s", "tcpip", "tcpip_tls",
-                                         "unix", "partner"});
+    auto error = r.check_keys(root, "",
+                              {"spool", "run_dir", "log_dir", "max_file_size", "idle_timeout_s",
+                               "drain_timeout_s", "rescan_interval_s", "tcpip", "tcpip_tls", "unix",
+                               "partner"});
     if (error) return unexpected<std::string>(*error);
-    if (!root.get("spool")) return unexpected<std::string>(r.fail("spool", "missing (it has no default)"));
+    if (!root.get("spool"))
+        return unexpected<std::string>(r.fail("spool", "missing (it has no default)"));
     std::int64_t max_size = static_cast<std::int64_t>(c.max_file_size);
-    for (auto e : {r.text(root, "", "spool", c.spool), r.text(root, "", "run_dir", c.run_dir),
-                   r.text(root, "", "log_dir", c.log_dir), r.number(root, "", "max_file_size", 0, max_size),
-                   r.seconds(root, "", "idle_timeout_s", c.idle_timeout),
-                   r.seconds(root, "", "drain_timeout_s", c.drain_timeout),
-                   r.seconds(root, "", "rescan_interval_s", c.rescan_interval)})
+    for (auto e :
+         {r.text(root, "", "spool", c.spool), r.text(root, "", "run_dir", c.run_dir),
+          r.text(root, "", "log_dir", c.log_dir), r.number(root, "", "max_file_size", 0, max_size),
+          r.seconds(root, "", "idle_timeout_s", c.idle_timeout),
+          r.seconds(root, "", "drain_timeout_s", c.drain_timeout),
+          r.seconds(root, "", "rescan_interval_s", c.rescan_interval)})
         if (e) return unexpected<std::string>(*e);
     c.max_file_size = static_cast<std::uint64_t>(max_size);
     if (c.spool.empty()) return unexpected<std::string>(r.fail("spool", "must not be empty"));
@@ -187,7 +192,8 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     if (t != nullptr) {
         tcpip_settings s;
         if (auto e = r.check_keys(*t, "tcpip.", {"listen"})) return unexpected<std::string>(*e);
-        if (auto e = r.text_list(*t, "tcpip.", "listen", s.listen)) return unexpected<std::string>(*e);
+        if (auto e = r.text_list(*t, "tcpip.", "listen", s.listen))
+            return unexpected<std::string>(*e);
         c.tcpip = s;
     }
     if (auto e = table_of("tcpip_tls", t)) return unexpected<std::string>(*e);
@@ -195,8 +201,10 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
         tls_settings s;
         if (auto e = r.check_keys(*t, "tcpip_tls.", {"listen", "cert", "key", "client_ca"}))
             return unexpected<std::string>(*e);
-        for (auto e : {r.text_list(*t, "tcpip_tls.", "listen", s.listen), r.text(*t, "tcpip_tls.", "cert", s.cert),
-                       r.text(*t, "tcpip_tls.", "key", s.key), r.text(*t, "tcpip_tls.", "client_ca", s.client_ca)})
+        for (auto e :
+             {r.text_list(*t, "tcpip_tls.", "listen", s.listen),
+              r.text(*t, "tcpip_tls.", "cert", s.cert), r.text(*t, "tcpip_tls.", "key", s.key),
+              r.text(*t, "tcpip_tls.", "client_ca", s.client_ca)})
             if (e) return unexpected<std::string>(*e);
         c.tcpip_tls = s;
     }
@@ -210,22 +218,31 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     }
     if (const toml::node* n = root.get("partner")) {
         const toml::array* list = n->as_array();
-        if (list == nullptr) return unexpected<std::string>(r.fail("partner", "expected [[partner]] tables"));
+        if (list == nullptr)
+            return unexpected<std::string>(r.fail("partner", "expected [[partner]] tables"));
         std::set<std::string> names;
         for (std::size_t i = 0; i < list->size(); ++i) {
             std::string prefix = "partner[" + std::to_string(i) + "].";
             const toml::table* pt = (*list)[i].as_table();
-            if (pt == nullptr) return unexpected<std::string>(r.fail("partner", "expected [[partner]] tables"));
+            if (pt == nullptr)
+                return unexpected<std::string>(r.fail("partner", "expected [[partner]] tables"));
             partner p;
-            if (auto e = r.check_keys(*pt, prefix, {"name", "address", "tls", "ca"})) return unexpected<std::string>(*e);
-            for (auto e : {r.text(*pt, prefix, "name", p.name), r.text(*pt, prefix, "address", p.address),
-                           r.flag(*pt, prefix, "tls", p.tls), r.text(*pt, prefix, "ca", p.ca)})
+            if (auto e = r.check_keys(*pt, prefix, {"name", "address", "tls", "ca"}))
+                return unexpected<std::string>(*e);
+            for (auto e :
+                 {r.text(*pt, prefix, "name", p.name), r.text(*pt, prefix, "address", p.address),
+                  r.flag(*pt, prefix, "tls", p.tls), r.text(*pt, prefix, "ca", p.ca)})
                 if (e) return unexpected<std::string>(*e);
-            bool name_ok = !p.name.empty() && p.name.find('/') == std::string::npos && p.name[0] != '.';
-            if (!name_ok) return unexpected<std::string>(r.fail(prefix + "name", "expected a name without '/' or a leading '.'"));
-            if (p.address.empty()) return unexpected<std::string>(r.fail(prefix + "address", "missing"));
+            bool name_ok =
+                !p.name.empty() && p.name.find('/') == std::string::npos && p.name[0] != '.';
+            if (!name_ok)
+                return unexpected<std::string>(
+                    r.fail(prefix + "name", "expected a name without '/' or a leading '.'"));
+            if (p.address.empty())
+                return unexpected<std::string>(r.fail(prefix + "address", "missing"));
             if (!names.insert(p.name).second)
-                return unexpected<std::string>(r.fail(prefix + "name", "partner '" + p.name + "' appears twice"));
+                return unexpected<std::string>(
+                    r.fail(prefix + "name", "partner '" + p.name + "' appears twice"));
             c.partners.push_back(std::move(p));
         }
     }

@@ -30,10 +30,13 @@ public:
         if (!socket_) return;
         char datagram[4400];
         int n = std::snprintf(datagram, sizeof datagram, "%.*s %d %.*s",
-                              static_cast<int>(ringd::to_string(level).size()), ringd::to_string(level).data(),
-                              static_cast<int>(::getpid()), static_cast<int>(line.size()), line.data());
+                              static_cast<int>(ringd::to_string(level).size()),
+                              ringd::to_string(level).data(), static_cast<int>(::getpid()),
+                              static_cast<int>(line.size()), line.data());
         if (n <= 0) return;
-        std::size_t size = static_cast<std::size_t>(n) < sizeof datagram ? static_cast<std::size_t>(n) : sizeof datagram - 1;
+        std::size_t size = static_cast<std::size_t>(n) < sizeof datagram
+                               ? static_cast<std::size_t>(n)
+                               : sizeof datagram - 1;
         (void)::sendto(socket_.get(), datagram, size, MSG_DONTWAIT | MSG_NOSIGNAL,
                        reinterpret_cast<const sockaddr*>(&address_), sizeof address_);
     }
@@ -47,7 +50,8 @@ private:
 inline void setup_family_logger(ringd::logger& log, const std::string& debug_socket) {
     log.set_threshold(ringd::log_level::info);
     auto sink = std::make_shared<debug_sink>(debug_socket);
-    log.use_hook([sink](ringd::log_level level, std::string_view line) { sink->send(level, line); });
+    log.use_hook(
+        [sink](ringd::log_level level, std::string_view line) { sink->send(level, line); });
 }
 
 } // namespace xfer

@@ -15,11 +15,11 @@ namespace xfer {
 
 // The error codes of the protocol (HTTP's numbers, so that they read as they mean).
 enum class status : int {
-    bad_request = 400,  // bad name, bad syntax, size mismatch, idle client
-    conflict = 409,     // the name exists with other content
-    too_large = 413,    // size above max_file_size
-    internal = 500,     // an I/O error on our side
-    no_space = 507,     // the spool's file system cannot hold the file
+    bad_request = 400, // bad name, bad syntax, size mismatch, idle client
+    conflict = 409,    // the name exists with other content
+    too_large = 413,   // size above max_file_size
+    internal = 500,    // an I/O error on our side
+    no_space = 507,    // the spool's file system cannot hold the file
 };
 
 inline constexpr std::size_t max_name_length = 255;
@@ -62,10 +62,10 @@ inline constexpr std::string_view pong_reply = "PONG\n";
 // What a sender reads back: OK with size and digest, or the error.
 struct reply {
     bool ok = false;
-    std::uint64_t size = 0;  // OK only
-    std::string sha256_hex;  // OK only
-    int code = 0;            // ERR only
-    std::string reason;      // ERR only
+    std::uint64_t size = 0; // OK only
+    std::string sha256_hex; // OK only
+    int code = 0;           // ERR only
+    std::string reason;     // ERR only
 };
 // Parses a reply line (without '\n'). Error: the line is neither a well-formed OK nor ERR.
 [[nodiscard]] ringd::expected<reply, std::string> parse_reply(std::string_view line);
@@ -92,7 +92,8 @@ inline bool parse_u64(std::string_view text, std::uint64_t& out) noexcept {
 }
 
 inline ringd::unexpected<protocol_error> bad(std::string reason) {
-    return ringd::unexpected<protocol_error>(protocol_error{status::bad_request, std::move(reason)});
+    return ringd::unexpected<protocol_error>(
+        protocol_error{status::bad_request, std::move(reason)});
 }
 
 } // namespace detail

@@ -25,7 +25,7 @@
 namespace xfer {
 
 struct receive_limits {
-    std::uint64_t max_file_size = 4294967296;  // larger PUTs get 413
+    std::uint64_t max_file_size = 4294967296;      // larger PUTs get 413
     std::chrono::milliseconds idle_timeout{60000}; // silence from the peer that ends it
 };
 
@@ -96,7 +96,8 @@ ringd::task<bool> send_text(Stream& stream, std::string text) {
 // read and drop a bounded amount, so that closing does not reset the connection before the
 // peer has read the reply.
 template <class Stream>
-ringd::task<void> reply_and_close(Stream& stream, input_window& in, idle_timer& idle, std::string text) {
+ringd::task<void> reply_and_close(Stream& stream, input_window& in, idle_timer& idle,
+                                  std::string text) {
     constexpr std::uint64_t max_drained = 16u << 20;
     bool sent = co_await send_text(stream, std::move(text));
     if (!sent) co_return;
@@ -137,8 +138,10 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
                 break;
             }
             if (pending.size() > max_line_length) {
-                rc.log.logf(ringd::log_level::warning, "refuse request from %s: line too long", peer.c_str());
-                co_await detail::reply_and_close(stream, in, idle,
+                rc.log.logf(ringd::log_level::warning, "refuse request from %s: line too long",
+                            peer.c_str());
+                co_await detail::reply_and_close(
+                    stream, in, idle,
                     err_reply(status::bad_request, "request line longer than " +
                                                        std::to_string(max_line_length) + " bytes"));
                 co_return;
@@ -146,11 +149,14 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
             auto r = co_await detail::fill(stream, in, idle);
             if (r == read_outcome::data) continue;
             if (r == read_outcome::idle) {
-                co_await detail::reply_and_close(stream, in, idle,
-                    err_reply(status::bad_request, "idle for " + std::to_string(idle.limit().count()) + " ms"));
+                co_await detail::reply_and_close(
+                    stream, in, idle,
+                    err_reply(status::bad_request,
+                              "idle for " + std::to_string(idle.limit().count()) + " ms"));
                 rc.log.logf(ringd::log_level::info, "close %s: idle", peer.c_str());
             } else if (r == read_outcome::eof && !in.pending().empty()) {
-                co_await detail::reply_and_close(stream, in, idle,
+                co_await detail::reply_and_close(
+                    stream, in, idle,
                     err_reply(status::bad_request, "connection closed inside a request line"));
             }
             co_return; // a clean close between requests, or a broken connection
@@ -161,7 +167,8 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
         if (!parsed) {
             rc.log.logf(ringd::log_level::warning, "refuse request from %s: %s", peer.c_str(),
                         parsed.error().reason.c_str());
-            co_await detail::reply_and_close(stream, in, idle, err_reply(parsed.error().code, parsed.error().reason));
+            co_await detail::reply_and_close(stream, in, idle,
+                                             err_reply(parsed.error().code, parsed.error().reason));
             co_return;
         }
         if (parsed->kind == command::ping) {
@@ -173,21 +180,26 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
         // ---- PUT name size: the body streams through the buffer into the spool
         const request& put = *parsed;
         if (put.size > limits.max_file_size) {
-            rc.log.logf(ringd::log_level::warning, "refuse %s from %s: %llu bytes is above the limit of %llu",
+            rc.log.logf(ringd::log_level::warning,
+                        "refuse %s from %s: %llu bytes is above the limit of %llu",
                         put.name.c_str(), peer.c_str(), static_cast<unsigned long long>(put.size),
                         static_cast<unsigned long long>(limits.max_file_size));
-            co_await detail::reply_and_close(stream, in, idle,
-                err_reply(status::too_large, std::to_string(put.size) + " bytes is above the limit of " +
+            co_await detail::reply_and_close(
+                stream, in, idle,
+                err_reply(status::too_large, std::to_string(put.size) +
+                                                 " bytes is above the limit of " +
                                                  std::to_string(limits.max_file_size)));
             co_return;
         }
         auto file = rc.files.begin(put.size);
         if (!file) {
             status code = detail::status_for_write_error(file.error());
-            rc.log.logf(ringd::log_level::err, "receive %s from %s: %s", put.name.c_str(), peer.c_str(),
-                        file.error().message().c_str());
-            co_await detail::reply_and_close(stream, in, idle, err_reply(code, "cannot store " +
-                                             std::to_string(put.size) + " bytes: " + file.error().message()));
+            rc.log.logf(ringd::log_level::err, "receive %s from %s: %s", put.name.c_str(),
+                        peer.c_str(), file.error().message().c_str());
+            co_await detail::reply_and_close(
+                stream, in, idle,
+                err_reply(code, "cannot store " + std::to_string(put.size) +
+                                    " bytes: " + file.error().message()));
             co_return;
         }
         std::uint64_t remaining = put.size;
@@ -195,25 +207,29 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
             if (in.pending().empty()) {
                 auto r = co_await detail::fill(stream, in, idle);
                 if (r != read_outcome::data) {
-                    std::string why = r == read_outcome::idle
-                        ? "idle for " + std::to_string(idle.limit().count()) + " ms"
-                        : "connection closed after " + std::to_string(put.size - remaining) + " of " +
-                              std::to_string(put.size) + " bytes";
+                    std::string why =
+                        r == read_outcome::idle
+                            ? "idle for " + std::to_string(idle.limit().count()) + " ms"
+                            : "connection closed after " + std::to_string(put.size - remaining) +
+                                  " of " + std::to_string(put.size) + " bytes";
                     rc.log.logf(ringd::log_level::warning, "drop %s from %s: %s", put.name.c_str(),
                                 peer.c_str(), why.c_str());
                     if (r != read_outcome::failed)
-                        co_await detail::reply_and_close(stream, in, idle, err_reply(status::bad_request, why));
+                        co_await detail::reply_and_close(stream, in, idle,
+                                                         err_reply(status::bad_request, why));
                     co_return; // the incoming file is discarded with nothing left behind
                 }
             }
-            auto piece = in.pending().first(static_cast<std::size_t>(
-                std::min<std::uint64_t>(remaining, in.pending().size())));
+            auto piece = in.pending().first(
+                static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in.pending().size())));
             auto appended = co_await file->append(rc.io, piece);
             if (!appended) {
-                rc.log.logf(ringd::log_level::err, "write %s from %s: %s", put.name.c_str(), peer.c_str(),
-                            appended.error().message().c_str());
-                co_await detail::reply_and_close(stream, in, idle,
-                    err_reply(detail::status_for_write_error(appended.error()), "write: " + appended.error().message()));
+                rc.log.logf(ringd::log_level::err, "write %s from %s: %s", put.name.c_str(),
+                            peer.c_str(), appended.error().message().c_str());
+                co_await detail::reply_and_close(
+                    stream, in, idle,
+                    err_reply(detail::status_for_write_error(appended.error()),
+                              "write: " + appended.error().message()));
                 co_return;
             }
             in.consume(piece.size());
@@ -224,22 +240,26 @@ ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_lim
         std::string digest;
         auto committed = co_await file->commit(rc.io, put.name, buffer.subspan(in.end), digest);
         if (!committed) {
-            rc.log.logf(ringd::log_level::err, "store %s from %s: %s", put.name.c_str(), peer.c_str(),
-                        committed.error().message().c_str());
-            co_await detail::reply_and_close(stream, in, idle,
-                err_reply(detail::status_for_write_error(committed.error()), "store: " + committed.error().message()));
+            rc.log.logf(ringd::log_level::err, "store %s from %s: %s", put.name.c_str(),
+                        peer.c_str(), committed.error().message().c_str());
+            co_await detail::reply_and_close(
+                stream, in, idle,
+                err_reply(detail::status_for_write_error(committed.error()),
+                          "store: " + committed.error().message()));
             co_return;
         }
         if (*committed == commit_outcome::conflict) {
             rc.log.logf(ringd::log_level::warning, "refuse %s from %s: exists with other content",
                         put.name.c_str(), peer.c_str());
-            bool sent = co_await detail::send_text(stream, err_reply(status::conflict, put.name + " exists with other content"));
+            bool sent = co_await detail::send_text(
+                stream, err_reply(status::conflict, put.name + " exists with other content"));
             if (!sent) co_return;
             continue;
         }
         rc.log.logf(ringd::log_level::info, "%s %s from %s: %llu bytes, sha256 %s",
-                    *committed == commit_outcome::stored ? "received" : "already have", put.name.c_str(),
-                    peer.c_str(), static_cast<unsigned long long>(put.size), digest.c_str());
+                    *committed == commit_outcome::stored ? "received" : "already have",
+                    put.name.c_str(), peer.c_str(), static_cast<unsigned long long>(put.size),
+                    digest.c_str());
         bool sent = co_await detail::send_text(stream, ok_reply(put.size, digest));
         if (!sent) co_return;
     }

@@ -20,9 +20,9 @@
 #include <ringd/timer.hpp>
 #include <ringd/tls.hpp>
 
-#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <fstream>
@@ -37,9 +37,12 @@ enum class transport { tcpip, tcpip_tls, unix_socket };
 
 [[nodiscard]] inline std::string process_name(transport t) {
     switch (t) {
-    case transport::tcpip: return "xferrd_tcpip";
-    case transport::tcpip_tls: return "xferrd_tcpip_tls";
-    case transport::unix_socket: return "xferrd_unix";
+    case transport::tcpip:
+        return "xferrd_tcpip";
+    case transport::tcpip_tls:
+        return "xferrd_tcpip_tls";
+    case transport::unix_socket:
+        return "xferrd_unix";
     }
     return "xferrd_?";
 }
@@ -47,9 +50,12 @@ enum class transport { tcpip, tcpip_tls, unix_socket };
 // Whether `c` configures transport `t` (its table is present).
 [[nodiscard]] inline bool configured(const config& c, transport t) {
     switch (t) {
-    case transport::tcpip: return c.tcpip.has_value();
-    case transport::tcpip_tls: return c.tcpip_tls.has_value();
-    case transport::unix_socket: return c.unix_socket.has_value();
+    case transport::tcpip:
+        return c.tcpip.has_value();
+    case transport::tcpip_tls:
+        return c.tcpip_tls.has_value();
+    case transport::unix_socket:
+        return c.unix_socket.has_value();
     }
     return false;
 }
@@ -69,9 +75,12 @@ struct receiver_settings {
 
 inline std::vector<std::string> addresses_of(const config& c, transport t) {
     switch (t) {
-    case transport::tcpip: return c.tcpip->listen;
-    case transport::tcpip_tls: return c.tcpip_tls->listen;
-    case transport::unix_socket: return {c.unix_socket->path};
+    case transport::tcpip:
+        return c.tcpip->listen;
+    case transport::tcpip_tls:
+        return c.tcpip_tls->listen;
+    case transport::unix_socket:
+        return {c.unix_socket->path};
     }
     return {};
 }
@@ -104,7 +113,8 @@ inline std::vector<ringd::listener> bind_all(const std::vector<std::string>& add
 }
 
 // run_dir/<name>.listen: our pid, then one bound address per line; replaced atomically.
-inline void publish_listeners(const config& c, const std::string& name, const std::vector<ringd::listener>& ls) {
+inline void publish_listeners(const config& c, const std::string& name,
+                              const std::vector<ringd::listener>& ls) {
     std::string path = c.listen_file(name);
     {
         std::ofstream out(path + ".tmp", std::ios::trunc);
@@ -117,7 +127,8 @@ inline void publish_listeners(const config& c, const std::string& name, const st
 inline std::string peer_name(ringd::borrowed_fd fd) {
     sockaddr_storage storage{};
     socklen_t len = sizeof storage;
-    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&storage), &len) == 0 && storage.ss_family != AF_UNIX)
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&storage), &len) == 0 &&
+        storage.ss_family != AF_UNIX)
         return ringd::socket_address(reinterpret_cast<sockaddr*>(&storage), len).to_string();
     ucred cred{};
     socklen_t cred_len = sizeof cred;
@@ -134,8 +145,10 @@ struct task_group final {
 
 class receiving_child {
 public:
-    receiving_child(ringd::io_context& ctx, transport kind, config c, spool files, ringd::logger& log)
-        : ctx_(ctx), kind_(kind), name_(process_name(kind)), config_(std::move(c)), files_(std::move(files)), log_(log) {}
+    receiving_child(ringd::io_context& ctx, transport kind, config c, spool files,
+                    ringd::logger& log)
+        : ctx_(ctx), kind_(kind), name_(process_name(kind)), config_(std::move(c)),
+          files_(std::move(files)), log_(log) {}
 
     // Binds and serves until SIGTERM/SIGINT. Setup errors throw (the child exits non-zero and
     // the master restarts it with backoff).
@@ -183,7 +196,8 @@ private:
     void reload() {
         auto fresh = load_config(config_.path);
         if (!fresh) {
-            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings", fresh.error().c_str());
+            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings",
+                      fresh.error().c_str());
             return;
         }
         if (!configured(*fresh, kind_)) return; // the master is about to stop us
@@ -198,7 +212,8 @@ private:
                 start_accepting(listener_sets_.back());
                 publish_listeners(*fresh, name_, listener_sets_.back());
                 for (const auto& l : listener_sets_.back())
-                    log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
+                    log_.logf(ringd::log_level::notice, "listening on %s",
+                              l.address().to_string().c_str());
                 cleanup_.spawn(retire_old_listeners());
             }
             settings_ = std::move(settings);
@@ -224,8 +239,8 @@ private:
             auto c = co_await stream.next();
             if (!c) {
                 if (!ringd::is_cancelled(c.error()))
-                    log_.logf(ringd::log_level::err, "accept on %s: %s", l.address().to_string().c_str(),
-                              c.error().message().c_str());
+                    log_.logf(ringd::log_level::err, "accept on %s: %s",
+                              l.address().to_string().c_str(), c.error().message().c_str());
                 co_return;
             }
             connections_.spawn(serve(std::move(*c), settings_));
@@ -233,7 +248,8 @@ private:
     }
 
     // [serve]
-    ringd::task<void> serve(ringd::unique_fd fd, std::shared_ptr<const receiver_settings> settings) {
+    ringd::task<void> serve(ringd::unique_fd fd,
+                            std::shared_ptr<const receiver_settings> settings) {
         std::string peer = peer_name(fd);
         // One short reply per request: without this, Nagle holds a reply until the previous
         // one is acknowledged (delayed ACK: up to 40 ms per file). Fails harmlessly on UNIX.
@@ -254,22 +270,23 @@ private:
     ringd::task<void> cancel_after(std::chrono::milliseconds delay) {
         auto slept = co_await ringd::sleep_for(ctx_, delay);
         if (!slept) co_return;
-        log_.logf(ringd::log_level::warning, "drain timeout: cancelling %zu transfers", connections_.size());
+        log_.logf(ringd::log_level::warning, "drain timeout: cancelling %zu transfers",
+                  connections_.size());
         connections_.request_stop();
     }
 
     ringd::io_context& ctx_;
     transport kind_;
-    std::string name_;                                   // xferrd_tcpip, ...
-    config config_;                                      // as last loaded successfully
-    spool files_;                                        // where files land
+    std::string name_; // xferrd_tcpip, ...
+    config config_;    // as last loaded successfully
+    spool files_;      // where files land
     ringd::logger& log_;
-    std::shared_ptr<const receiver_settings> settings_;  // for connections accepted from now on
+    std::shared_ptr<const receiver_settings> settings_;     // for connections accepted from now on
     std::list<std::vector<ringd::listener>> listener_sets_; // current last; older ones retiring
-    std::unique_ptr<task_group> acceptors_;             // accept loops on the current listeners
+    std::unique_ptr<task_group> acceptors_;                 // accept loops on the current listeners
     std::vector<std::unique_ptr<task_group>> retired_acceptors_; // stopping after a reload
-    ringd::scope connections_;                           // one task per connection
-    ringd::scope cleanup_;                               // retire_old_listeners
+    ringd::scope connections_;                                   // one task per connection
+    ringd::scope cleanup_;                                       // retire_old_listeners
 };
 
 inline ringd::task<int> receiving_child_main(receiving_child& child) {
@@ -292,7 +309,8 @@ inline int run_receiving_child(transport kind, const std::string& config_path) {
     }
     setup_family_logger(log, c->debug_socket());
     if (!configured(*c, kind)) {
-        log.logf(ringd::log_level::err, "start: %s: no [%s] table", config_path.c_str(), name.c_str() + 7);
+        log.logf(ringd::log_level::err, "start: %s: no [%s] table", config_path.c_str(),
+                 name.c_str() + 7);
         return 78;
     }
     try {

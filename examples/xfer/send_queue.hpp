@@ -17,9 +17,9 @@
 #include <ringd/tls.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -38,9 +38,11 @@ public:
 
     // Opens out/<name>/ and sent/<name>/ (creating them). Throws std::system_error at setup,
     // also for a TLS CA file that cannot be loaded.
-    partner_queue(ringd::io_context& ctx, ringd::logger& log, const std::string& spool_root, partner p)
+    partner_queue(ringd::io_context& ctx, ringd::logger& log, const std::string& spool_root,
+                  partner p)
         : ctx_(ctx), log_(log), partner_(std::move(p)),
-          out_dir_(spool_root + "/out/" + partner_.name), sent_dir_(spool_root + "/sent/" + partner_.name) {
+          out_dir_(spool_root + "/out/" + partner_.name),
+          sent_dir_(spool_root + "/sent/" + partner_.name) {
         std::filesystem::create_directories(out_dir_);
         std::filesystem::create_directories(sent_dir_);
         out_.reset(::open(out_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -73,8 +75,9 @@ public:
             auto sent = co_await send_batch(names, buffer);
             if (!sent) {
                 if (ringd::is_cancelled(sent.error())) co_return;
-                log_.logf(ringd::log_level::warning, "send to %s (%s): %s; retrying in %lld ms", partner_.name.c_str(),
-                          partner_.address.c_str(), sent.error().message().c_str(), static_cast<long long>(backoff.count()));
+                log_.logf(ringd::log_level::warning, "send to %s (%s): %s; retrying in %lld ms",
+                          partner_.name.c_str(), partner_.address.c_str(),
+                          sent.error().message().c_str(), static_cast<long long>(backoff.count()));
                 auto slept = co_await ringd::sleep_for(ctx_, backoff);
                 if (!slept) co_return;
                 backoff = std::min(backoff * 2, max_backoff);
@@ -87,13 +90,14 @@ public:
 private:
     static constexpr std::chrono::milliseconds min_backoff{250};
     static constexpr std::chrono::milliseconds max_backoff{30000};
-    static constexpr std::chrono::minutes refused_retry{5};      // after a 4xx refusal
-    static constexpr std::chrono::seconds failed_retry{2};       // after a 5xx or a bad reply
+    static constexpr std::chrono::minutes refused_retry{5}; // after a 4xx refusal
+    static constexpr std::chrono::seconds failed_retry{2};  // after a 5xx or a bad reply
 
     // Names in out/, oldest name first; those refused recently are held back.
     std::vector<std::string> pending_files() {
         std::vector<std::string> names;
-        for (const auto& e : std::filesystem::directory_iterator(out_dir_, std::filesystem::directory_options::skip_permission_denied)) {
+        for (const auto& e : std::filesystem::directory_iterator(
+                 out_dir_, std::filesystem::directory_options::skip_permission_denied)) {
             std::string name = e.path().filename().string();
             if (name.starts_with('.') || !e.is_regular_file()) continue;
             auto refused = refused_.find(name);
@@ -108,7 +112,8 @@ private:
         auto address = ringd::socket_address::parse(partner_.address);
         if (!address) co_return ringd::errno_error(EINVAL);
         auto fd = co_await ringd::connect(ctx_, *address);
-        if (fd) { // request, reply, request: no Nagle delay on the header (fails harmlessly on UNIX)
+        if (fd) { // request, reply, request: no Nagle delay on the header (fails harmlessly on
+                  // UNIX)
             int on = 1;
             ::setsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         }
@@ -123,7 +128,8 @@ private:
 
     // Sends `names` over one connection; returns how many were confirmed, or the connection's
     // error. A refusal ends the connection (the partner closes after most errors).
-    ringd::task<ringd::result<std::size_t>> send_batch(const std::vector<std::string>& names, std::span<std::byte> buffer) {
+    ringd::task<ringd::result<std::size_t>> send_batch(const std::vector<std::string>& names,
+                                                       std::span<std::byte> buffer) {
         auto fd = co_await connect_socket();
         if (!fd) co_return ringd::unexpected<std::error_code>(fd.error());
         if (tls_) {
@@ -140,32 +146,36 @@ private:
     }
 
     template <class Stream>
-    ringd::task<ringd::result<std::size_t>> send_over(Stream& stream, const std::vector<std::string>& names,
-                                                      std::span<std::byte> buffer) {
+    ringd::task<ringd::result<std::size_t>>
+    send_over(Stream& stream, const std::vector<std::string>& names, std::span<std::byte> buffer) {
         std::size_t confirmed = 0;
         for (const auto& name : names) {
             auto outcome = co_await send_file(ctx_, stream, out_, name, buffer);
             if (!outcome) {
-                if (outcome.error() == std::errc::no_such_file_or_directory) continue; // taken away meanwhile
+                if (outcome.error() == std::errc::no_such_file_or_directory)
+                    continue; // taken away meanwhile
                 co_return ringd::unexpected<std::error_code>(outcome.error());
             }
             if (!outcome->confirmed) {
-                log_.logf(ringd::log_level::err, "send %s to %s: %s%s", name.c_str(), partner_.name.c_str(),
-                          outcome->problem.c_str(), outcome->permanent ? "; held back for 5 minutes" : "");
-                refused_[name] = clock::now() + (outcome->permanent ? std::chrono::duration_cast<clock::duration>(refused_retry)
-                                                                    : std::chrono::duration_cast<clock::duration>(failed_retry));
+                log_.logf(ringd::log_level::err, "send %s to %s: %s%s", name.c_str(),
+                          partner_.name.c_str(), outcome->problem.c_str(),
+                          outcome->permanent ? "; held back for 5 minutes" : "");
+                refused_[name] = clock::now() +
+                                 (outcome->permanent
+                                      ? std::chrono::duration_cast<clock::duration>(refused_retry)
+                                      : std::chrono::duration_cast<clock::duration>(failed_retry));
                 co_return confirmed; // reconnect for the rest
             }
             // [confirm]
             refused_.erase(name);
             // Only now, with the partner's digest matching ours, does the file leave out/.
             if (::renameat(out_.get(), name.c_str(), sent_.get(), name.c_str()) != 0) {
-                log_.logf(ringd::log_level::err, "move %s/%s to %s: %s", out_dir_.c_str(), name.c_str(),
-                          sent_dir_.c_str(), std::strerror(errno));
+                log_.logf(ringd::log_level::err, "move %s/%s to %s: %s", out_dir_.c_str(),
+                          name.c_str(), sent_dir_.c_str(), std::strerror(errno));
                 refused_[name] = clock::now() + refused_retry; // do not send it in a loop
             }
-            log_.logf(ringd::log_level::info, "sent %s to %s: %llu bytes confirmed", name.c_str(), partner_.name.c_str(),
-                      static_cast<unsigned long long>(outcome->size));
+            log_.logf(ringd::log_level::info, "sent %s to %s: %llu bytes confirmed", name.c_str(),
+                      partner_.name.c_str(), static_cast<unsigned long long>(outcome->size));
             ++confirmed;
             // [/confirm]
         }
@@ -174,11 +184,11 @@ private:
 
     ringd::io_context& ctx_;
     ringd::logger& log_;
-    partner partner_;                          // name, address, tls, ca
-    std::string out_dir_, sent_dir_;           // spool/out/<name>, spool/sent/<name>
-    ringd::unique_fd out_, sent_;              // the same, opened
-    std::optional<ringd::tls_context> tls_;    // when partner_.tls
-    wake_event wake_;                          // set by inotify, rescans and reloads
+    partner partner_;                                  // name, address, tls, ca
+    std::string out_dir_, sent_dir_;                   // spool/out/<name>, spool/sent/<name>
+    ringd::unique_fd out_, sent_;                      // the same, opened
+    std::optional<ringd::tls_context> tls_;            // when partner_.tls
+    wake_event wake_;                                  // set by inotify, rescans and reloads
     std::map<std::string, clock::time_point> refused_; // name → when to try again
 };
 

@@ -25,7 +25,8 @@ namespace xfer {
 struct send_outcome {
     bool confirmed = false; // OK with our size and sha256: the partner has the file
     std::string problem;    // otherwise why: "ERR 409 ...", "digest mismatch", ...
-    bool permanent = false; // the partner refused this file (4xx): retrying the same bytes won't help soon
+    bool permanent =
+        false; // the partner refused this file (4xx): retrying the same bytes won't help soon
     std::uint64_t size = 0;
 };
 
@@ -51,8 +52,9 @@ ringd::task<ringd::result<std::string>> read_reply_line(Stream& stream) {
 // Sends dir/name as "PUT name size" + content and waits for the reply. `buffer` carries the
 // content (its size bounds the memory used). Errors: the connection's or the file's.
 template <class Stream>
-ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Stream& stream, ringd::borrowed_fd dir,
-                                                   std::string name, std::span<std::byte> buffer) {
+ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Stream& stream,
+                                                   ringd::borrowed_fd dir, std::string name,
+                                                   std::span<std::byte> buffer) {
     ringd::unique_fd file(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!file) co_return ringd::last_error();
     struct stat st {};
@@ -67,7 +69,8 @@ ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Strea
         auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - offset));
         auto n = co_await ringd::async_read(ctx, file, buffer.first(want), offset);
         if (!n) co_return ringd::unexpected<std::error_code>(n.error());
-        if (*n == 0) co_return ringd::errno_error(EIO); // shrank while we sent it: the stream is out of step
+        if (*n == 0)
+            co_return ringd::errno_error(EIO); // shrank while we sent it: the stream is out of step
         hash.update(buffer.first(*n));
         auto w = co_await stream.write(buffer.first(*n));
         if (!w) co_return ringd::unexpected<std::error_code>(w.error());
@@ -89,7 +92,8 @@ ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Strea
         co_return out;
     }
     if (reply->size != size || reply->sha256_hex != digest) {
-        out.problem = "the partner confirmed other content (" + *line + ", we sent sha256 " + digest + ")";
+        out.problem =
+            "the partner confirmed other content (" + *line + ", we sent sha256 " + digest + ")";
         co_return out;
     }
     out.confirmed = true;

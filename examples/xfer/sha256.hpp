@@ -16,7 +16,8 @@ class sha256 {
 public:
     // Throws std::bad_alloc when OpenSSL cannot allocate its context.
     sha256() : ctx_(EVP_MD_CTX_new()) {
-        if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+        if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
+            throw std::bad_alloc();
     }
 
     void update(std::span<const std::byte> data) noexcept {

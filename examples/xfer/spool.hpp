@@ -86,7 +86,8 @@ public:
     ~incoming_file() { discard(); }
 
     // Writes `data` at the end (all of it) and adds it to the digest. Errors: write's.
-    ringd::task<ringd::result<void>> append(ringd::io_context& ctx, std::span<const std::byte> data);
+    ringd::task<ringd::result<void>> append(ringd::io_context& ctx,
+                                            std::span<const std::byte> data);
 
     // Makes the file durable under in/<name>: fsync, link (never replacing), fsync of in/. If the
     // name exists, compares contents (reading it through `scratch`): same → duplicate, else
@@ -106,16 +107,17 @@ private:
     ringd::result<void> link_into_in(const std::string& name) noexcept;
     void discard() noexcept;
 
-    const spool* spool_;         // outlives us
-    ringd::unique_fd fd_;        // the temporary file, written through the ring
-    std::string temp_name_;      // its name in tmp/ on the fallback path; empty when unnamed
-    sha256 hash_;                // of everything appended
-    std::uint64_t written_ = 0;  // bytes appended
+    const spool* spool_;        // outlives us
+    ringd::unique_fd fd_;       // the temporary file, written through the ring
+    std::string temp_name_;     // its name in tmp/ on the fallback path; empty when unnamed
+    sha256 hash_;               // of everything appended
+    std::uint64_t written_ = 0; // bytes appended
 };
 
 // The digest of an existing file, read through the ring in `scratch`-sized pieces.
-ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context& ctx, ringd::borrowed_fd dir,
-                                                       std::string name, std::span<std::byte> scratch);
+ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context& ctx,
+                                                       ringd::borrowed_fd dir, std::string name,
+                                                       std::span<std::byte> scratch);
 
 // =============================================================================================
 
@@ -151,7 +153,8 @@ inline ringd::result<incoming_file> spool::begin(std::uint64_t size) {
         static std::atomic<unsigned> counter{0};
         temp_name = std::string(detail::temp_prefix) + std::to_string(::getpid()) + "." +
                     std::to_string(counter.fetch_add(1));
-        fd.reset(::openat(tmp_.get(), temp_name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode));
+        fd.reset(
+            ::openat(tmp_.get(), temp_name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode));
     }
     if (!fd) return ringd::last_error();
     incoming_file file(*this, std::move(fd), std::move(temp_name));
@@ -206,20 +209,21 @@ inline ringd::result<void> incoming_file::link_into_in(const std::string& name) 
     if (temp_name_.empty()) {
         // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path does not.
         std::string self = "/proc/self/fd/" + std::to_string(fd_.get());
-        if (::linkat(AT_FDCWD, self.c_str(), spool_->in_dir().get(), name.c_str(), AT_SYMLINK_FOLLOW) != 0)
+        if (::linkat(AT_FDCWD, self.c_str(), spool_->in_dir().get(), name.c_str(),
+                     AT_SYMLINK_FOLLOW) != 0)
             return ringd::last_error();
         return {};
     }
-    if (::linkat(spool_->tmp_dir().get(), temp_name_.c_str(), spool_->in_dir().get(), name.c_str(), 0) != 0)
+    if (::linkat(spool_->tmp_dir().get(), temp_name_.c_str(), spool_->in_dir().get(), name.c_str(),
+                 0) != 0)
         return ringd::last_error();
     return {};
 }
 
-inline ringd::task<ringd::result<commit_outcome>> incoming_file::commit(ringd::io_context& ctx,
-                                                                        std::string name,
-                                                                        std::span<std::byte> scratch,
-                                                                        std::string& sha256_hex) {
-// [commit]
+inline ringd::task<ringd::result<commit_outcome>>
+incoming_file::commit(ringd::io_context& ctx, std::string name, std::span<std::byte> scratch,
+                      std::string& sha256_hex) {
+    // [commit]
     sha256_hex = hash_.finish_hex();
     auto synced = co_await async_fsync(ctx, fd_);
     if (!synced) co_return ringd::unexpected<std::error_code>(synced.error());
@@ -240,17 +244,20 @@ inline ringd::task<ringd::result<commit_outcome>> incoming_file::commit(ringd::i
         if (!dir_synced) co_return ringd::unexpected<std::error_code>(dir_synced.error());
     }
     co_return outcome;
-// [/commit]
+    // [/commit]
 }
 
 inline void incoming_file::discard() noexcept {
-    if (!temp_name_.empty() && spool_ != nullptr) ::unlinkat(spool_->tmp_dir().get(), temp_name_.c_str(), 0);
+    if (!temp_name_.empty() && spool_ != nullptr)
+        ::unlinkat(spool_->tmp_dir().get(), temp_name_.c_str(), 0);
     temp_name_.clear();
     fd_.reset(); // an unnamed file vanishes with its last descriptor
 }
 
-inline ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context& ctx, ringd::borrowed_fd dir,
-                                                              std::string name, std::span<std::byte> scratch) {
+inline ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context& ctx,
+                                                              ringd::borrowed_fd dir,
+                                                              std::string name,
+                                                              std::span<std::byte> scratch) {
     ringd::unique_fd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) co_return ringd::last_error();
     sha256 hash;

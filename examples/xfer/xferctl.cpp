@@ -31,8 +31,10 @@ constexpr int exit_not_running = ringd::control_exit::not_running;
 constexpr int exit_error = ringd::control_exit::error;
 
 int usage(const std::string& why) {
-    std::fprintf(stderr, "xferctl: %s\nusage: xferctl -c FILE start|stop|reload|status [--json]|debug-dump DIR\n",
-                 why.c_str());
+    std::fprintf(
+        stderr,
+        "xferctl: %s\nusage: xferctl -c FILE start|stop|reload|status [--json]|debug-dump DIR\n",
+        why.c_str());
     return exit_usage;
 }
 
@@ -58,8 +60,11 @@ int control(const xfer::config& c, ringd::control_action action) {
     }
     auto out = ringd::daemon_control(p);
     if (!out.daemon_output.empty()) std::fputs(out.daemon_output.c_str(), stderr);
-    if (!out.message.empty()) std::fprintf(stderr, "xferctl: %s\n", out.message.c_str());
-    else std::printf("xferrd: %s%s\n", out.state.c_str(), out.pid != 0 ? (" (PID " + std::to_string(out.pid) + ")").c_str() : "");
+    if (!out.message.empty())
+        std::fprintf(stderr, "xferctl: %s\n", out.message.c_str());
+    else
+        std::printf("xferrd: %s%s\n", out.state.c_str(),
+                    out.pid != 0 ? (" (PID " + std::to_string(out.pid) + ")").c_str() : "");
     return out.exit_code;
 }
 
@@ -74,10 +79,14 @@ std::vector<std::string> listening(const xfer::config& c, const std::string& nam
 
 std::string duration_text(long long seconds) {
     char text[32];
-    if (seconds >= 86400) std::snprintf(text, sizeof text, "%lldd%02lldh", seconds / 86400, seconds % 86400 / 3600);
-    else if (seconds >= 3600) std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
-    else if (seconds >= 60) std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
-    else std::snprintf(text, sizeof text, "%llds", seconds);
+    if (seconds >= 86400)
+        std::snprintf(text, sizeof text, "%lldd%02lldh", seconds / 86400, seconds % 86400 / 3600);
+    else if (seconds >= 3600)
+        std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
+    else if (seconds >= 60)
+        std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
+    else
+        std::snprintf(text, sizeof text, "%llds", seconds);
     return text;
 }
 
@@ -86,7 +95,9 @@ nlohmann::json collect_status(const xfer::config& c) {
     nlohmann::json doc;
     auto probe = ringd::probe_pid_file(c.pid_file());
     bool running = probe && probe->state == ringd::pid_file_state::running;
-    long long now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    long long now = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
     doc["running"] = running;
     doc["pid_file"] = c.pid_file();
     doc["processes"] = nlohmann::json::array();
@@ -99,17 +110,24 @@ nlohmann::json collect_status(const xfer::config& c) {
         file = nlohmann::json::object();
     }
     long long master_started = file.contains("master") ? file["master"].value("started", 0LL) : 0;
-    doc["processes"].push_back({{"name", "xferrd"}, {"pid", probe->pid}, {"state", "running"},
-                                {"uptime_s", master_started ? now - master_started : 0}, {"restarts", 0},
+    doc["processes"].push_back({{"name", "xferrd"},
+                                {"pid", probe->pid},
+                                {"state", "running"},
+                                {"uptime_s", master_started ? now - master_started : 0},
+                                {"restarts", 0},
                                 {"listening", nlohmann::json::array()}});
     if (file.contains("processes")) {
         for (const auto& p : file["processes"]) {
             long pid = p.value("pid", 0L);
             long long since = p.value("up_since", 0LL);
             std::string state = p.value("state", "unknown");
-            if (pid != 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) state = "gone";
-            doc["processes"].push_back({{"name", p.value("name", "?")}, {"pid", pid}, {"state", state},
-                                        {"uptime_s", since ? now - since : 0}, {"restarts", p.value("restarts", 0)},
+            if (pid != 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+                state = "gone";
+            doc["processes"].push_back({{"name", p.value("name", "?")},
+                                        {"pid", pid},
+                                        {"state", state},
+                                        {"uptime_s", since ? now - since : 0},
+                                        {"restarts", p.value("restarts", 0)},
                                         {"listening", listening(c, p.value("name", ""), pid)},
                                         {"log", p.value("log", "")}});
         }
@@ -124,15 +142,20 @@ std::string status_text(const nlohmann::json& doc) {
         return out.str();
     }
     char line[512];
-    std::snprintf(line, sizeof line, "%-18s %8s  %-9s %8s %8s  %s\n", "PROCESS", "PID", "STATE", "UPTIME", "RESTARTS", "LISTENING");
+    std::snprintf(line, sizeof line, "%-18s %8s  %-9s %8s %8s  %s\n", "PROCESS", "PID", "STATE",
+                  "UPTIME", "RESTARTS", "LISTENING");
     out << line;
     for (const auto& p : doc["processes"]) {
         std::string addresses;
-        for (const auto& a : p["listening"]) addresses += (addresses.empty() ? "" : " ") + a.get<std::string>();
+        for (const auto& a : p["listening"])
+            addresses += (addresses.empty() ? "" : " ") + a.get<std::string>();
         std::string pid = p["pid"].get<long>() ? std::to_string(p["pid"].get<long>()) : "-";
-        std::string up = p["state"] == "running" ? duration_text(p["uptime_s"].get<long long>()) : "-";
-        std::snprintf(line, sizeof line, "%-18s %8s  %-9s %8s %8d  %s\n", p["name"].get<std::string>().c_str(), pid.c_str(),
-                      p["state"].get<std::string>().c_str(), up.c_str(), p["restarts"].get<int>(), addresses.c_str());
+        std::string up =
+            p["state"] == "running" ? duration_text(p["uptime_s"].get<long long>()) : "-";
+        std::snprintf(line, sizeof line, "%-18s %8s  %-9s %8s %8d  %s\n",
+                      p["name"].get<std::string>().c_str(), pid.c_str(),
+                      p["state"].get<std::string>().c_str(), up.c_str(), p["restarts"].get<int>(),
+                      addresses.c_str());
         out << line;
     }
     return out.str();
@@ -140,8 +163,10 @@ std::string status_text(const nlohmann::json& doc) {
 
 int status(const xfer::config& c, bool json) {
     auto doc = collect_status(c);
-    if (json) std::printf("%s\n", doc.dump(2).c_str());
-    else std::fputs(status_text(doc).c_str(), stdout);
+    if (json)
+        std::printf("%s\n", doc.dump(2).c_str());
+    else
+        std::fputs(status_text(doc).c_str(), stdout);
     return doc["running"].get<bool>() ? 0 : exit_not_running;
 }
 
@@ -157,13 +182,15 @@ std::string request_records(const xfer::config& c, const std::string& path) {
     std::strncpy(to.sun_path, c.debug_socket().c_str(), sizeof to.sun_path - 1);
     std::string request = "!dump " + path;
     std::string answer;
-    if (::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    if (::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to) < 0) {
         answer = "send to " + c.debug_socket() + ": " + std::strerror(errno);
     } else {
         pollfd p{fd, POLLIN, 0};
         char reply[512];
         ssize_t n = ::poll(&p, 1, 5000) == 1 ? ::recv(fd, reply, sizeof reply, 0) : -1;
-        answer = n > 0 ? std::string(reply, static_cast<std::size_t>(n)) : "no answer from xferdebugd within 5 s";
+        answer = n > 0 ? std::string(reply, static_cast<std::size_t>(n))
+                       : "no answer from xferdebugd within 5 s";
     }
     ::close(fd);
     return answer;
@@ -184,7 +211,9 @@ int debug_dump(const xfer::config& c, const std::string& dir) {
     std::ofstream(target + "/status.txt") << status_text(doc);
     for (const auto& p : doc["processes"]) {
         std::string log = p.value("log", "");
-        if (!log.empty()) fs::copy_file(log, target + "/" + fs::path(log).filename().string(), fs::copy_options::overwrite_existing, ec);
+        if (!log.empty())
+            fs::copy_file(log, target + "/" + fs::path(log).filename().string(),
+                          fs::copy_options::overwrite_existing, ec);
     }
     std::string records = request_records(c, target + "/records.log");
     std::ofstream(target + "/records.status") << records << "\n";
@@ -199,11 +228,16 @@ int main(int argc, char** argv) {
     bool json = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "-c" && i + 1 < argc) config_path = argv[++i];
-        else if (arg == "--json") json = true;
-        else if (command.empty()) command = arg;
-        else if (command == "debug-dump" && dir.empty()) dir = arg;
-        else return usage("unexpected argument '" + arg + "'");
+        if (arg == "-c" && i + 1 < argc)
+            config_path = argv[++i];
+        else if (arg == "--json")
+            json = true;
+        else if (command.empty())
+            command = arg;
+        else if (command == "debug-dump" && dir.empty())
+            dir = arg;
+        else
+            return usage("unexpected argument '" + arg + "'");
     }
     if (config_path.empty()) return usage("-c FILE is required");
     if (command.empty()) return usage("a command is required");
@@ -218,6 +252,7 @@ int main(int argc, char** argv) {
     if (command == "stop") return control(*c, ringd::control_action::stop);
     if (command == "reload") return control(*c, ringd::control_action::reload);
     if (command == "status") return status(*c, json);
-    if (command == "debug-dump") return dir.empty() ? usage("debug-dump needs a directory") : debug_dump(*c, dir);
+    if (command == "debug-dump")
+        return dir.empty() ? usage("debug-dump needs a directory") : debug_dump(*c, dir);
     return usage("unknown command '" + command + "'");
 }

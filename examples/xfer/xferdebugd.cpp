@@ -23,8 +23,8 @@
 
 namespace {
 
-constexpr std::size_t ring_records = 10000;          // in memory
-constexpr std::uint64_t rotate_bytes = 4u << 20;      // on disk, per file
+constexpr std::size_t ring_records = 10000;      // in memory
+constexpr std::uint64_t rotate_bytes = 4u << 20; // on disk, per file
 
 ringd::unique_fd bind_datagram(const std::string& path) {
     ringd::unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -34,13 +34,15 @@ ringd::unique_fd bind_datagram(const std::string& path) {
     if (path.size() >= sizeof a.sun_path) ringd::throw_errno(ENAMETOOLONG, "bind " + path);
     std::strcpy(a.sun_path, path.c_str());
     ::unlink(path.c_str()); // a datagram socket file left by a crash; the PID lock is the master's
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ringd::throw_errno(errno, "bind " + path);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        ringd::throw_errno(errno, "bind " + path);
     int buffer = 4 << 20; // bursts of log lines wait here, not in the senders
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
     return fd;
 }
 
-ringd::task<void> collect(ringd::io_context& ctx, ringd::borrowed_fd socket, xfer::debug_collector& records) {
+ringd::task<void> collect(ringd::io_context& ctx, ringd::borrowed_fd socket,
+                          xfer::debug_collector& records) {
     char datagram[8192];
     for (;;) {
         auto ready = co_await ringd::async_poll(ctx, socket, POLLIN);
@@ -57,7 +59,8 @@ ringd::task<void> collect(ringd::io_context& ctx, ringd::borrowed_fd socket, xfe
                 continue;
             }
             long count = records.dump(std::string(text.substr(6)));
-            std::string reply = count < 0 ? "ERR cannot write " + std::string(text.substr(6)) + ": " + std::strerror(errno)
+            std::string reply = count < 0 ? "ERR cannot write " + std::string(text.substr(6)) +
+                                                ": " + std::strerror(errno)
                                           : "OK " + std::to_string(count);
             (void)::sendto(socket.get(), reply.data(), reply.size(), MSG_DONTWAIT,
                            reinterpret_cast<sockaddr*>(&from), from_len);
@@ -65,7 +68,8 @@ ringd::task<void> collect(ringd::io_context& ctx, ringd::borrowed_fd socket, xfe
     }
 }
 
-ringd::task<int> run(ringd::io_context& ctx, ringd::borrowed_fd socket, xfer::debug_collector& records) {
+ringd::task<int> run(ringd::io_context& ctx, ringd::borrowed_fd socket,
+                     xfer::debug_collector& records) {
     ringd::lifecycle_signals signals(ctx);
     ringd::scope work;
     work.spawn(collect(ctx, socket, records));
@@ -96,7 +100,8 @@ int main(int argc, char** argv) {
         ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
         std::filesystem::create_directories(c->log_dir);
         auto socket = bind_datagram(c->debug_socket());
-        xfer::debug_collector records(c->log_dir + "/xferdebugd.records", ring_records, rotate_bytes);
+        xfer::debug_collector records(c->log_dir + "/xferdebugd.records", ring_records,
+                                      rotate_bytes);
         ringd::io_context ctx;
         int code = ctx.run(run(ctx, socket, records));
         ::unlink(c->debug_socket().c_str());

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 namespace {
@@ -55,7 +55,8 @@ int run_master(const std::string& config_path, bool foreground) {
     params.pid_file = c->pid_file();
     params.flags.foreground = foreground;
     params.stderr_path = c->log_dir + "/xferrd.log";
-    params.stop_timeout = std::chrono::duration_cast<std::chrono::seconds>(c->drain_timeout) + std::chrono::seconds(10);
+    params.stop_timeout = std::chrono::duration_cast<std::chrono::seconds>(c->drain_timeout) +
+                          std::chrono::seconds(10);
     auto start = ringd::daemon_init(params);
     if (!start) {
         std::fprintf(stderr, "%s\n", start.error().message.c_str());
@@ -96,7 +97,9 @@ int main(int argc, char** argv) {
     config_path = resolved; // children and reloads run with cwd "/"
     if (child.empty()) return run_master(config_path, foreground);
     if (child == "tcpip") return xfer::run_receiving_child(xfer::transport::tcpip, config_path);
-    if (child == "tcpip_tls") return xfer::run_receiving_child(xfer::transport::tcpip_tls, config_path);
-    if (child == "unix") return xfer::run_receiving_child(xfer::transport::unix_socket, config_path);
+    if (child == "tcpip_tls")
+        return xfer::run_receiving_child(xfer::transport::tcpip_tls, config_path);
+    if (child == "unix")
+        return xfer::run_receiving_child(xfer::transport::unix_socket, config_path);
     return usage("--child: unknown transport '" + child + "'");
 }

@@ -36,7 +36,8 @@ struct task_group final {
 class send_queue_daemon {
 public:
     send_queue_daemon(ringd::io_context& ctx, ringd::logger& log, xfer::config c)
-        : ctx_(ctx), log_(log), config_(std::move(c)), inotify_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
+        : ctx_(ctx), log_(log), config_(std::move(c)),
+          inotify_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
         if (!inotify_) ringd::throw_errno(errno, "inotify_init1");
     }
 
@@ -50,7 +51,8 @@ public:
             if (!event || *event == ringd::lifecycle_event::stop) break;
             auto fresh = xfer::load_config(config_.path);
             if (!fresh) {
-                log_.logf(ringd::log_level::err, "reload: %s; keeping the running partner list", fresh.error().c_str());
+                log_.logf(ringd::log_level::err, "reload: %s; keeping the running partner list",
+                          fresh.error().c_str());
                 continue;
             }
             config_.rescan_interval = fresh->rescan_interval;
@@ -74,8 +76,10 @@ private:
     // Keeps the queues of unchanged partners; stops removed and changed ones; starts new ones.
     void apply(const std::vector<xfer::partner>& partners) {
         for (auto it = queues_.begin(); it != queues_.end();) {
-            auto wanted = std::find_if(partners.begin(), partners.end(),
-                                       [&](const xfer::partner& p) { return same(p, it->second.queue->settings()); });
+            auto wanted =
+                std::find_if(partners.begin(), partners.end(), [&](const xfer::partner& p) {
+                    return same(p, it->second.queue->settings());
+                });
             if (wanted != partners.end()) {
                 ++it;
                 continue;
@@ -94,11 +98,11 @@ private:
                 q.watch = ::inotify_add_watch(inotify_.get(), q.queue->out_dir().c_str(),
                                               IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
                 if (q.watch < 0)
-                    log_.logf(ringd::log_level::warning, "watch %s: %s; relying on rescans", q.queue->out_dir().c_str(),
-                              std::strerror(errno));
+                    log_.logf(ringd::log_level::warning, "watch %s: %s; relying on rescans",
+                              q.queue->out_dir().c_str(), std::strerror(errno));
                 q.runner->tasks.spawn(q.queue->run());
-                log_.logf(ringd::log_level::notice, "partner %s: sending to %s%s", p.name.c_str(), p.address.c_str(),
-                          p.tls ? " over TLS" : "");
+                log_.logf(ringd::log_level::notice, "partner %s: sending to %s%s", p.name.c_str(),
+                          p.address.c_str(), p.tls ? " over TLS" : "");
                 queues_.emplace(p.name, std::move(q));
             } catch (const std::exception& e) {
                 log_.logf(ringd::log_level::err, "partner %s: %s", p.name.c_str(), e.what());
@@ -149,11 +153,11 @@ private:
 
     ringd::io_context& ctx_;
     ringd::logger& log_;
-    xfer::config config_;                          // as last loaded successfully
-    ringd::unique_fd inotify_;                     // one inotify instance for every out/ dir
-    std::map<std::string, running_queue> queues_;  // by partner name
-    std::vector<running_queue> retiring_;          // removed or changed, being joined
-    ringd::scope background_;                      // inotify reader, rescans, retirements
+    xfer::config config_;                         // as last loaded successfully
+    ringd::unique_fd inotify_;                    // one inotify instance for every out/ dir
+    std::map<std::string, running_queue> queues_; // by partner name
+    std::vector<running_queue> retiring_;         // removed or changed, being joined
+    ringd::scope background_;                     // inotify reader, rescans, retirements
 };
 
 ringd::task<int> run_daemon(send_queue_daemon& d) {

@@ -36,23 +36,28 @@ namespace ringd {
 
 // The exit codes of libucw's daemon_control, kept by ringd-control.
 namespace control_exit {
-inline constexpr int done = 0;            // done (check: running)
-inline constexpr int already = 100;       // start: already running; stop: not running
-inline constexpr int not_running = 101;   // check, reload, signal: not running
-inline constexpr int error = 102;         // with a one-line message
-inline constexpr int stale = 103;         // a stale PID file was found (and cleaned)
-inline constexpr int usage = 1;           // bad command line (ringd-control only)
+inline constexpr int done = 0;          // done (check: running)
+inline constexpr int already = 100;     // start: already running; stop: not running
+inline constexpr int not_running = 101; // check, reload, signal: not running
+inline constexpr int error = 102;       // with a one-line message
+inline constexpr int stale = 103;       // a stale PID file was found (and cleaned)
+inline constexpr int usage = 1;         // bad command line (ringd-control only)
 } // namespace control_exit
 
 enum class control_action { start, stop, check, reload, signal };
 
 inline const char* to_string(control_action a) noexcept {
     switch (a) {
-    case control_action::start: return "start";
-    case control_action::stop: return "stop";
-    case control_action::check: return "check";
-    case control_action::reload: return "reload";
-    case control_action::signal: return "signal";
+    case control_action::start:
+        return "start";
+    case control_action::stop:
+        return "stop";
+    case control_action::check:
+        return "check";
+    case control_action::reload:
+        return "reload";
+    case control_action::signal:
+        return "signal";
     }
     return "?";
 }
@@ -71,10 +76,10 @@ struct control_params {
 
 struct control_outcome {
     int exit_code = control_exit::error;
-    std::string state;       // started, running, starting, exiting, stopped, killed, not running,
-                             // stale, reloaded, signalled, failed
-    pid_t pid = 0;           // the daemon the action concerned (0: none)
-    std::string message;     // "<action> <object>: <reason>" for errors and notices; else empty
+    std::string state;         // started, running, starting, exiting, stopped, killed, not running,
+                               // stale, reloaded, signalled, failed
+    pid_t pid = 0;             // the daemon the action concerned (0: none)
+    std::string message;       // "<action> <object>: <reason>" for errors and notices; else empty
     std::string daemon_output; // start: what the daemon wrote on stderr before it was ready
     int daemon_exit_code = -1; // start: the starter's exit code when it failed (128+N: signal N)
     bool killed = false;       // stop: SIGKILL was needed
@@ -97,7 +102,9 @@ inline std::int64_t control_now_ns() noexcept {
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-inline std::string control_errno_text(int e) { return std::error_code(e, std::system_category()).message(); }
+inline std::string control_errno_text(int e) {
+    return std::error_code(e, std::system_category()).message();
+}
 
 inline result<unique_fd> control_pidfd_open(pid_t pid) noexcept {
     int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); // close-on-exec by definition
@@ -113,12 +120,14 @@ inline result<void> control_pidfd_signal(borrowed_fd pidfd, int sig) noexcept {
 // Milliseconds left until `deadline` for poll(2): -1 = forever.
 inline int control_poll_ms(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
     if (!deadline) return -1;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *deadline - std::chrono::steady_clock::now());
     return left.count() < 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
 // Waits until the process behind `pidfd` has exited. True: exited; false: deadline passed.
-inline bool control_wait_exit(borrowed_fd pidfd, std::optional<std::chrono::steady_clock::time_point> deadline) {
+inline bool control_wait_exit(borrowed_fd pidfd,
+                              std::optional<std::chrono::steady_clock::time_point> deadline) {
     for (;;) {
         pollfd p{pidfd.get(), POLLIN, 0};
         int n = ::poll(&p, 1, control_poll_ms(deadline));
@@ -136,7 +145,8 @@ inline std::optional<reload_record> control_read_reload(const std::string& path)
         char buf[reload_record_size];
         ssize_t n = ::pread(fd.get(), buf, sizeof buf, 0);
         if (n <= 0) return std::nullopt;
-        if (auto r = parse_reload_record(std::string_view(buf, static_cast<std::size_t>(n)))) return r;
+        if (auto r = parse_reload_record(std::string_view(buf, static_cast<std::size_t>(n))))
+            return r;
     }
     return std::nullopt;
 }
@@ -146,7 +156,8 @@ class control_run {
 public:
     explicit control_run(const control_params& p) : p_(p) {
         guard_ = p.guard_file.empty() ? pid_file_sibling(p.pid_file, ".lock") : p.guard_file;
-        status_path_ = p.reload_status.empty() ? pid_file_sibling(p.pid_file, ".reload") : p.reload_status;
+        status_path_ =
+            p.reload_status.empty() ? pid_file_sibling(p.pid_file, ".reload") : p.reload_status;
         if (p.timeout) deadline_ = std::chrono::steady_clock::now() + *p.timeout;
     }
 
@@ -160,11 +171,21 @@ public:
         }
         out_.guard_acquired_ns = control_now_ns();
         switch (p_.action) {
-        case control_action::start: start(); break;
-        case control_action::stop: stop(); break;
-        case control_action::check: check(); break;
-        case control_action::reload: signal(true); break;
-        case control_action::signal: signal(false); break;
+        case control_action::start:
+            start();
+            break;
+        case control_action::stop:
+            stop();
+            break;
+        case control_action::check:
+            check();
+            break;
+        case control_action::reload:
+            signal(true);
+            break;
+        case control_action::signal:
+            signal(false);
+            break;
         }
         out_.guard_released_ns = control_now_ns();
         return std::move(out_);
@@ -177,7 +198,8 @@ private:
         out_.exit_code = code;
         out_.state = std::move(state);
         out_.pid = pid;
-        if (!message.empty()) out_.message = std::string(to_string(p_.action)) + " " + p_.pid_file + ": " + message;
+        if (!message.empty())
+            out_.message = std::string(to_string(p_.action)) + " " + p_.pid_file + ": " + message;
         return out_;
     }
     control_outcome fail(const std::string& object, const std::string& reason) {
@@ -207,7 +229,9 @@ private:
         }
         if (st->state != pid_file_state::starting) return *st;
         unique_fd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-        if (in) ::inotify_add_watch(in.get(), p_.pid_file.c_str(), IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB);
+        if (in)
+            ::inotify_add_watch(in.get(), p_.pid_file.c_str(),
+                                IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB);
         auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         if (deadline_ && *deadline_ < limit) limit = *deadline_;
         while (st->state == pid_file_state::starting) {
@@ -220,7 +244,8 @@ private:
             pollfd pf{in.get(), POLLIN, 0};
             if (::poll(&pf, in ? 1 : 0, 50) > 0) {
                 char drain[4096];
-                while (::read(in.get(), drain, sizeof drain) > 0) {}
+                while (::read(in.get(), drain, sizeof drain) > 0) {
+                }
             }
             st = probe_pid_file(p_.pid_file, clean_stale);
             if (!st) {
@@ -252,7 +277,8 @@ private:
         for (int attempt = 0; attempt < 200; ++attempt) {
             auto st = probe(clean_stale);
             if (!st) return std::nullopt;
-            if (st->state != pid_file_state::running && st->state != pid_file_state::exiting) return st;
+            if (st->state != pid_file_state::running && st->state != pid_file_state::exiting)
+                return st;
             pidfd = open_daemon(*st);
             if (pidfd) return st;
             ::usleep(1000);
@@ -267,51 +293,67 @@ private:
         std::optional<unique_fd> pidfd;
         auto st = settle(true, pidfd);
         if (!st) return;
-        if (st->state == pid_file_state::absent) finish(control_exit::not_running, "not running", 0, "not running");
+        if (st->state == pid_file_state::absent)
+            finish(control_exit::not_running, "not running", 0, "not running");
         else if (st->state == pid_file_state::stale)
-            finish(control_exit::stale, "stale", st->pid, "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)");
-        else finish(control_exit::done, to_string(st->state), st->pid);
+            finish(control_exit::stale, "stale", st->pid,
+                   "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)");
+        else
+            finish(control_exit::done, to_string(st->state), st->pid);
     }
 
     void signal(bool reload) {
         std::optional<unique_fd> pidfd;
         auto st = settle(true, pidfd);
         if (!st) return;
-        if (st->state == pid_file_state::absent) return void(finish(control_exit::not_running, "not running", 0, "not running"));
+        if (st->state == pid_file_state::absent)
+            return void(finish(control_exit::not_running, "not running", 0, "not running"));
         if (st->state == pid_file_state::stale)
-            return void(finish(control_exit::stale, "stale", st->pid, "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)"));
+            return void(finish(control_exit::stale, "stale", st->pid,
+                               "stale PID file removed (PID " + std::to_string(st->pid) +
+                                   " was not running)"));
         if (st->state == pid_file_state::exiting)
-            return void(finish(control_exit::not_running, "exiting", st->pid, "not running (PID " + std::to_string(st->pid) + " is exiting)"));
+            return void(finish(control_exit::not_running, "exiting", st->pid,
+                               "not running (PID " + std::to_string(st->pid) + " is exiting)"));
         int sig = reload ? SIGHUP : p_.signal;
         std::optional<reload_record> before;
         unique_fd watch;
         if (reload && status_path_ != "-") {
             // Watch before signalling, so that no acknowledgement can slip past us.
             watch.reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-            if (watch) ::inotify_add_watch(watch.get(), status_path_.c_str(), IN_MODIFY | IN_CLOSE_WRITE);
+            if (watch)
+                ::inotify_add_watch(watch.get(), status_path_.c_str(), IN_MODIFY | IN_CLOSE_WRITE);
             before = control_read_reload(status_path_);
             if (before && before->pid != st->pid) before.reset(); // from another instance
         }
         if (auto s = control_pidfd_signal(*pidfd, sig); !s)
-            return error("cannot signal PID " + std::to_string(st->pid) + ": " + s.error().message(), st->pid);
+            return error("cannot signal PID " + std::to_string(st->pid) + ": " +
+                             s.error().message(),
+                         st->pid);
         if (!reload) return void(finish(control_exit::done, "signalled", st->pid));
-        if (!before) return void(finish(control_exit::done, "signalled", st->pid, "sent SIGHUP; this daemon does not acknowledge reloads"));
-        auto limit = deadline_ ? *deadline_ : std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        if (!before)
+            return void(finish(control_exit::done, "signalled", st->pid,
+                               "sent SIGHUP; this daemon does not acknowledge reloads"));
+        auto limit =
+            deadline_ ? *deadline_ : std::chrono::steady_clock::now() + std::chrono::seconds(30);
         for (;;) {
             auto now = control_read_reload(status_path_);
             if (now && now->pid == st->pid && now->generation > before->generation &&
                 (now->state == "ok" || now->state == "failed")) {
                 out_.reload_generation = now->generation;
-                if (now->state == "ok") return void(finish(control_exit::done, "reloaded", st->pid));
+                if (now->state == "ok")
+                    return void(finish(control_exit::done, "reloaded", st->pid));
                 return error("the daemon kept its running configuration: " + now->reason, st->pid);
             }
             pollfd fds[2] = {{watch.get(), POLLIN, 0}, {(*pidfd).get(), POLLIN, 0}};
             int n = ::poll(fds, 2, std::min(control_poll_ms(limit), watch ? 1000 : 50));
             if (n > 0 && (fds[1].revents & POLLIN) != 0)
-                return error("PID " + std::to_string(st->pid) + " exited during the reload", st->pid);
+                return error("PID " + std::to_string(st->pid) + " exited during the reload",
+                             st->pid);
             if (n > 0) {
                 char drain[4096];
-                while (::read(watch.get(), drain, sizeof drain) > 0) {}
+                while (::read(watch.get(), drain, sizeof drain) > 0) {
+                }
             }
             if (std::chrono::steady_clock::now() >= limit)
                 return error("no acknowledgement of the reload within the time limit", st->pid);
@@ -322,26 +364,32 @@ private:
         std::optional<unique_fd> pidfd;
         auto st = settle(true, pidfd);
         if (!st) return;
-        if (st->state == pid_file_state::absent) return void(finish(control_exit::already, "not running", 0, "not running"));
+        if (st->state == pid_file_state::absent)
+            return void(finish(control_exit::already, "not running", 0, "not running"));
         if (st->state == pid_file_state::stale)
-            return void(finish(control_exit::stale, "stale", st->pid, "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)"));
+            return void(finish(control_exit::stale, "stale", st->pid,
+                               "stale PID file removed (PID " + std::to_string(st->pid) +
+                                   " was not running)"));
         pid_t pid = st->pid;
         if (st->state == pid_file_state::running) {
             if (auto s = control_pidfd_signal(*pidfd, SIGTERM); !s && s.error().value() != ESRCH)
-                return error("cannot signal PID " + std::to_string(pid) + ": " + s.error().message(), pid);
+                return error(
+                    "cannot signal PID " + std::to_string(pid) + ": " + s.error().message(), pid);
         }
         if (!control_wait_exit(*pidfd, deadline_)) {
             (void)control_pidfd_signal(*pidfd, SIGKILL);
             out_.killed = true;
-            out_.message = "stop " + p_.pid_file + ": PID " + std::to_string(pid) + " did not stop within " +
-                           seconds_text(*p_.timeout) + ": sent SIGKILL";
-            if (!control_wait_exit(*pidfd, std::chrono::steady_clock::now() + std::chrono::seconds(10)))
+            out_.message = "stop " + p_.pid_file + ": PID " + std::to_string(pid) +
+                           " did not stop within " + seconds_text(*p_.timeout) + ": sent SIGKILL";
+            if (!control_wait_exit(*pidfd,
+                                   std::chrono::steady_clock::now() + std::chrono::seconds(10)))
                 return error("PID " + std::to_string(pid) + " survived SIGKILL for 10 s", pid);
         }
         // Gone. A SIGKILLed daemon leaves its PID behind: clean it. The lock must be free now,
         // unless someone else took it meanwhile (a start that does not use the guard).
         auto after = probe_pid_file(p_.pid_file, true);
-        if (after && (after->state == pid_file_state::absent || after->state == pid_file_state::stale)) {
+        if (after &&
+            (after->state == pid_file_state::absent || after->state == pid_file_state::stale)) {
             std::string note = out_.message;
             finish(control_exit::done, out_.killed ? "killed" : "stopped", pid);
             out_.message = note;
@@ -363,10 +411,12 @@ private:
             if (!st) return;
         }
         if (st->state == pid_file_state::running || st->state == pid_file_state::exiting)
-            return void(finish(control_exit::already, "running", st->pid, "already running as PID " + std::to_string(st->pid)));
+            return void(finish(control_exit::already, "running", st->pid,
+                               "already running as PID " + std::to_string(st->pid)));
         std::string stale_note;
         if (st->state == pid_file_state::stale)
-            stale_note = "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)";
+            stale_note =
+                "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)";
         if (p_.command.empty()) return error("no command to start");
 
         // The starter's stderr comes to us until it exits (daemon_run moves the daemon's stderr
@@ -398,34 +448,43 @@ private:
         ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
         bool exited = false, timed_out = false;
         while (!exited) {
-            pollfd fds[2] = {{out_read.get(), POLLIN, 0}, {child_fd ? child_fd->get() : -1, POLLIN, 0}};
+            pollfd fds[2] = {{out_read.get(), POLLIN, 0},
+                             {child_fd ? child_fd->get() : -1, POLLIN, 0}};
             int n = ::poll(fds, 2, child_fd ? control_poll_ms(deadline_) : 20);
             if (n < 0 && errno == EINTR) continue;
-            if (n == 0 && child_fd) { timed_out = true; break; }
+            if (n == 0 && child_fd) {
+                timed_out = true;
+                break;
+            }
             char buf[4096];
             ssize_t got;
             while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
                 out_.daemon_output.append(buf, static_cast<std::size_t>(got));
-            if (child_fd ? (fds[1].revents & POLLIN) != 0 : ::waitpid(child, nullptr, WNOHANG | WNOWAIT) == child)
+            if (child_fd ? (fds[1].revents & POLLIN) != 0
+                         : ::waitpid(child, nullptr, WNOHANG | WNOWAIT) == child)
                 exited = true;
         }
         if (timed_out)
-            return error(p_.command[0] + " was not ready within " + seconds_text(*p_.timeout) + " (PID " +
-                         std::to_string(child) + " left running)");
+            return error(p_.command[0] + " was not ready within " + seconds_text(*p_.timeout) +
+                         " (PID " + std::to_string(child) + " left running)");
         int status = 0;
-        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
         char buf[4096];
         ssize_t got;
-        while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0) out_.daemon_output.append(buf, static_cast<std::size_t>(got));
+        while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
+            out_.daemon_output.append(buf, static_cast<std::size_t>(got));
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (code != 0) {
             out_.daemon_exit_code = code;
             std::string last = out_.daemon_output;
             while (!last.empty() && last.back() == '\n') last.pop_back();
             if (auto nl = last.rfind('\n'); nl != std::string::npos) last.erase(0, nl + 1);
-            std::string how = WIFEXITED(status) ? "exit code " + std::to_string(code)
-                                                : "killed by signal " + std::to_string(WTERMSIG(status));
-            return error(p_.command[0] + " failed to start (" + how + ")" + (last.empty() ? "" : ": " + last));
+            std::string how = WIFEXITED(status)
+                                  ? "exit code " + std::to_string(code)
+                                  : "killed by signal " + std::to_string(WTERMSIG(status));
+            return error(p_.command[0] + " failed to start (" + how + ")" +
+                         (last.empty() ? "" : ": " + last));
         }
         // The starter exited 0: the daemon said it is ready. It must hold the lock now.
         std::optional<unique_fd> started;
@@ -438,8 +497,8 @@ private:
     }
 
     const control_params& p_;
-    std::string guard_;       // the guard file's path
-    std::string status_path_; // the reload-status file's path, or "-"
+    std::string guard_;                  // the guard file's path
+    std::string status_path_;            // the reload-status file's path, or "-"
     std::optional<time_point> deadline_; // from params.timeout
     control_outcome out_;
 };
@@ -452,7 +511,8 @@ inline control_outcome daemon_control(const control_params& params) {
     } catch (const std::exception& e) { // out of memory: still an outcome
         control_outcome out;
         out.state = "failed";
-        out.message = std::string(to_string(params.action)) + " " + params.pid_file + ": " + e.what();
+        out.message =
+            std::string(to_string(params.action)) + " " + params.pid_file + ": " + e.what();
         return out;
     }
 }

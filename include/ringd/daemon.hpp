@@ -72,11 +72,11 @@ struct daemon_flags {
 };
 
 struct daemon_params {
-    std::string program;          // for messages ("echod"); empty: the invoked name
-    std::string pid_file;         // empty: no PID file (a supervisor tracks the process)
-    std::string reload_status;    // empty: beside the PID file (".pid" → ".reload"); "-": none
-    std::string user;             // run as this user (name or "#uid"); empty: stay
-    std::string group;            // and group (name or "#gid"); empty: the user's primary group
+    std::string program;       // for messages ("echod"); empty: the invoked name
+    std::string pid_file;      // empty: no PID file (a supervisor tracks the process)
+    std::string reload_status; // empty: beside the PID file (".pid" → ".reload"); "-": none
+    std::string user;          // run as this user (name or "#uid"); empty: stay
+    std::string group;         // and group (name or "#gid"); empty: the user's primary group
     daemon_flags flags;
     mode_t umask = 022;
     std::string working_directory = "/";
@@ -85,7 +85,7 @@ struct daemon_params {
     std::string stdin_path = "/dev/null";
     std::string stdout_path = "/dev/null";
     std::string stderr_path = "/dev/null";
-    int notification_fd = -1;     // s6: ready() writes "\n" here and closes it; -1: none
+    int notification_fd = -1;              // s6: ready() writes "\n" here and closes it; -1: none
     std::chrono::seconds stop_timeout{10}; // how long the body may drain after a stop request
 };
 
@@ -133,10 +133,11 @@ expected<daemon_start, daemon_failure> daemon_init(daemon_params params);
 // Phase two. Detach mode: forks; the parent waits until the body calls ready() and exits 0, or
 // exits with the child's exit code when it fails first (the child has printed why on the shared
 // stderr); the parent never returns, it leaves with _exit so that no destructor of main()'s
-// objects (a listener unlinking its socket path) runs in it. In the final process: setsid, chdir, umask, stdio, drop privileges (verified), write
-// the PID, create the io_context, run `body` (a callable daemon_context& → task<int>) with the
-// signal loop beside it, then clear the PID file and return the body's code. The PID-file lock
-// is kept until the process exits. Never throws: failures print "program: ..." and return a code.
+// objects (a listener unlinking its socket path) runs in it. In the final process: setsid, chdir,
+// umask, stdio, drop privileges (verified), write the PID, create the io_context, run `body` (a
+// callable daemon_context& → task<int>) with the signal loop beside it, then clear the PID file and
+// return the body's code. The PID-file lock is kept until the process exits. Never throws: failures
+// print "program: ..." and return a code.
 template <class Body>
 int daemon_run(daemon_start&& start, Body body);
 
@@ -187,13 +188,13 @@ private:
         std::fprintf(stderr, "%s: %s\n", start_->params_.program.c_str(), text.c_str());
     }
 
-    daemon_start* start_;        // PID file, reload-status file, params
-    io_context* io_;             // the ring of the final process
-    notifier notifier_;          // systemd's socket, or disabled
-    unique_fd ready_pipe_;       // detach mode: the waiting parent reads 'R' from here
-    unique_fd stderr_target_;    // detach mode: what stderr becomes at ready()
-    unique_fd stop_event_;       // eventfd, readable once a stop was requested
-    reload_hook reload_;         // the daemon's reload step
+    daemon_start* start_;          // PID file, reload-status file, params
+    io_context* io_;               // the ring of the final process
+    notifier notifier_;            // systemd's socket, or disabled
+    unique_fd ready_pipe_;         // detach mode: the waiting parent reads 'R' from here
+    unique_fd stderr_target_;      // detach mode: what stderr becomes at ready()
+    unique_fd stop_event_;         // eventfd, readable once a stop was requested
+    reload_hook reload_;           // the daemon's reload step
     std::uint64_t generation_ = 0; // reloads started
     bool ready_ = false;
     bool stopping_ = false;
@@ -205,10 +206,22 @@ private:
 inline int exit_code_for(const std::error_code& ec) noexcept {
     if (ec.category() != std::system_category()) return exit_code::failure;
     switch (ec.value()) {
-    case EADDRINUSE: case EADDRNOTAVAIL: case ENOMEM: case EMFILE: case ENFILE: case ENOBUFS:
-    case EAGAIN: case EINTR: case ENOSPC: case ETIMEDOUT: case ECONNREFUSED: case ENETUNREACH:
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case EAGAIN:
+    case EINTR:
+    case ENOSPC:
+    case ETIMEDOUT:
+    case ECONNREFUSED:
+    case ENETUNREACH:
         return exit_code::temporary;
-    case EACCES: case EPERM: case EROFS:
+    case EACCES:
+    case EPERM:
+    case EROFS:
         return exit_code::no_permission;
     default:
         return exit_code::failure;
@@ -217,7 +230,9 @@ inline int exit_code_for(const std::error_code& ec) noexcept {
 
 namespace detail {
 
-inline std::string daemon_errno_text(int e) { return std::error_code(e, std::system_category()).message(); }
+inline std::string daemon_errno_text(int e) {
+    return std::error_code(e, std::system_category()).message();
+}
 
 // "name" or "#number" → id; false when there is no such user/group.
 inline bool daemon_parse_numeric_id(const std::string& text, unsigned& id) {
@@ -239,8 +254,9 @@ inline expected<void, std::string> daemon_drop_privileges(uid_t uid, gid_t gid,
         return {};
     if (::geteuid() != 0) return unexpected<std::string>(daemon_errno_text(EPERM) + " (not root)");
     int rc = user_name.empty() ? ::setgroups(1, &gid) : ::initgroups(user_name.c_str(), gid);
-    if (rc != 0) return unexpected<std::string>(std::string(user_name.empty() ? "setgroups" : "initgroups") +
-                                                ": " + daemon_errno_text(errno));
+    if (rc != 0)
+        return unexpected<std::string>(std::string(user_name.empty() ? "setgroups" : "initgroups") +
+                                       ": " + daemon_errno_text(errno));
     if (::setgid(gid) != 0) return unexpected<std::string>("setgid: " + daemon_errno_text(errno));
     if (::setuid(uid) != 0) return unexpected<std::string>("setuid: " + daemon_errno_text(errno));
     if (::getuid() != uid || ::geteuid() != uid || ::getgid() != gid || ::getegid() != gid)
@@ -258,7 +274,8 @@ inline int daemon_wait_for_ready(unique_fd pipe, pid_t child, const std::string&
     while (n < 0 && errno == EINTR);
     if (n == 1 && c == 'R') return exit_code::ok;
     int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
     if (WIFEXITED(status)) {
         if (WEXITSTATUS(status) != 0) return WEXITSTATUS(status); // it said why on stderr
         std::fprintf(stderr, "%s: start: the daemon exited before it was ready\n", program.c_str());
@@ -286,8 +303,9 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
         c.gid = ::getgid();
         if (!params.user.empty()) {
             unsigned id = 0;
-            passwd* pw = detail::daemon_parse_numeric_id(params.user, id) ? ::getpwuid(id)
-                                                                          : ::getpwnam(params.user.c_str());
+            passwd* pw = detail::daemon_parse_numeric_id(params.user, id)
+                             ? ::getpwuid(id)
+                             : ::getpwnam(params.user.c_str());
             if (pw == nullptr && !detail::daemon_parse_numeric_id(params.user, id))
                 return fail(exit_code::config, "run as user " + params.user + ": no such user");
             c.uid = pw != nullptr ? pw->pw_uid : id;
@@ -296,8 +314,9 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
         }
         if (!params.group.empty()) {
             unsigned id = 0;
-            group* gr = detail::daemon_parse_numeric_id(params.group, id) ? ::getgrgid(id)
-                                                                           : ::getgrnam(params.group.c_str());
+            group* gr = detail::daemon_parse_numeric_id(params.group, id)
+                            ? ::getgrgid(id)
+                            : ::getgrnam(params.group.c_str());
             if (gr == nullptr && !detail::daemon_parse_numeric_id(params.group, id))
                 return fail(exit_code::config, "run as group " + params.group + ": no such group");
             c.gid = gr != nullptr ? gr->gr_gid : id;
@@ -311,30 +330,37 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
     }
     if (!params.pid_file.empty()) {
         auto f = pid_file::open(params.pid_file);
-        if (!f) return fail(exit_code_for(f.error()), "open " + params.pid_file + ": " + f.error().message());
+        if (!f)
+            return fail(exit_code_for(f.error()),
+                        "open " + params.pid_file + ": " + f.error().message());
         // A busy answer may come from a prober (ringd-control) that holds the lock for a few
         // microseconds: ask again for up to 100 ms before believing another daemon runs.
         for (int attempt = 0;; ++attempt) {
             auto got = f->try_lock();
-            if (!got) return fail(exit_code_for(got.error()), "lock " + params.pid_file + ": " + got.error().message());
+            if (!got)
+                return fail(exit_code_for(got.error()),
+                            "lock " + params.pid_file + ": " + got.error().message());
             if (*got == lock_outcome::locked) break;
             auto holder = probe_pid_file(params.pid_file);
             bool daemon_there = holder && holder->state != pid_file_state::absent &&
                                 holder->state != pid_file_state::stale;
             if (attempt >= 50 || (daemon_there && holder->state != pid_file_state::starting)) {
-                std::string who = holder && holder->pid != 0 ? " as PID " + std::to_string(holder->pid) : "";
-                std::string how = holder && holder->state == pid_file_state::exiting ? " (exiting)" : "";
+                std::string who =
+                    holder && holder->pid != 0 ? " as PID " + std::to_string(holder->pid) : "";
+                std::string how =
+                    holder && holder->state == pid_file_state::exiting ? " (exiting)" : "";
                 return fail(exit_code::already_running,
                             "start " + params.pid_file + ": already running" + who + how);
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
         s.pid_ = std::move(*f);
-        if (params.reload_status.empty()) params.reload_status = pid_file_sibling(params.pid_file, ".reload");
+        if (params.reload_status.empty())
+            params.reload_status = pid_file_sibling(params.pid_file, ".reload");
     }
     if (!params.reload_status.empty() && params.reload_status != "-") {
-        s.reload_status_.reset(::open(params.reload_status.c_str(),
-                                      O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+        s.reload_status_.reset(
+            ::open(params.reload_status.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
         if (!s.reload_status_)
             return fail(exit_code_for({errno, std::system_category()}),
                         "open " + params.reload_status + ": " + detail::daemon_errno_text(errno));
@@ -371,7 +397,8 @@ inline void daemon_context::ready(std::string_view status) {
     }
     if (ready_pipe_) {
         detail::fork_close_list::remove(ready_pipe_.get());
-        while (::write(ready_pipe_.get(), "R", 1) < 0 && errno == EINTR) {}
+        while (::write(ready_pipe_.get(), "R", 1) < 0 && errno == EINTR) {
+        }
         ready_pipe_.reset();
     }
 }
@@ -383,7 +410,8 @@ inline void daemon_context::write_reload_status(std::string_view state,
         auto text = detail::format_reload_record(
             {generation_, ::getpid(), std::string(state), std::string(reason)});
         (void)::pwrite(start_->reload_status_.get(), text.data(), text.size(), 0);
-    } catch (...) {} // out of memory: the status stays as it was; control times out
+    } catch (...) {
+    } // out of memory: the status stays as it was; control times out
 }
 
 inline void daemon_context::reload() {
@@ -508,7 +536,8 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         auto dropped = detail::daemon_drop_privileges(start.run_as_.uid, start.run_as_.gid,
                                                       start.run_as_.user_name);
         if (!dropped) {
-            say("drop privileges to " + (p.user.empty() ? p.group : p.user) + ": " + dropped.error());
+            say("drop privileges to " + (p.user.empty() ? p.group : p.user) + ": " +
+                dropped.error());
             return exit_code::no_permission;
         }
     }

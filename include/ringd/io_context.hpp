@@ -1,5 +1,6 @@
-// ringd/io_context.hpp — the event loop: one io_uring per thread, completions resumed as coroutines.
-// Create it in the thread (and the process, after any fork) that runs it; pass it explicitly.
+// ringd/io_context.hpp — the event loop: one io_uring per thread, completions resumed as
+// coroutines. Create it in the thread (and the process, after any fork) that runs it; pass it
+// explicitly.
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
@@ -21,30 +22,30 @@ namespace ringd {
 
 // Which optional kernel features the ring got (probed at construction, never assumed).
 struct ring_features {
-    bool single_issuer = false;    // IORING_SETUP_SINGLE_ISSUER
-    bool defer_taskrun = false;    // IORING_SETUP_DEFER_TASKRUN: completions run on our thread
-    bool coop_taskrun = false;     // IORING_SETUP_COOP_TASKRUN: no IPI per completion
+    bool single_issuer = false;      // IORING_SETUP_SINGLE_ISSUER
+    bool defer_taskrun = false;      // IORING_SETUP_DEFER_TASKRUN: completions run on our thread
+    bool coop_taskrun = false;       // IORING_SETUP_COOP_TASKRUN: no IPI per completion
     bool registered_ring_fd = false; // io_uring_register_ring_fd: cheaper io_uring_enter
-    bool nodrop = false;           // IORING_FEAT_NODROP: overflowed CQEs are kept, not lost
-    bool cqe_skip = false;         // IORING_FEAT_CQE_SKIP: close_detached() can use the ring
+    bool nodrop = false;             // IORING_FEAT_NODROP: overflowed CQEs are kept, not lost
+    bool cqe_skip = false;           // IORING_FEAT_CQE_SKIP: close_detached() can use the ring
     unsigned sq_entries = 0;
     unsigned cq_entries = 0;
 };
 
 // Counters for tests and benchmarks; plain integers, written only by the loop's thread.
 struct loop_stats {
-    std::uint64_t iterations = 0;   // times the loop entered the kernel
-    std::uint64_t completions = 0;  // CQEs dispatched
-    std::uint64_t parked = 0;       // ops that waited in the queue for a ring slot
-    std::uint64_t submit_busy = 0;  // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
-    std::uint64_t detached_closes = 0;       // close_detached() calls that went to the ring
+    std::uint64_t iterations = 0;      // times the loop entered the kernel
+    std::uint64_t completions = 0;     // CQEs dispatched
+    std::uint64_t parked = 0;          // ops that waited in the queue for a ring slot
+    std::uint64_t submit_busy = 0;     // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
+    std::uint64_t detached_closes = 0; // close_detached() calls that went to the ring
     std::uint64_t detached_close_errors = 0; // ... and failed there (the error is not reported)
 };
 
 class io_context {
 public:
     struct options {
-        unsigned sq_entries = 256;   // rounded up to a power of two by the kernel
+        unsigned sq_entries = 256; // rounded up to a power of two by the kernel
         // The CQ's size is also the cap on ops in flight, so that the CQ can never overflow.
         // An idle connection holds one slot with its pending recv: size this for the number of
         // connections the daemon keeps open (16 bytes each). Beyond it, ops wait in a queue.
@@ -143,12 +144,12 @@ private:
     // when it runs, so until then it holds CQ room like an op in flight; once submitted it has
     // run (a close completes inline unless the file has a flush method) and holds none.
     std::size_t detached_unsubmitted_ = 0;
-    detail::op_queue waiting_;        // submitted, waiting for a ring slot
-    detail::op_queue in_flight_;      // in the kernel, for cancel-all at stop
-    detail::op_queue completed_;      // completions made by the loop itself
-    detail::cancel_queue cancels_;    // cancel requests not yet turned into SQEs
-    bool stopping_ = false;           // begin_stop() ran: no new work reaches the kernel
-    unique_fd wake_fd_;               // eventfd written by stop()
+    detail::op_queue waiting_;     // submitted, waiting for a ring slot
+    detail::op_queue in_flight_;   // in the kernel, for cancel-all at stop
+    detail::op_queue completed_;   // completions made by the loop itself
+    detail::cancel_queue cancels_; // cancel requests not yet turned into SQEs
+    bool stopping_ = false;        // begin_stop() ran: no new work reaches the kernel
+    unique_fd wake_fd_;            // eventfd written by stop()
     wakeup_op wakeup_{this};
 
     // Written by any thread.
@@ -199,7 +200,8 @@ inline io_context::io_context(options opts) {
     features_.cqe_skip = (params.features & IORING_FEAT_CQE_SKIP) != 0;
     features_.sq_entries = params.sq_entries;
     features_.cq_entries = params.cq_entries;
-    if (opts.register_ring_fd) features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
+    if (opts.register_ring_fd)
+        features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
     max_in_flight_ = params.cq_entries;
 
     wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
@@ -304,7 +306,9 @@ inline void io_context::start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept 
     ++in_flight_count_;
 }
 
-inline void io_context::arm_wakeup() noexcept { submit(&wakeup_); }
+inline void io_context::arm_wakeup() noexcept {
+    submit(&wakeup_);
+}
 
 inline void io_context::begin_stop() noexcept {
     stopping_ = true;

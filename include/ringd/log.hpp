@@ -54,11 +54,11 @@ public:
     [[gnu::format(printf, 3, 4)]] void logf(log_level level, const char* format, ...) noexcept;
 
 private:
-    std::string program_;                   // the prefix of every stderr line
-    std::string ident_;                     // what openlog() points at, while syslog_ is on
-    bool stderr_ = true;                    // sink: stderr
-    bool syslog_ = false;                   // sink: syslog
-    hook hook_;                             // sink: the caller's function, if any
+    std::string program_;                     // the prefix of every stderr line
+    std::string ident_;                       // what openlog() points at, while syslog_ is on
+    bool stderr_ = true;                      // sink: stderr
+    bool syslog_ = false;                     // sink: syslog
+    hook hook_;                               // sink: the caller's function, if any
     log_level threshold_ = log_level::notice; // least severe level that is logged
 };
 
@@ -71,12 +71,24 @@ inline std::optional<int> parse_syslog_facility(std::string_view name) noexcept 
         int facility;
     };
     static constexpr std::array<entry, 18> table{{
-        {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
-        {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
-        {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
-        {"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
-        {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
-        {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7},
+        {"auth", LOG_AUTH},
+        {"authpriv", LOG_AUTHPRIV},
+        {"cron", LOG_CRON},
+        {"daemon", LOG_DAEMON},
+        {"ftp", LOG_FTP},
+        {"kern", LOG_KERN},
+        {"lpr", LOG_LPR},
+        {"mail", LOG_MAIL},
+        {"news", LOG_NEWS},
+        {"user", LOG_USER},
+        {"local0", LOG_LOCAL0},
+        {"local1", LOG_LOCAL1},
+        {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3},
+        {"local4", LOG_LOCAL4},
+        {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6},
+        {"local7", LOG_LOCAL7},
     }};
     for (const entry& e : table)
         if (e.name == name) return e.facility;
@@ -100,8 +112,7 @@ inline void logger::close_syslog() noexcept {
 
 inline void logger::log(log_level level, std::string_view message) noexcept {
     if (!enabled(level)) return;
-    while (!message.empty() && message.back() == '\n')
-        message.remove_suffix(1);
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
     const int length = message.size() > 4000 ? 4000 : static_cast<int>(message.size());
     if (syslog_) ::syslog(static_cast<int>(level), "%.*s", length, message.data());
     if (stderr_ || hook_) {
@@ -110,7 +121,7 @@ inline void logger::log(log_level level, std::string_view message) noexcept {
                               message.data());
         if (n < 0) return;
         std::size_t size = static_cast<std::size_t>(n) < sizeof line ? static_cast<std::size_t>(n)
-                                                                       : sizeof line - 1;
+                                                                     : sizeof line - 1;
         if (stderr_) {
             // Best effort: a closed or full stderr must not stop the daemon.
             for (std::size_t done = 0; done < size;) {

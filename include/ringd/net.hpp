@@ -51,7 +51,9 @@ public:
     [[nodiscard]] const sockaddr* sockaddr_ptr() const noexcept {
         return reinterpret_cast<const sockaddr*>(&storage_);
     }
-    [[nodiscard]] sockaddr* sockaddr_ptr() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
+    [[nodiscard]] sockaddr* sockaddr_ptr() noexcept {
+        return reinterpret_cast<sockaddr*>(&storage_);
+    }
     [[nodiscard]] socklen_t size() const noexcept { return len_; }
     // The port of an IP address (0 for UNIX sockets).
     [[nodiscard]] std::uint16_t port() const noexcept {
@@ -73,12 +75,12 @@ private:
 };
 
 struct listen_options {
-    int backlog = SOMAXCONN;    // the kernel caps it at net.core.somaxconn
-    bool reuse_address = true;  // SO_REUSEADDR: restart while old connections sit in TIME_WAIT
-    bool reuse_port = false;    // SO_REUSEPORT: one listener per thread on the same port
-    bool v6_only = true;        // IPV6_V6ONLY on "[::]:P": v4 goes to its own listener
+    int backlog = SOMAXCONN;   // the kernel caps it at net.core.somaxconn
+    bool reuse_address = true; // SO_REUSEADDR: restart while old connections sit in TIME_WAIT
+    bool reuse_port = false;   // SO_REUSEPORT: one listener per thread on the same port
+    bool v6_only = true;       // IPV6_V6ONLY on "[::]:P": v4 goes to its own listener
     bool replace_stale_unix_socket = true; // unlink a UNIX socket path that nobody listens on
-    mode_t unix_mode = 0;       // chmod for a UNIX socket path (0: leave the umask's choice)
+    mode_t unix_mode = 0; // chmod for a UNIX socket path (0: leave the umask's choice)
     // How long bind keeps retrying EADDRINUSE (0: fail at once). A daemon restarted right after
     // kill -9 needs it: the kernel tears the dead process's io_uring down asynchronously, and an
     // accept still pending there keeps the old listener bound (and a UNIX socket answering) for a
@@ -115,7 +117,7 @@ private:
     listener(unique_fd fd, socket_address address, std::string unix_path) noexcept
         : fd_(std::move(fd)), address_(address), unix_path_(std::move(unix_path)) {}
 
-    unique_fd fd_;          // the listening socket
+    unique_fd fd_;           // the listening socket
     socket_address address_; // what it is bound to (the real port, also for port 0)
     std::string unix_path_;  // the filesystem socket we created, to unlink at the end
 };
@@ -126,19 +128,19 @@ task<result<unique_fd>> connect(io_context& ctx, socket_address address);
 // ---- accept_stream: multishot accept as an async stream of connections ----
 
 struct accept_stream_options {
-    std::size_t buffer = 64;   // connections accepted ahead of the consumer; when full, accepting
-                               // pauses and new connections wait in the kernel's backlog
-    std::chrono::milliseconds min_backoff{5}; // first pause after EMFILE/ENFILE/ENOBUFS/ENOMEM
+    std::size_t buffer = 64; // connections accepted ahead of the consumer; when full, accepting
+                             // pauses and new connections wait in the kernel's backlog
+    std::chrono::milliseconds min_backoff{5};    // first pause after EMFILE/ENFILE/ENOBUFS/ENOMEM
     std::chrono::milliseconds max_backoff{1000}; // the pause doubles up to this
-    bool multishot = true;     // false: one accept SQE per connection (old kernels fall back too)
+    bool multishot = true; // false: one accept SQE per connection (old kernels fall back too)
 };
 
 struct accept_stream_stats {
     std::uint64_t accepted = 0;
-    std::uint64_t rearmed = 0;         // the kernel ended a multishot and we armed a new one
+    std::uint64_t rearmed = 0;           // the kernel ended a multishot and we armed a new one
     std::uint64_t descriptor_errors = 0; // EMFILE/ENFILE/ENOBUFS/ENOMEM seen
-    std::uint64_t backoffs = 0;        // pauses taken because of them
-    bool multishot = false;            // whether multishot is in use now
+    std::uint64_t backoffs = 0;          // pauses taken because of them
+    bool multishot = false;              // whether multishot is in use now
 };
 
 class accept_stream {

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -60,8 +60,8 @@ public:
     }
     // RELOADING=1 with MONOTONIC_USEC, as Type=notify-reload wants; follow with ready().
     result<void> reloading(std::string_view status = {}) const {
-        return send(with_status("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()),
-                                status));
+        return send(
+            with_status("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()), status));
     }
     result<void> stopping(std::string_view status = {}) const {
         return send(with_status("STOPPING=1", status));
@@ -233,7 +233,7 @@ inline result<std::vector<activated_socket>> take_activated_sockets() {
         count > 4096)
         return errno_error(EINVAL);
     if (pid != static_cast<std::uint64_t>(::getpid())) return out; // meant for another process
-    constexpr int first = 3; // SD_LISTEN_FDS_START
+    constexpr int first = 3;                                       // SD_LISTEN_FDS_START
     std::size_t name_pos = 0;
     for (int i = 0; i < static_cast<int>(count); ++i) {
         unique_fd fd(first + i);
@@ -247,8 +247,8 @@ inline result<std::vector<activated_socket>> take_activated_sockets() {
         std::string name = "unknown";
         if (name_pos <= names.size() && !names.empty()) {
             auto colon = names.find(':', name_pos);
-            name = names.substr(name_pos, colon == std::string::npos ? std::string::npos
-                                                                     : colon - name_pos);
+            name = names.substr(name_pos,
+                                colon == std::string::npos ? std::string::npos : colon - name_pos);
             name_pos = colon == std::string::npos ? names.size() + 1 : colon + 1;
         }
         out.push_back({std::move(name), std::move(fd)});
@@ -263,8 +263,9 @@ inline std::vector<listener> activated_listeners(std::vector<activated_socket>* 
     for (auto& s : *sockets) {
         int accepting = 0;
         socklen_t len = sizeof accepting;
-        bool listening = ::getsockopt(s.fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
-                         accepting != 0;
+        bool listening =
+            ::getsockopt(s.fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
+            accepting != 0;
         if (listening)
             out.push_back(listener::adopt(std::move(s.fd)));
         else if (rest != nullptr)

@@ -71,8 +71,7 @@ protected:
 } // namespace detail
 
 // Receives up to buffer.size() bytes; 0 means the peer closed its end.
-class recv_operation
-    : public detail::transfer_operation<recv_operation, std::span<std::byte>> {
+class recv_operation : public detail::transfer_operation<recv_operation, std::span<std::byte>> {
 public:
     recv_operation(io_context& ctx, borrowed_fd fd, std::span<std::byte> buffer,
                    int flags = 0) noexcept
@@ -101,8 +100,7 @@ private:
 };
 
 // Reads at `offset` (-1: the file position, as read(2)).
-class read_operation
-    : public detail::transfer_operation<read_operation, std::span<std::byte>> {
+class read_operation : public detail::transfer_operation<read_operation, std::span<std::byte>> {
 public:
     read_operation(io_context& ctx, borrowed_fd fd, std::span<std::byte> buffer,
                    std::uint64_t offset = static_cast<std::uint64_t>(-1)) noexcept
@@ -217,8 +215,8 @@ inline recv_operation async_recv(io_context& ctx, borrowed_fd fd, std::span<std:
                                  int flags = 0) noexcept {
     return {ctx, fd, buffer, flags};
 }
-inline send_operation async_send(io_context& ctx, borrowed_fd fd,
-                                 std::span<const std::byte> buffer, int flags = 0) noexcept {
+inline send_operation async_send(io_context& ctx, borrowed_fd fd, std::span<const std::byte> buffer,
+                                 int flags = 0) noexcept {
     return {ctx, fd, buffer, flags};
 }
 inline read_operation async_read(io_context& ctx, borrowed_fd fd, std::span<std::byte> buffer,

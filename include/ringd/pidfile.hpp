@@ -38,11 +38,16 @@ enum class pid_file_state { absent, starting, running, exiting, stale };
 
 inline const char* to_string(pid_file_state s) noexcept {
     switch (s) {
-    case pid_file_state::absent: return "absent";
-    case pid_file_state::starting: return "starting";
-    case pid_file_state::running: return "running";
-    case pid_file_state::exiting: return "exiting";
-    case pid_file_state::stale: return "stale";
+    case pid_file_state::absent:
+        return "absent";
+    case pid_file_state::starting:
+        return "starting";
+    case pid_file_state::running:
+        return "running";
+    case pid_file_state::exiting:
+        return "exiting";
+    case pid_file_state::stale:
+        return "stale";
     }
     return "?";
 }
@@ -129,8 +134,8 @@ private:
         if (fd_) detail::fork_close_list::remove(fd_.get());
     }
 
-    std::string path_; // where the file lives, for messages and to detect replacement
-    unique_fd fd_;     // the open file; its open file description carries the flock
+    std::string path_;        // where the file lives, for messages and to detect replacement
+    unique_fd fd_;            // the open file; its open file description carries the flock
     held state_ = held::none; // which lock this object holds
 };
 
@@ -215,7 +220,8 @@ inline result<lock_outcome> pid_file::try_lock() {
         if (!*got) return lock_outcome::busy;
         // Is the locked inode still the one the path names? If someone removed or replaced the
         // file, our lock guards nothing that others would look at: open the path again.
-        struct stat mine {}, named {};
+        struct stat mine {
+        }, named{};
         if (::fstat(fd_.get(), &mine) != 0) return last_error();
         if (::lstat(path_.c_str(), &named) == 0 && named.st_dev == mine.st_dev &&
             named.st_ino == mine.st_ino) {

@@ -97,15 +97,15 @@ struct spawn_options {
     // equal keys); else the child's whole environment.
     std::vector<std::string> environment;
     bool inherit_environment = true;
-    std::string cwd;                       // empty: this process's working directory
-    std::optional<credentials> run_as;     // nullopt: this process's ids (needs root otherwise)
+    std::string cwd;                   // empty: this process's working directory
+    std::optional<credentials> run_as; // nullopt: this process's ids (needs root otherwise)
     // Non-empty: stdout and stderr go to `<log_dir>/<log_name>.<pid>` (created 0640, truncated).
     // Empty: the child shares this process's stdout and stderr. stdin is always /dev/null.
     std::string log_dir;
     std::string log_name;
     process_group group = process_group::own_group;
     std::vector<fd_mapping> descriptors; // at most 16; every other descriptor closes at exec
-    bool try_clone3 = true; // false: fork + pidfd_open, the fallback path (tests)
+    bool try_clone3 = true;              // false: fork + pidfd_open, the fallback path (tests)
 };
 
 // Why a spawn failed, and at which step: message() reads "execve /opt/x/run: Permission denied".
@@ -222,13 +222,13 @@ private:
         void operator()() const noexcept { op->cancel(); }
     };
 
-    io_context* ctx_;                 // the ring
-    process* process_;                // what we wait for (outlives the operation)
-    wait_method method_;              // how
-    bool reap_;                       // reap a child once it ended
-    std::coroutine_handle<> waiter_;  // resumed at the end
-    int error_ = 0;                   // errno of the wait, 0 if it ended
-    exit_info info_;                  // how it ended
+    io_context* ctx_;                // the ring
+    process* process_;               // what we wait for (outlives the operation)
+    wait_method method_;             // how
+    bool reap_;                      // reap a child once it ended
+    std::coroutine_handle<> waiter_; // resumed at the end
+    int error_ = 0;                  // errno of the wait, 0 if it ended
+    exit_info info_;                 // how it ended
     std::optional<std::stop_callback<canceller>> stop_callback_; // live while waiting
 };
 
@@ -254,8 +254,8 @@ inline std::optional<int> parse_signal(std::string_view text) noexcept {
     char upper[32];
     if (text.size() >= sizeof upper) return std::nullopt;
     for (std::size_t i = 0; i < text.size(); ++i)
-        upper[i] = (text[i] >= 'a' && text[i] <= 'z') ? static_cast<char>(text[i] - 'a' + 'A')
-                                                      : text[i];
+        upper[i] =
+            (text[i] >= 'a' && text[i] <= 'z') ? static_cast<char>(text[i] - 'a' + 'A') : text[i];
     std::string_view name(upper, text.size());
     if (name.starts_with("SIG")) name.remove_prefix(3);
     for (int s = 1; s < NSIG; ++s)
@@ -274,7 +274,8 @@ inline std::string exit_info::to_string() const {
     case 0:
         return "ended (status unknown: not a child of this process)";
     default:
-        return "ended (si_code " + std::to_string(code) + ", status " + std::to_string(status) + ")";
+        return "ended (si_code " + std::to_string(code) + ", status " + std::to_string(status) +
+               ")";
     }
 }
 
@@ -297,7 +298,8 @@ inline expected<credentials, std::string> lookup_credentials(std::string_view us
         c.gid = found != nullptr ? found->pw_gid : *id;
         if (found != nullptr) name = found->pw_name;
     } else {
-        if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+        if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
+            found == nullptr)
             return unexpected<std::string>("unknown user '" + name + "'");
         c.uid = found->pw_uid;
         c.gid = found->pw_gid;
@@ -334,8 +336,8 @@ namespace detail {
 
 // The path execve gets: argv[0] itself if it holds a '/', else the first executable file of
 // that name in PATH (from the child's environment, else the default).
-inline expected<std::string, spawn_error> process_resolve_program(
-    const std::string& program, const std::vector<std::string>& env) {
+inline expected<std::string, spawn_error>
+process_resolve_program(const std::string& program, const std::vector<std::string>& env) {
     if (program.find('/') != std::string::npos) return program;
     std::string path = "/usr/local/bin:/usr/bin:/bin";
     for (const std::string& e : env)
@@ -353,8 +355,9 @@ inline expected<std::string, spawn_error> process_resolve_program(
         if (first_found.empty()) first_found = candidate; // exists, not executable: EACCES later
     }
     if (!first_found.empty()) return first_found;
-    return unexpected<spawn_error>(spawn_error{std::make_error_code(std::errc::no_such_file_or_directory),
-                                               "execve " + program, "not found in PATH " + path});
+    return unexpected<spawn_error>(
+        spawn_error{std::make_error_code(std::errc::no_such_file_or_directory), "execve " + program,
+                    "not found in PATH " + path});
 }
 
 inline std::vector<std::string> process_environment(const spawn_options& o) {
@@ -410,11 +413,12 @@ inline int process_above_stdio(int fd) noexcept {
 
 inline expected<process, spawn_error> spawn(const spawn_options& o) {
     auto bad = [](std::string detail) {
-        return unexpected<spawn_error>(
-            spawn_error{std::make_error_code(std::errc::invalid_argument), "spawn", std::move(detail)});
+        return unexpected<spawn_error>(spawn_error{
+            std::make_error_code(std::errc::invalid_argument), "spawn", std::move(detail)});
     };
     auto failed = [](int e, std::string what) {
-        return unexpected<spawn_error>(spawn_error{{e, std::system_category()}, std::move(what), {}});
+        return unexpected<spawn_error>(
+            spawn_error{{e, std::system_category()}, std::move(what), {}});
     };
     if (o.argv.empty() || o.argv[0].empty()) return bad("no program to run (argv is empty)");
     if (o.descriptors.size() > 16) return bad("more than 16 descriptors to pass");
@@ -423,7 +427,8 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
         if (m.target < 3 || m.target > 63)
             return bad("descriptor target " + std::to_string(m.target) + " is not in 3..63");
         for (int t : targets)
-            if (t == m.target) return bad("descriptor target " + std::to_string(t) + " given twice");
+            if (t == m.target)
+                return bad("descriptor target " + std::to_string(t) + " given twice");
         sources.push_back(m.source.get());
         targets.push_back(m.target);
     }
@@ -480,8 +485,9 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
     args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     long pid = o.try_clone3 ? detail::process_clone3(&args) : -1;
-    const bool forked = !o.try_clone3 || (pid < 0 && (errno == ENOSYS || errno == EPERM ||
-                                                      errno == EINVAL || errno == E2BIG));
+    const bool forked =
+        !o.try_clone3 ||
+        (pid < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG));
     if (forked) pid = ::fork(); // clone3 missing (< 5.3), or refused by a seccomp filter
     if (pid < 0) return failed(errno, forked ? "fork" : "clone3");
     if (pid == 0) detail::process_child_main(plan);
@@ -521,7 +527,8 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
                       detail::process_child_step_what(
                           static_cast<detail::process_child_step>(failure.step), o, *program, log));
     }
-    if (!log_buffer.empty()) p.log_path_ = o.log_dir + "/" + o.log_name + "." + std::to_string(p.pid_);
+    if (!log_buffer.empty())
+        p.log_path_ = o.log_dir + "/" + o.log_name + "." + std::to_string(p.pid_);
     // An unreaped child's /proc entry stays, even once it has ended.
     if (auto st = detail::read_process_stat(p.pid_)) p.start_time_ = st->start_time;
     return p;
@@ -540,8 +547,8 @@ inline result<process> process::adopt(pid_t pid, std::uint64_t start_time) noexc
     p.leads_group_ = st->pgid == pid;
     // WNOWAIT|WNOHANG: learns whether it is our child without reaping anything.
     siginfo_t si{};
-    p.is_child_ = ::waitid(P_PIDFD, static_cast<id_t>(p.pidfd_.get()), &si,
-                           WEXITED | WNOHANG | WNOWAIT) == 0;
+    p.is_child_ =
+        ::waitid(P_PIDFD, static_cast<id_t>(p.pidfd_.get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0;
     return p;
 }
 

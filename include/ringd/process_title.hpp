@@ -35,10 +35,10 @@ result<void> set_process_comm(std::string_view name);
 
 namespace detail {
 struct process_title_area {
-    char* begin = nullptr;       // argv[0]
-    std::size_t size = 0;        // bytes we may overwrite: argv strings, then contiguous environ ones
+    char* begin = nullptr; // argv[0]
+    std::size_t size = 0;  // bytes we may overwrite: argv strings, then contiguous environ ones
     char** environ_copy = nullptr; // the moved environ array (kept: setenv may replace it)
-    char* strings = nullptr;     // one block with the moved environment strings and argv[0]
+    char* strings = nullptr;       // one block with the moved environment strings and argv[0]
 };
 inline process_title_area& process_title_state() noexcept {
     static process_title_area area;
@@ -53,7 +53,8 @@ inline result<void> init_process_title(int argc, char** argv) {
     char* end = argv[0] + std::strlen(argv[0]) + 1;
     for (int i = 1; i < argc && argv[i] == end; ++i) end = argv[i] + std::strlen(argv[i]) + 1;
     std::size_t env_count = 0, bytes = std::strlen(argv[0]) + 1;
-    while (environ != nullptr && environ[env_count] != nullptr) bytes += std::strlen(environ[env_count++]) + 1;
+    while (environ != nullptr && environ[env_count] != nullptr)
+        bytes += std::strlen(environ[env_count++]) + 1;
     // One block for every string, held by the state: unsetenv() drops pointers from the array,
     // and strings that nothing points to would be leaks.
     auto** moved = new (std::nothrow) char*[env_count + 1];
@@ -72,7 +73,8 @@ inline result<void> init_process_title(int argc, char** argv) {
     }
     moved[env_count] = nullptr;
     environ = moved; // the old strings are ours to overwrite from now on
-    program_invocation_name = static_cast<char*>(std::memcpy(next, argv[0], std::strlen(argv[0]) + 1));
+    program_invocation_name =
+        static_cast<char*>(std::memcpy(next, argv[0], std::strlen(argv[0]) + 1));
     if (char* slash = std::strrchr(program_invocation_name, '/'))
         program_invocation_short_name = slash + 1;
     else
@@ -102,7 +104,8 @@ inline result<void> set_process_title(std::string_view title) {
     }
     // comm: the first word's base name, as a process started under that name would have.
     auto word = title.substr(0, title.find(' '));
-    if (auto slash = word.rfind('/'); slash != std::string_view::npos) word.remove_prefix(slash + 1);
+    if (auto slash = word.rfind('/'); slash != std::string_view::npos)
+        word.remove_prefix(slash + 1);
     if (!word.empty() && word.back() == ':') word.remove_suffix(1);
     return set_process_comm(word.empty() ? title : word);
 }

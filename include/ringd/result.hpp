@@ -37,7 +37,9 @@ inline unexpected<std::error_code> errno_error(int errno_value) noexcept {
 }
 
 // The error for the current errno, for use right after a failed syscall.
-inline unexpected<std::error_code> last_error() noexcept { return errno_error(errno); }
+inline unexpected<std::error_code> last_error() noexcept {
+    return errno_error(errno);
+}
 
 // Cancellation is its own outcome: an operation whose stop was requested ends with this code.
 inline bool is_cancelled(const std::error_code& ec) noexcept {

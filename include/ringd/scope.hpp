@@ -31,8 +31,10 @@ public:
     // with live children is a bug that would corrupt memory later, so it stops the program here.
     ~scope() {
         if (live_ != 0) {
-            std::fprintf(stderr, "ringd::scope destroyed with %zu running tasks; "
-                                 "co_await scope.join() first\n", live_);
+            std::fprintf(stderr,
+                         "ringd::scope destroyed with %zu running tasks; "
+                         "co_await scope.join() first\n",
+                         live_);
             std::terminate();
         }
     }
@@ -69,7 +71,8 @@ public:
         // Rethrows the first child exception that no error handler took.
         void await_resume() {
             forward_stop_.reset();
-            if (scope_->first_error_) std::rethrow_exception(std::exchange(scope_->first_error_, {}));
+            if (scope_->first_error_)
+                std::rethrow_exception(std::exchange(scope_->first_error_, {}));
         }
 
     private:
@@ -106,13 +109,13 @@ private:
         }
     }
 
-    std::stop_source stop_source_;                  // request_stop() cancels every child
+    std::stop_source stop_source_;                     // request_stop() cancels every child
     std::stop_token token_ = stop_source_.get_token(); // what children's ops register with
-    std::size_t live_ = 0;                          // children started and not finished
-    std::coroutine_handle<> joiner_;                // the coroutine in join(), if any
-    std::exception_ptr first_error_;                // for join() to rethrow
-    std::size_t errors_ = 0;                        // child exceptions seen in all
-    error_handler on_error_;                        // optional: errors as they happen
+    std::size_t live_ = 0;                             // children started and not finished
+    std::coroutine_handle<> joiner_;                   // the coroutine in join(), if any
+    std::exception_ptr first_error_;                   // for join() to rethrow
+    std::size_t errors_ = 0;                           // child exceptions seen in all
+    error_handler on_error_;                           // optional: errors as they happen
 };
 
 // The child runs in its own frame, with the scope as its owner instead of an awaiter: no wrapper

@@ -19,8 +19,8 @@
 namespace ringd {
 
 struct signal_info {
-    int number = 0;     // SIGHUP, SIGTERM, ...
-    pid_t sender = 0;   // ssi_pid: who sent it (kill/sigqueue), 0 for the kernel
+    int number = 0;   // SIGHUP, SIGTERM, ...
+    pid_t sender = 0; // ssi_pid: who sent it (kill/sigqueue), 0 for the kernel
     uid_t sender_uid = 0;
 };
 
@@ -31,7 +31,8 @@ inline void block_signals(std::initializer_list<int> signals) {
     sigset_t set;
     sigemptyset(&set);
     for (int s : signals) sigaddset(&set, s);
-    if (int e = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); e != 0) throw_errno(e, "pthread_sigmask");
+    if (int e = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); e != 0)
+        throw_errno(e, "pthread_sigmask");
 }
 
 // For a child between fork and exec: unblock every signal and restore default dispositions.
@@ -79,8 +80,8 @@ public:
 
 private:
     io_context* ctx_;
-    sigset_t set_;  // the signals we read
-    unique_fd fd_;  // the signalfd
+    sigset_t set_; // the signals we read
+    unique_fd fd_; // the signalfd
 };
 
 // What a daemon's lifecycle signals mean.

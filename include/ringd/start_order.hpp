@@ -58,11 +58,9 @@ constexpr start_key start_key_of(std::string_view name) noexcept {
     auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
     if (name.size() < 2 || name[0] != 'S' || !is_digit(name[1])) return {false, {}, name};
     std::size_t end = 1;
-    while (end < name.size() && is_digit(name[end]))
-        ++end;
+    while (end < name.size() && is_digit(name[end])) ++end;
     std::size_t first = 1;
-    while (first < end && name[first] == '0')
-        ++first;
+    while (first < end && name[first] == '0') ++first;
     return {true, name.substr(first, end - first), name.substr(end)};
 }
 

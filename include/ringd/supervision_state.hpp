@@ -534,8 +534,7 @@ const A* action_list::find() const noexcept {
 template <class A>
 std::size_t action_list::count() const noexcept {
     std::size_t n = 0;
-    for (const action& a : *this)
-        n += std::holds_alternative<A>(a) ? 1 : 0;
+    for (const action& a : *this) n += std::holds_alternative<A>(a) ? 1 : 0;
     return n;
 }
 

@@ -61,21 +61,22 @@ enum class readiness_protocol : std::uint8_t {
 [[nodiscard]] constexpr std::string_view to_string(readiness_protocol r) noexcept;
 [[nodiscard]] std::optional<readiness_protocol> parse_readiness(std::string_view text) noexcept;
 // "always", "on-failure" (or "on_failure"), "never".
-[[nodiscard]] std::optional<supervision::restart_policy> parse_restart_policy(std::string_view text) noexcept;
+[[nodiscard]] std::optional<supervision::restart_policy>
+parse_restart_policy(std::string_view text) noexcept;
 
 struct service_spec {
-    std::string name;                     // unique: 1-100 of [A-Za-z0-9._@+-], not starting with '.'
-    std::vector<std::string> argv;        // the command: argv[0] is a path or a name in PATH
+    std::string name;              // unique: 1-100 of [A-Za-z0-9._@+-], not starting with '.'
+    std::vector<std::string> argv; // the command: argv[0] is a path or a name in PATH
     std::vector<std::string> environment; // KEY=VALUE, over the supervisor's environment
     std::string cwd;                      // empty: /
     std::string user;                     // empty: the supervisor's user
     std::string group;                    // empty: the user's primary group
     supervision::service_policy policy;   // restart, backoff, start limit, stop, readiness timeout
     readiness_protocol readiness = readiness_protocol::none;
-    int notification_fd = 3;              // for notification_fd: the child's descriptor number
-    int priority = 0;                     // start order: lower first, then the S<nn> name order
-    std::string origin;                   // who declared it: "registered", a directory, ...
-    std::int64_t version = 0;             // the declarer's change marker (e.g. script mtime)
+    int notification_fd = 3;  // for notification_fd: the child's descriptor number
+    int priority = 0;         // start order: lower first, then the S<nn> name order
+    std::string origin;       // who declared it: "registered", a directory, ...
+    std::int64_t version = 0; // the declarer's change marker (e.g. script mtime)
 };
 
 // "name 'a/b': ..." when the name cannot be a service's (it names files and sockets).
@@ -98,22 +99,22 @@ struct service_status {
     std::string name;
     supervision::state state = supervision::state::stopped;
     bool wanted_up = false;
-    pid_t pid = 0;                              // 0: no process
-    unsigned restarts = 0;                      // since the last operator start
-    std::chrono::seconds in_state{0};           // how long it has been in `state`
-    std::optional<exit_info> last_exit;         // how the last process ended
-    std::string last_error;                     // the last spawn failure, if any
-    std::string status_text;                    // the service's last sd_notify STATUS=
-    std::string log_path;                       // the current (or last) process's log file
+    pid_t pid = 0;                      // 0: no process
+    unsigned restarts = 0;              // since the last operator start
+    std::chrono::seconds in_state{0};   // how long it has been in `state`
+    std::optional<exit_info> last_exit; // how the last process ended
+    std::string last_error;             // the last spawn failure, if any
+    std::string status_text;            // the service's last sd_notify STATUS=
+    std::string log_path;               // the current (or last) process's log file
     std::string origin;
     int priority = 0;
     readiness_protocol readiness = readiness_protocol::none;
     std::vector<std::string> argv;
-    bool adopted = false;                       // its process was started by an earlier supervisor
+    bool adopted = false; // its process was started by an earlier supervisor
 };
 
 struct supervisor_options {
-    std::string log_dir;     // per-process logs; empty: children share our stdout and stderr
+    std::string log_dir; // per-process logs; empty: children share our stdout and stderr
     // The persistent table; empty: none. Services and whether they are wanted, replaced with
     // fsync; their processes in <table>.pids, replaced without (they die with the boot);
     // <table>.lock guards both.
@@ -237,16 +238,16 @@ private:
 
     struct service {
         service(supervisor* s, service_spec sp);
-        supervisor* owner;                  // nullptr once the supervisor is gone
+        supervisor* owner; // nullptr once the supervisor is gone
         service_spec spec;
         supervision::service_machine machine;
-        process proc;                       // the current process, while machine.has_process()
-        std::optional<process> adopting;    // add(): the process that the next spawn adopts
-        bool adopted = false;               // proc came from an earlier supervisor
+        process proc;                    // the current process, while machine.has_process()
+        std::optional<process> adopting; // add(): the process that the next spawn adopts
+        bool adopted = false;            // proc came from an earlier supervisor
         bool wanted_up = true;
-        bool pending_start = false;         // waits for its turn in the start order
-        bool stop_sent = false;             // shutdown asked it to stop
-        bool removing = false;              // remove(): forget once down
+        bool pending_start = false; // waits for its turn in the start order
+        bool stop_sent = false;     // shutdown asked it to stop
+        bool removing = false;      // remove(): forget once down
         // Events that completions left for run() to feed.
         bool exit_due = false;
         int exit_error = 0;
@@ -256,11 +257,11 @@ private:
         bool in_due_list = false;
         service* next_due = nullptr;
         // Readiness channels.
-        unique_fd notify_socket;            // sd_notify datagrams (for the service's lifetime)
-        std::string notify_address;         // "@ringd-supervise/<pid>/<name>"
-        std::optional<uid_t> service_uid;   // the service's user, trusted on the notify socket
-        unique_fd ready_pipe;               // notification fd: our read end, per process
-        unique_fd next_ready_pipe;          // a new pipe waiting for the old read to end
+        unique_fd notify_socket;          // sd_notify datagrams (for the service's lifetime)
+        std::string notify_address;       // "@ringd-supervise/<pid>/<name>"
+        std::optional<uid_t> service_uid; // the service's user, trusted on the notify socket
+        unique_fd ready_pipe;             // notification fd: our read end, per process
+        unique_fd next_ready_pipe;        // a new pipe waiting for the old read to end
         // For messages and status.
         std::string log_path;               // current (or last) process's log file
         std::string spawn_error;            // the last spawn failure, in words
@@ -317,29 +318,29 @@ private:
         void await_resume() const noexcept { s->kicked_ = false; }
     };
 
-    io_context* ctx_;                   // the ring everything runs on
-    logger* log_;                       // where messages go
+    io_context* ctx_; // the ring everything runs on
+    logger* log_;     // where messages go
     supervisor_options options_;
-    unique_fd table_lock_;              // flock on <table>.lock, held for our lifetime
+    unique_fd table_lock_; // flock on <table>.lock, held for our lifetime
     std::map<std::string, std::unique_ptr<service>, std::less<>> services_; // by name
-    service* due_head_ = nullptr;       // services with events for run() to feed (FIFO)
+    service* due_head_ = nullptr; // services with events for run() to feed (FIFO)
     service* due_tail_ = nullptr;
-    std::coroutine_handle<> parked_;    // run(), waiting for something to do
-    bool kicked_ = false;               // an API call changed something: run() should look
-    bool running_ = false;              // run() is active
-    bool draining_ = false;             // run() waits for the ring to give back our ops
-    bool sweep_waiting_ = false;        // a removed service waits for its ops to complete
+    std::coroutine_handle<> parked_;      // run(), waiting for something to do
+    bool kicked_ = false;                 // an API call changed something: run() should look
+    bool running_ = false;                // run() is active
+    bool draining_ = false;               // run() waits for the ring to give back our ops
+    bool sweep_waiting_ = false;          // a removed service waits for its ops to complete
     supervision::time_point feed_time_{}; // `now` of the event being fed (for messages)
-    bool shutting_down_ = false;        // shutdown() was called
-    bool detaching_ = false;            // detach() was called
-    bool keep_table_ = true;            // what shutdown() does with the table
-    bool table_dirty_ = false;          // the table (services, wanted) on disk is out of date
-    bool pids_dirty_ = false;           // <table>.pids (their processes) is out of date
-    bool changed_ = false;              // something for options_.on_change since its last call
-    std::size_t active_ops_ = 0;        // our ops the ring still holds
-    std::unique_ptr<kick_op> kick_;     // heap: may have to outlive us if the loop never ran
-    std::unique_ptr<orphan_op> orphans_; // SIGCHLD watch (reap_orphans only)
-    unique_fd sigchld_fd_;              // signalfd for SIGCHLD (reap_orphans only)
+    bool shutting_down_ = false;          // shutdown() was called
+    bool detaching_ = false;              // detach() was called
+    bool keep_table_ = true;              // what shutdown() does with the table
+    bool table_dirty_ = false;            // the table (services, wanted) on disk is out of date
+    bool pids_dirty_ = false;             // <table>.pids (their processes) is out of date
+    bool changed_ = false;                // something for options_.on_change since its last call
+    std::size_t active_ops_ = 0;          // our ops the ring still holds
+    std::unique_ptr<kick_op> kick_;       // heap: may have to outlive us if the loop never ran
+    std::unique_ptr<orphan_op> orphans_;  // SIGCHLD watch (reap_orphans only)
+    unique_fd sigchld_fd_;                // signalfd for SIGCHLD (reap_orphans only)
 };
 
 } // namespace ringd

@@ -23,7 +23,8 @@ namespace detail {
 // enclosing scope handed down (nullptr: this coroutine cannot be cancelled).
 template <class Promise>
 concept cancellable_promise = requires(const Promise& p) {
-    { p.stop_token() } noexcept -> std::same_as<const std::stop_token*>;
+    { p.stop_token() }
+    noexcept->std::same_as<const std::stop_token*>;
 };
 
 // The stop token that applies to the coroutine `h`, or nullptr if its promise carries none.
@@ -104,7 +105,7 @@ public:
     task<T> get_return_object() noexcept;
 
     template <class U>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         value_.emplace(std::forward<U>(value));
     }

@@ -1,6 +1,7 @@
 // ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL runs the
 // protocol on two memory BIOs; ringd's async recv/send move the bytes, so nothing blocks and
-// every wait is cancellable like any other ring operation. Link with OpenSSL (`dependency('openssl')`).
+// every wait is cancellable like any other ring operation. Link with OpenSSL
+// (`dependency('openssl')`).
 //
 //   ringd::tls_context tls = ringd::tls_context::server({.certificate_file = "cert.pem",
 //                                                        .private_key_file = "key.pem"});
@@ -46,7 +47,7 @@ struct tls_options {
     // Server: when set, clients must present a certificate that chains to these CAs.
     // Client: the CAs that the server's certificate must chain to; empty: the system's store.
     std::string ca_file;
-    bool verify_peer = true;      // client only: check the server's certificate (off: tests only)
+    bool verify_peer = true; // client only: check the server's certificate (off: tests only)
     int min_version = TLS1_2_VERSION; // never below TLS 1.2
 };
 
@@ -105,7 +106,9 @@ public:
     [[nodiscard]] borrowed_fd socket() const noexcept { return socket_; }
     [[nodiscard]] SSL* native_handle() const noexcept { return ssl_; }
     // "TLSv1.3" after the handshake.
-    [[nodiscard]] std::string_view protocol_version() const noexcept { return SSL_get_version(ssl_); }
+    [[nodiscard]] std::string_view protocol_version() const noexcept {
+        return SSL_get_version(ssl_);
+    }
     // The peer certificate's subject ("CN=client,O=x"), or empty when it sent none.
     [[nodiscard]] std::string peer_subject() const;
 
@@ -123,22 +126,27 @@ private:
 
     static constexpr std::size_t chunk = 17 * 1024; // one TLS record with its overhead
 
-    io_context* ctx_;                       // the ring
-    unique_fd socket_;                      // the connection
-    SSL* ssl_ = nullptr;                    // owned; owns rbio_ and wbio_
-    BIO* rbio_ = nullptr;                   // ciphertext from the peer, for OpenSSL to read
-    BIO* wbio_ = nullptr;                   // ciphertext from OpenSSL, for us to send
-    std::unique_ptr<std::byte[]> buffers_;  // [0, chunk): receive; [chunk, 2*chunk): send
+    io_context* ctx_;                      // the ring
+    unique_fd socket_;                     // the connection
+    SSL* ssl_ = nullptr;                   // owned; owns rbio_ and wbio_
+    BIO* rbio_ = nullptr;                  // ciphertext from the peer, for OpenSSL to read
+    BIO* wbio_ = nullptr;                  // ciphertext from OpenSSL, for us to send
+    std::unique_ptr<std::byte[]> buffers_; // [0, chunk): receive; [chunk, 2*chunk): send
 };
 
 // =============================================================================================
 
-inline tls_context tls_context::server(const tls_options& options) { return make(options, true); }
-inline tls_context tls_context::client(const tls_options& options) { return make(options, false); }
+inline tls_context tls_context::server(const tls_options& options) {
+    return make(options, true);
+}
+inline tls_context tls_context::client(const tls_options& options) {
+    return make(options, false);
+}
 
 inline tls_context tls_context::make(const tls_options& options, bool server) {
     auto fail = [](const std::string& what) {
-        std::error_code ec = detail::take_tls_error(std::make_error_code(std::errc::invalid_argument));
+        std::error_code ec =
+            detail::take_tls_error(std::make_error_code(std::errc::invalid_argument));
         throw std::system_error(ec, what);
     };
     ERR_clear_error();
@@ -151,8 +159,8 @@ inline tls_context tls_context::make(const tls_options& options, bool server) {
     if (!options.certificate_file.empty()) {
         if (SSL_CTX_use_certificate_chain_file(raw, options.certificate_file.c_str()) != 1)
             fail("load certificate " + options.certificate_file);
-        const std::string& key = options.private_key_file.empty() ? options.certificate_file
-                                                                  : options.private_key_file;
+        const std::string& key =
+            options.private_key_file.empty() ? options.certificate_file : options.private_key_file;
         if (SSL_CTX_use_PrivateKey_file(raw, key.c_str(), SSL_FILETYPE_PEM) != 1)
             fail("load private key " + key);
         if (SSL_CTX_check_private_key(raw) != 1)
@@ -250,12 +258,14 @@ inline task<result<void>> tls_stream::shutdown() {
     co_return sent;
 }
 
-inline int tls_stream::call(step what, std::span<std::byte> in, std::span<const std::byte> out) noexcept {
+inline int tls_stream::call(step what, std::span<std::byte> in,
+                            std::span<const std::byte> out) noexcept {
     switch (what) {
     case step::handshake:
         return SSL_do_handshake(ssl_);
     case step::read:
-        return SSL_read(ssl_, in.data(), static_cast<int>(std::min<std::size_t>(in.size(), INT32_MAX)));
+        return SSL_read(ssl_, in.data(),
+                        static_cast<int>(std::min<std::size_t>(in.size(), INT32_MAX)));
     case step::write:
         return SSL_write(ssl_, out.data(), static_cast<int>(out.size()));
     case step::shutdown:
@@ -265,7 +275,8 @@ inline int tls_stream::call(step what, std::span<std::byte> in, std::span<const 
 }
 
 // [drive]
-inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in, std::span<const std::byte> out) {
+inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in,
+                                           std::span<const std::byte> out) {
     for (;;) {
         ERR_clear_error();
         int rc = call(what, in, out);
@@ -273,8 +284,8 @@ inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in, s
         // OpenSSL's error queue is per thread, and other connections' coroutines run on this
         // thread during the co_awaits below: read the reason now.
         std::error_code failure;
-        if (error != SSL_ERROR_NONE && error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE &&
-            error != SSL_ERROR_ZERO_RETURN)
+        if (error != SSL_ERROR_NONE && error != SSL_ERROR_WANT_READ &&
+            error != SSL_ERROR_WANT_WRITE && error != SSL_ERROR_ZERO_RETURN)
             failure = detail::tls_failure(ssl_, error);
         // Whatever OpenSSL produced goes out first: handshake messages, records, alerts.
         auto flushed = co_await flush();
@@ -297,7 +308,8 @@ inline task<result<void>> tls_stream::flush() {
         int n = BIO_read(wbio_, out.data(), static_cast<int>(out.size()));
         if (n <= 0) break;
         for (std::size_t sent = 0; sent < static_cast<std::size_t>(n);) {
-            auto w = co_await async_send(*ctx_, socket_, out.subspan(sent, static_cast<std::size_t>(n) - sent));
+            auto w = co_await async_send(*ctx_, socket_,
+                                         out.subspan(sent, static_cast<std::size_t>(n) - sent));
             if (!w) co_return unexpected<std::error_code>(w.error());
             sent += *w;
         }
@@ -311,7 +323,8 @@ inline task<result<void>> tls_stream::receive() {
     if (!n) co_return unexpected<std::error_code>(n.error());
     if (*n == 0)
         co_return unexpected<std::error_code>(std::error_code(
-            static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING)), tls_category()));
+            static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING)),
+            tls_category()));
     if (BIO_write(rbio_, in.data(), static_cast<int>(*n)) != static_cast<int>(*n))
         co_return unexpected<std::error_code>(std::make_error_code(std::errc::not_enough_memory));
     co_return result<void>{};

@@ -43,8 +43,8 @@ struct world {
         return r;
     }
     std::vector<std::string> echod(std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv = {ringd::testing::echod_path(), "--listen", sock,
-                                         "--pid-file", pid, "--config", conf};
+        std::vector<std::string> argv = {
+            ringd::testing::echod_path(), "--listen", sock, "--pid-file", pid, "--config", conf};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return argv;
     }
@@ -61,9 +61,11 @@ std::string echo(const std::string& path, const std::string& line) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "(connect failed)";
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        return "(connect failed)";
     std::string msg = line + "\n";
-    if (::write(s.get(), msg.data(), msg.size()) != static_cast<ssize_t>(msg.size())) return "(write failed)";
+    if (::write(s.get(), msg.data(), msg.size()) != static_cast<ssize_t>(msg.size()))
+        return "(write failed)";
     std::string reply;
     char c;
     pollfd pf{s.get(), POLLIN, 0};
@@ -81,7 +83,8 @@ pid_t pid_of(const command_result& r) {
 
 } // namespace
 
-TEST_CASE("ringd-control drives echod through start, check, reload and stop with DESIGN's exit codes") {
+TEST_CASE(
+    "ringd-control drives echod through start, check, reload and stop with DESIGN's exit codes") {
     world w;
     auto started = w.start();
     INFO(started.err);
@@ -107,8 +110,9 @@ TEST_CASE("ringd-control drives echod through start, check, reload and stop with
     std::ofstream(w.conf) << "colour=blue\n";
     auto bad = w.control({"--reload"});
     CHECK(bad.exit_code == 102);
-    CHECK(bad.err == "ringd-control: reload " + w.pid + ": the daemon kept its running configuration: " +
-                         w.conf + ":1: expected prefix=TEXT, got 'colour=blue'\n");
+    CHECK(bad.err == "ringd-control: reload " + w.pid +
+                         ": the daemon kept its running configuration: " + w.conf +
+                         ":1: expected prefix=TEXT, got 'colour=blue'\n");
     CHECK(echo(w.sock, "still") == "> still");
 
     auto json = w.control({"--check", "--json"});
@@ -204,7 +208,8 @@ TEST_CASE("--start reports the daemon's own failure, with its message and exit c
     std::string busy = blocker.address().to_string();
     auto r = w.start({"--listen", busy});
     CHECK(r.exit_code == 102);
-    CHECK_THAT(r.err, Catch::Contains("ringd-control: start " + w.pid + ": " + ringd::testing::echod_path() +
+    CHECK_THAT(r.err, Catch::Contains("ringd-control: start " + w.pid + ": " +
+                                      ringd::testing::echod_path() +
                                       " failed to start (exit code 75): echod: bind " + busy +
                                       ": Address already in use"));
     auto json = w.start({"--listen", busy});
@@ -222,9 +227,11 @@ TEST_CASE("bad usage exits 1 with one line; --help exits 0") {
     CHECK(w.control({"--start"}).exit_code == 1);
     CHECK(w.control({"--timeout", "x", "--stop"}).exit_code == 1);
     CHECK(run_command({ringd::testing::control_path(), "--help"}).exit_code == 0);
-    auto err = run_command({ringd::testing::control_path(), "--pid-file", "/nonexistent-dir/x.pid", "--check"});
+    auto err = run_command(
+        {ringd::testing::control_path(), "--pid-file", "/nonexistent-dir/x.pid", "--check"});
     CHECK(err.exit_code == 102);
-    CHECK(err.err == "ringd-control: check /nonexistent-dir/x.lock: cannot open: No such file or directory\n");
+    CHECK(err.err ==
+          "ringd-control: check /nonexistent-dir/x.lock: cannot open: No such file or directory\n");
 }
 
 TEST_CASE("as root, echod --user nobody runs as nobody and is still controlled") {
@@ -263,8 +270,9 @@ TEST_CASE("socket activation through systemd-socket-activate, with READY=1 to ou
         int devnull = ::open("/dev/null", O_WRONLY);
         ::dup2(devnull, 2);
         std::string echod = ringd::testing::echod_path();
-        ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l", activated.c_str(),
-                "-E", "NOTIFY_SOCKET", echod.c_str(), "--foreground", "--config", w.conf.c_str(), nullptr);
+        ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l",
+                activated.c_str(), "-E", "NOTIFY_SOCKET", echod.c_str(), "--foreground", "--config",
+                w.conf.c_str(), nullptr);
         ::_exit(127);
     }
     // systemd-socket-activate binds, waits for the first connection, then execs echod with it.
@@ -275,7 +283,8 @@ TEST_CASE("socket activation through systemd-socket-activate, with READY=1 to ou
     char buf[256];
     ssize_t n = ::recv(server.get(), buf, sizeof buf, 0);
     REQUIRE(n > 0);
-    CHECK(std::string(buf, static_cast<std::size_t>(n)) == "READY=1\nSTATUS=listening on " + activated);
+    CHECK(std::string(buf, static_cast<std::size_t>(n)) ==
+          "READY=1\nSTATUS=listening on " + activated);
     ::kill(child, SIGTERM);
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);

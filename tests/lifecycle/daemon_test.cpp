@@ -35,7 +35,8 @@ std::pair<pid_t, ringd::unique_fd> fork_with_stderr(F fn) {
 
 int wait_exit(pid_t pid) {
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -43,7 +44,8 @@ std::string drain(const ringd::unique_fd& fd) {
     std::string out;
     char buf[1024];
     ssize_t n;
-    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
     return out;
 }
 
@@ -135,8 +137,9 @@ TEST_CASE("a second instance is refused, naming the running PID, with exit code 
         return ringd::daemon_run(p, [](daemon_context&) -> task<int> { co_return 0; });
     });
     CHECK(wait_exit(child) == ringd::exit_code::already_running);
-    CHECK_THAT(drain(err), Catch::Contains("testd: start " + (dir / "d.pid") + ": already running as PID " +
-                                           std::to_string(::getpid())));
+    CHECK_THAT(drain(err),
+               Catch::Contains("testd: start " + (dir / "d.pid") + ": already running as PID " +
+                               std::to_string(::getpid())));
 }
 
 TEST_CASE("SIGHUP runs the reload hook; a failed reload keeps running and says why") {
@@ -164,15 +167,23 @@ TEST_CASE("SIGHUP runs the reload hook; a failed reload keeps running and says w
     CHECK(reload_record_of(status_path)->state == "running");
     CHECK(reload_record_of(status_path)->pid == child);
     ::kill(child, SIGHUP);
-    REQUIRE(eventually([&] { auto r = reload_record_of(status_path); return r && r->generation == 1 && r->state != "reloading"; }));
+    REQUIRE(eventually([&] {
+        auto r = reload_record_of(status_path);
+        return r && r->generation == 1 && r->state != "reloading";
+    }));
     CHECK(reload_record_of(status_path)->state == "failed");
     CHECK(reload_record_of(status_path)->reason == "testd.conf:3: bad line");
     ::kill(child, SIGHUP);
-    REQUIRE(eventually([&] { auto r = reload_record_of(status_path); return r && r->generation == 2 && r->state != "reloading"; }));
+    REQUIRE(eventually([&] {
+        auto r = reload_record_of(status_path);
+        return r && r->generation == 2 && r->state != "reloading";
+    }));
     CHECK(reload_record_of(status_path)->state == "ok");
     ::kill(child, SIGTERM);
     CHECK(wait_exit(child) == 0);
-    CHECK_THAT(drain(err), Catch::Contains("reload failed, keeping the running configuration: testd.conf:3: bad line"));
+    CHECK_THAT(drain(err),
+               Catch::Contains(
+                   "reload failed, keeping the running configuration: testd.conf:3: bad line"));
     CHECK(probe(pid_path).state == pid_file_state::absent);
     CHECK(ringd::testing::read_file(status_path).empty());
 }

@@ -41,7 +41,9 @@ public:
     }
     ~temp_dir() { (void)std::system(("rm -rf '" + path_ + "'").c_str()); }
     [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+    [[nodiscard]] std::string operator/(const std::string& name) const {
+        return path_ + "/" + name;
+    }
 
 private:
     std::string path_;
@@ -51,8 +53,12 @@ inline std::string env_or(const char* name, const char* fallback) {
     const char* v = std::getenv(name);
     return v != nullptr ? v : fallback;
 }
-inline std::string echod_path() { return env_or("ECHOD", "examples/echod/echod"); }
-inline std::string control_path() { return env_or("RINGD_CONTROL", "tools/ringd-control/ringd-control"); }
+inline std::string echod_path() {
+    return env_or("ECHOD", "examples/echod/echod");
+}
+inline std::string control_path() {
+    return env_or("RINGD_CONTROL", "tools/ringd-control/ringd-control");
+}
 
 struct command_result {
     int exit_code = -1; // 128+N when killed by signal N
@@ -97,14 +103,17 @@ inline command_result run_command(const std::vector<std::string>& argv,
     for (;;) {
         int status = 0;
         pid_t w = ::waitpid(pid, &status, WNOHANG);
-        pollfd fds[2] = {{out_open ? out_fd.get() : -1, POLLIN, 0}, {err_open ? err_fd.get() : -1, POLLIN, 0}};
+        pollfd fds[2] = {{out_open ? out_fd.get() : -1, POLLIN, 0},
+                         {err_open ? err_fd.get() : -1, POLLIN, 0}};
         int n = ::poll(fds, 2, w == pid ? 0 : 5);
         char buf[4096];
         for (int i = 0; i < 2 && n > 0; ++i) {
             if (fds[i].revents == 0) continue;
             ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-            if (got > 0) (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
-            else (i == 0 ? out_open : err_open) = false;
+            if (got > 0)
+                (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+            else
+                (i == 0 ? out_open : err_open) = false;
         }
         if (w == pid) {
             // Drain what is already there without waiting for a daemon's copy to close.
@@ -126,11 +135,14 @@ inline command_result run_command(const std::vector<std::string>& argv,
 }
 
 // Makes this process the reaper of orphans below it (detached daemons), for the test's life.
-inline void become_subreaper() { REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); }
+inline void become_subreaper() {
+    REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+}
 
 // Reaps every exited child that nobody else waits for (adopted daemons).
 inline void reap_zombies() {
-    while (::waitpid(-1, nullptr, WNOHANG) > 0) {}
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
 }
 
 // Whether `pid` exists and is not a zombie.

@@ -21,8 +21,10 @@ unique_fd bind_notify_socket(const std::string& path) {
     a.sun_family = AF_UNIX;
     std::memcpy(a.sun_path, path.data(), path.size());
     socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
-    if (path[0] == '@') a.sun_path[0] = '\0';
-    else ++len;
+    if (path[0] == '@')
+        a.sun_path[0] = '\0';
+    else
+        ++len;
     REQUIRE(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), len) == 0);
     return s;
 }
@@ -47,8 +49,10 @@ std::string receive(const unique_fd& s, std::vector<unique_fd>* fds = nullptr) {
         for (std::size_t i = 0; i < count; ++i) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (fds != nullptr) fds->emplace_back(fd);
-            else ::close(fd);
+            if (fds != nullptr)
+                fds->emplace_back(fd);
+            else
+                ::close(fd);
         }
     }
     return std::string(buf, static_cast<std::size_t>(n));

@@ -133,8 +133,9 @@ static pid_file_state state_after_daemon_dies(bool protect) {
     ::waitpid(daemon, nullptr, 0);
     // A helper forked a moment before the daemon died holds the lock until the kernel first
     // runs it (its atfork handler closes the descriptor then): allow it that moment.
-    ringd::testing::eventually([&] { return probe_pid_file(dir / "d.pid")->state == pid_file_state::stale; },
-                               std::chrono::milliseconds(500));
+    ringd::testing::eventually(
+        [&] { return probe_pid_file(dir / "d.pid")->state == pid_file_state::stale; },
+        std::chrono::milliseconds(500));
     auto st = probe_pid_file(dir / "d.pid");
     bool helper_alive = ::kill(helper, 0) == 0;
     ::kill(helper, SIGKILL); // reparented to init or a subreaper: it reaps it

@@ -17,7 +17,8 @@ struct probe {
 };
 
 std::string ps(pid_t pid, const char* field) {
-    auto r = ringd::testing::run_command({"ps", "-o", std::string(field) + "=", "-p", std::to_string(pid)});
+    auto r = ringd::testing::run_command(
+        {"ps", "-o", std::string(field) + "=", "-p", std::to_string(pid)});
     while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == ' ')) r.out.pop_back();
     return r.out;
 }
@@ -47,7 +48,8 @@ TEST_CASE("the process title shows in ps -ef, ps -o comm and /proc, and the envi
     CHECK(std::string(buf) == "env-ok title_probe\n"); // environ moved, program name kept
     auto cmdline = ringd::testing::read_file("/proc/" + std::to_string(child.pid) + "/cmdline");
     CHECK(std::string(cmdline.c_str()) == title);
-    CHECK(ringd::testing::read_file("/proc/" + std::to_string(child.pid) + "/comm") == "xferrd_tcpip\n");
+    CHECK(ringd::testing::read_file("/proc/" + std::to_string(child.pid) + "/comm") ==
+          "xferrd_tcpip\n");
     CHECK(ps(child.pid, "comm") == "xferrd_tcpip");
     CHECK(ps(child.pid, "args") == title);
 }

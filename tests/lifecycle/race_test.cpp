@@ -14,8 +14,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -25,11 +25,13 @@ using ringd::testing::temp_dir;
 namespace {
 
 constexpr int workers = 4;
-constexpr int phase1_ops = 2000;  // in total, across the workers
+constexpr int phase1_ops = 2000; // in total, across the workers
 constexpr int phase2_ops = 300;
 constexpr auto phase_limit = 40s; // each phase ends here even if the quota is not reached
 
-std::int64_t now_ns() { return ringd::detail::control_now_ns(); }
+std::int64_t now_ns() {
+    return ringd::detail::control_now_ns();
+}
 
 long long json_int(const std::string& json, const std::string& key) {
     auto at = json.find("\"" + key + "\":");
@@ -38,8 +40,8 @@ long long json_int(const std::string& json, const std::string& key) {
 }
 
 struct op_record {
-    std::int64_t t = 0;     // when it took the guard
-    std::string op;         // start, stop, check, reload, kill
+    std::int64_t t = 0; // when it took the guard
+    std::string op;     // start, stop, check, reload, kill
     int exit_code = 0;
     pid_t pid = 0;
     int worker = 0;
@@ -70,11 +72,16 @@ struct race {
 
     // One ringd-control action; returns the record (t from its JSON).
     op_record control(const std::string& op, int worker) {
-        std::vector<std::string> argv = {ringd::testing::control_path(), "--pid-file", pid, "--json",
-                                         "--timeout", "10", "--" + op};
+        std::vector<std::string> argv = {ringd::testing::control_path(),
+                                         "--pid-file",
+                                         pid,
+                                         "--json",
+                                         "--timeout",
+                                         "10",
+                                         "--" + op};
         if (op == "start") {
-            argv.insert(argv.end(), {"--", ringd::testing::echod_path(), "--listen", sock, "--pid-file",
-                                     pid, "--config", conf, "--drain-timeout", "1"});
+            argv.insert(argv.end(), {"--", ringd::testing::echod_path(), "--listen", sock,
+                                     "--pid-file", pid, "--config", conf, "--drain-timeout", "1"});
         }
         auto r = ringd::testing::run_command(argv, 60s);
         op_record rec;
@@ -83,7 +90,8 @@ struct race {
         rec.exit_code = r.exit_code;
         rec.t = json_int(r.out, "guard_acquired_ns");
         rec.pid = static_cast<pid_t>(json_int(r.out, "pid"));
-        if (r.exit_code == 102) std::fprintf(stderr, "race: worker %d: %s: %s", worker, op.c_str(), r.err.c_str());
+        if (r.exit_code == 102)
+            std::fprintf(stderr, "race: worker %d: %s: %s", worker, op.c_str(), r.err.c_str());
         return rec;
     }
 
@@ -93,7 +101,8 @@ struct race {
         rec.op = "kill";
         rec.worker = worker;
         ringd::unique_fd g(::open(guard.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-        while (::flock(g.get(), LOCK_EX) != 0) {}
+        while (::flock(g.get(), LOCK_EX) != 0) {
+        }
         rec.t = now_ns();
         auto st = ringd::probe_pid_file(pid);
         if (st && st->state == ringd::pid_file_state::running) {
@@ -108,18 +117,25 @@ struct race {
     }
 
     // A worker process: random actions until the quota or the time limit; records to a file.
-    [[noreturn]] void worker(int id, int quota, bool chaos, std::chrono::steady_clock::time_point until) {
+    [[noreturn]] void worker(int id, int quota, bool chaos,
+                             std::chrono::steady_clock::time_point until) {
         std::mt19937 rng(static_cast<unsigned>(::getpid()) * 7919u + static_cast<unsigned>(id));
         std::ofstream log(dir / ("worker." + std::to_string(id)));
         for (int i = 0; i < quota && std::chrono::steady_clock::now() < until; ++i) {
             int dice = static_cast<int>(rng() % 100);
             op_record rec;
-            if (dice < 25) rec = control("start", id);
-            else if (dice < 45) rec = control("stop", id);
-            else if (dice < 75) rec = control("check", id);
-            else if (dice < 95 || chaos) rec = control("reload", id);
-            else rec = kill_under_guard(id);
-            log << rec.t << " " << rec.op << " " << rec.exit_code << " " << rec.pid << " " << id << "\n";
+            if (dice < 25)
+                rec = control("start", id);
+            else if (dice < 45)
+                rec = control("stop", id);
+            else if (dice < 75)
+                rec = control("check", id);
+            else if (dice < 95 || chaos)
+                rec = control("reload", id);
+            else
+                rec = kill_under_guard(id);
+            log << rec.t << " " << rec.op << " " << rec.exit_code << " " << rec.pid << " " << id
+                << "\n";
             log.flush();
         }
         ::_exit(0);
@@ -141,7 +157,8 @@ struct race {
     // counts only if it is still there after the dying have had 200 ms to go.
     std::string snapshot_violation() {
         ringd::unique_fd g(::open(guard.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-        while (::flock(g.get(), LOCK_EX) != 0) {}
+        while (::flock(g.get(), LOCK_EX) != 0) {
+        }
         auto first = snapshot_under_guard();
         if (first.empty()) return first;
         std::this_thread::sleep_for(200ms);
@@ -150,14 +167,17 @@ struct race {
     std::string snapshot_under_guard() {
         auto st = ringd::probe_pid_file(pid);
         auto daemons = our_daemons(dir.path());
-        if (daemons.size() > 1) return "two daemons at once: " + std::to_string(daemons[0]) + " and " + std::to_string(daemons[1]);
+        if (daemons.size() > 1)
+            return "two daemons at once: " + std::to_string(daemons[0]) + " and " +
+                   std::to_string(daemons[1]);
         if (!st) return "cannot probe the PID file";
         bool locked = st->state == ringd::pid_file_state::running;
         if (locked && (daemons.size() != 1 || daemons[0] != st->pid))
             return "the PID file names " + std::to_string(st->pid) + " but the live daemon is " +
                    (daemons.empty() ? "none" : std::to_string(daemons[0]));
         if (!locked && !daemons.empty())
-            return std::string("the PID file is ") + ringd::to_string(st->state) + " but echod " + std::to_string(daemons[0]) + " lives";
+            return std::string("the PID file is ") + ringd::to_string(st->state) + " but echod " +
+                   std::to_string(daemons[0]) + " lives";
         return {};
     }
 
@@ -182,13 +202,15 @@ struct race {
             } else {
                 std::this_thread::sleep_for(10ms);
             }
-            if (auto v = snapshot_violation(); !v.empty() && violations.size() < 20) violations.push_back(v);
+            if (auto v = snapshot_violation(); !v.empty() && violations.size() < 20)
+                violations.push_back(v);
             int status = 0;
             pid_t w;
             while ((w = ::waitpid(-1, &status, WNOHANG)) > 0) { // workers, and adopted daemons
                 if (std::find(kids.begin(), kids.end(), w) != kids.end()) {
                     --running;
-                    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) violations.push_back("a worker failed");
+                    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        violations.push_back("a worker failed");
                 }
             }
         }
@@ -203,9 +225,10 @@ std::vector<std::string> replay(const std::vector<op_record>& ops) {
     std::vector<std::string> bad;
     auto expect = [&](const op_record& r, int code, pid_t pid_wanted) {
         if (r.exit_code != code || (pid_wanted != 0 && r.pid != pid_wanted))
-            bad.push_back(r.op + " by worker " + std::to_string(r.worker) + " at " + std::to_string(r.t) +
-                          ": exit " + std::to_string(r.exit_code) + " pid " + std::to_string(r.pid) +
-                          ", expected exit " + std::to_string(code) + " pid " + std::to_string(pid_wanted));
+            bad.push_back(r.op + " by worker " + std::to_string(r.worker) + " at " +
+                          std::to_string(r.t) + ": exit " + std::to_string(r.exit_code) + " pid " +
+                          std::to_string(r.pid) + ", expected exit " + std::to_string(code) +
+                          " pid " + std::to_string(pid_wanted));
     };
     for (auto& r : ops) {
         if (r.op == "kill") {
@@ -216,7 +239,8 @@ std::vector<std::string> replay(const std::vector<op_record>& ops) {
                 bad.push_back("kill found a daemon the model did not expect");
             }
         } else if (r.op == "start") {
-            if (state == running) expect(r, 100, daemon);
+            if (state == running)
+                expect(r, 100, daemon);
             else {
                 expect(r, 0, 0);
                 if (r.pid == daemon || r.pid <= 0) bad.push_back("start reused the old PID");
@@ -224,11 +248,14 @@ std::vector<std::string> replay(const std::vector<op_record>& ops) {
                 state = running;
             }
         } else if (r.op == "stop") {
-            if (state == running) expect(r, 0, daemon);
-            else expect(r, state == stale ? 103 : 100, 0);
+            if (state == running)
+                expect(r, 0, daemon);
+            else
+                expect(r, state == stale ? 103 : 100, 0);
             state = clean;
         } else { // check, reload
-            if (state == running) expect(r, 0, daemon);
+            if (state == running)
+                expect(r, 0, daemon);
             else {
                 expect(r, state == stale ? 103 : 101, 0);
                 state = clean;
@@ -247,7 +274,8 @@ std::string join(const std::vector<std::string>& lines) {
 
 } // namespace
 
-TEST_CASE("concurrent random start/stop/check/reload/kill -9 keep every invariant and every exit code honest") {
+TEST_CASE("concurrent random start/stop/check/reload/kill -9 keep every invariant and every exit "
+          "code honest") {
     race rc;
     auto t0 = std::chrono::steady_clock::now();
 
@@ -260,21 +288,25 @@ TEST_CASE("concurrent random start/stop/check/reload/kill -9 keep every invarian
     std::string summary;
     for (auto& [k, v] : count) summary += k + ": " + std::to_string(v) + ", ";
     WARN("phase 1: " << ops.size() << " operations in "
-                     << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count() << " ms (" << summary << ")");
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()
+                     << " ms (" << summary << ")");
     CHECK(join(snapshot1) == "");
     CHECK(join(mismatches) == "");
     CHECK(ops.size() >= static_cast<std::size_t>(phase1_ops));
     for (auto& r : ops) {
-        if (r.op != "kill" && r.t <= 0) FAIL("an action printed no JSON: " << r.op << " exit " << r.exit_code);
+        if (r.op != "kill" && r.t <= 0)
+            FAIL("an action printed no JSON: " << r.op << " exit " << r.exit_code);
     }
 
     // Phase 2: kill -9 at random moments.
-    for (int id = 0; id < workers; ++id) std::filesystem::remove(rc.dir / ("worker." + std::to_string(id)));
+    for (int id = 0; id < workers; ++id)
+        std::filesystem::remove(rc.dir / ("worker." + std::to_string(id)));
     auto snapshot2 = rc.run_phase(phase2_ops, true);
     auto chaos_ops = rc.read_logs();
     auto t2 = std::chrono::steady_clock::now();
     WARN("phase 2: " << chaos_ops.size() << " operations under random kill -9 in "
-                     << std::chrono::duration_cast<std::chrono::milliseconds>(t2 - t1).count() << " ms");
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(t2 - t1).count()
+                     << " ms");
     CHECK(join(snapshot2) == "");
     for (auto& r : chaos_ops) {
         bool allowed = r.exit_code == 0 || r.exit_code == 100 || r.exit_code == 101 ||

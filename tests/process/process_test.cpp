@@ -165,7 +165,8 @@ TEST_CASE("environment, working directory and descriptors reach the child") {
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     ringd::unique_fd r(fds[0]), w(fds[1]);
     spawn_options o;
-    o.argv = {"sh", "-c", "pwd; echo \"$GREETING\"; echo hello >&5; ls /proc/self/fd | sort -n | tr '\\n' ' '"};
+    o.argv = {"sh", "-c",
+              "pwd; echo \"$GREETING\"; echo hello >&5; ls /proc/self/fd | sort -n | tr '\\n' ' '"};
     o.environment = {"GREETING=hi there"};
     o.cwd = "/usr";
     o.log_dir = dir.path();
@@ -187,8 +188,8 @@ TEST_CASE("signal_group reaches what the child started in its process group") {
     process_reaper reaper;
     temp_dir dir;
     io_context ctx;
-    process p = spawn_or_fail(
-        command({"/bin/sh", "-c", "sleep 100 & echo $!; wait"}, dir.path(), "grp"));
+    process p =
+        spawn_or_fail(command({"/bin/sh", "-c", "sleep 100 & echo $!; wait"}, dir.path(), "grp"));
     reaper.watch_group(p.pid());
     CHECK(p.leads_group());
     pid_t grandchild = 0;
@@ -255,8 +256,8 @@ TEST_CASE("a process that is not our child ends with an unknown status") {
     // sh starts sleep in the background and exits: the orphaned sleep is reparented to this
     // test process (the subreaper). A forked helper is not its parent: it adopts the sleep as
     // "not my child", kills it, and sees its end without a status.
-    process sh = spawn_or_fail(
-        command({"/bin/sh", "-c", "sleep 100 & echo $!"}, dir.path(), "orphan"));
+    process sh =
+        spawn_or_fail(command({"/bin/sh", "-c", "sleep 100 & echo $!"}, dir.path(), "orphan"));
     auto e = ringd::testing::run_bounded(ctx, wait_for(ctx, sh, wait_method::automatic));
     REQUIRE(e.has_value());
     pid_t sleeper = std::atoi(read_file(sh.log_path()).c_str());

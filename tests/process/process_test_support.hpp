@@ -41,7 +41,9 @@ public:
     temp_dir& operator=(const temp_dir&) = delete;
 
     [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+    [[nodiscard]] std::string operator/(const std::string& name) const {
+        return path_ + "/" + name;
+    }
 
 private:
     std::string path_;
@@ -64,7 +66,9 @@ inline void write_file(const std::string& path, const std::string& text, mode_t 
 
 // Makes this test process the reaper of every orphan its children leave (PID 1 here may not
 // reap them), so that nothing a test starts outlives it as a zombie.
-inline void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+inline void become_subreaper() {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
 
 // Whether a process exists and has not ended (a zombie counts as ended).
 inline bool alive(pid_t pid) {
@@ -113,8 +117,7 @@ public:
     void watch_group(pid_t pgid) { groups_.push_back(pgid); }
 
     void end_all() {
-        for (pid_t g : groups_)
-            ::kill(-g, SIGKILL);
+        for (pid_t g : groups_) ::kill(-g, SIGKILL);
         groups_.clear();
         // Everything left below us (children and adopted orphans): kill, then reap, bounded.
         for (int round = 0; round < 200; ++round) {

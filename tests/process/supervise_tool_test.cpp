@@ -53,10 +53,11 @@ run_result run(const temp_dir& dir, const std::vector<std::string>& args) {
 // One ringd-supervise daemon in the foreground, its output in a file.
 class daemon_process {
 public:
-    daemon_process(const temp_dir& dir, std::vector<std::string> extra, const std::string& tag = "daemon")
+    daemon_process(const temp_dir& dir, std::vector<std::string> extra,
+                   const std::string& tag = "daemon")
         : output_(dir / (tag + ".out")), control_(dir / "control.sock") {
-        std::vector<std::string> args{binary(),       "--foreground", "--state", dir / "table",
-                                      "--log-dir",    dir / "logs",   "--control", control_};
+        std::vector<std::string> args{binary(),    "--foreground", "--state",   dir / "table",
+                                      "--log-dir", dir / "logs",   "--control", control_};
         args.insert(args.end(), extra.begin(), extra.end());
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
@@ -128,7 +129,9 @@ bool all_running(const std::map<std::string, nlohmann::json>& s, std::size_t cou
     return true;
 }
 
-int pid_of(const nlohmann::json& e) { return e["pid"].get<int>(); }
+int pid_of(const nlohmann::json& e) {
+    return e["pid"].get<int>();
+}
 
 // How many live processes have exactly this command line (arguments joined by spaces).
 int count_processes(const std::string& cmdline) {
@@ -154,10 +157,10 @@ void set_mtime(const std::string& path, long seconds) {
     REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
 }
 
-#define REQUIRE_BINARY()                                                                  \
-    if (binary().empty()) {                                                               \
-        WARN("RINGD_SUPERVISE is not set (tools not built): skipped");                    \
-        return;                                                                           \
+#define REQUIRE_BINARY()                                                                           \
+    if (binary().empty()) {                                                                        \
+        WARN("RINGD_SUPERVISE is not set (tools not built): skipped");                             \
+        return;                                                                                    \
     }
 
 } // namespace
@@ -200,8 +203,9 @@ TEST_CASE("SIGHUP reconciles a directory: changed restarts, new starts, deleted 
     write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\nrestart_delay_s = -1\n");
     ::kill(d.pid(), SIGHUP);
     CHECK(eventually([&] {
-        return d.output().find("reload: config " + (dir / "config.toml") +
-                               ": line 2: restart_delay_s must not be negative; keeping the running set") !=
+        return d.output().find(
+                   "reload: config " + (dir / "config.toml") +
+                   ": line 2: restart_delay_s must not be negative; keeping the running set") !=
                std::string::npos;
     }));
     auto kept = services(dir, d);
@@ -231,8 +235,8 @@ TEST_CASE("a register request from another uid is refused") {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
         const std::string bin = binary();
-        ::execl(bin.c_str(), bin.c_str(), "ctl", "--control", d.control().c_str(), "register", "evil",
-                "--", "/bin/sleep", "1000", static_cast<char*>(nullptr));
+        ::execl(bin.c_str(), bin.c_str(), "ctl", "--control", d.control().c_str(), "register",
+                "evil", "--", "/bin/sleep", "1000", static_cast<char*>(nullptr));
         ::_exit(98);
     }
     int status = 0;
@@ -244,7 +248,8 @@ TEST_CASE("a register request from another uid is refused") {
     CHECK(services(dir, d).empty());
     CHECK(d.output().find("control: refused a request from uid 65534") != std::string::npos);
     // Root is answered.
-    auto ok = run(dir, {"ctl", "--control", d.control(), "register", "fine", "--", "/bin/sleep", "2100"});
+    auto ok =
+        run(dir, {"ctl", "--control", d.control(), "register", "fine", "--", "/bin/sleep", "2100"});
     CHECK(ok.status == 0);
     CHECK(ok.output == "registered fine\n");
     CHECK(d.stop() == 0);
@@ -263,8 +268,8 @@ TEST_CASE("kill -9 of the supervisor and a restart re-adopt the children, none d
         daemon_process d(dir, {"--config", dir / "config.toml"}, "first");
         REQUIRE(eventually([&] { return d.up(); }));
         for (const std::string n : {"2202", "2203"}) {
-            auto r = run(dir, {"ctl", "--control", d.control(), "register", "reg" + n, "--restart-delay",
-                               "0.1", "--", "/bin/sleep", n});
+            auto r = run(dir, {"ctl", "--control", d.control(), "register", "reg" + n,
+                               "--restart-delay", "0.1", "--", "/bin/sleep", n});
             REQUIRE(r.status == 0);
         }
         REQUIRE(eventually([&] { return all_running(first = services(dir, d), 3); }));
@@ -274,7 +279,9 @@ TEST_CASE("kill -9 of the supervisor and a restart re-adopt the children, none d
     daemon_process again(dir, {"--config", dir / "config.toml"}, "second");
     std::map<std::string, nlohmann::json> second;
     if (!eventually([&] { return all_running(second = services(dir, again), 3); }))
-        FAIL("not re-adopted:\n" << again.output() << "\nfirst supervisor:\n" << read_file(dir / "first.out"));
+        FAIL("not re-adopted:\n"
+             << again.output() << "\nfirst supervisor:\n"
+             << read_file(dir / "first.out"));
     INFO(again.output());
     for (const auto& [name, e] : first) {
         CHECK(pid_of(second[name]) == pid_of(e));
@@ -296,7 +303,8 @@ TEST_CASE("kill -9 of the supervisor and a restart re-adopt the children, none d
 
     // SIGTERM: every service stops, the supervisor exits 0, the table keeps them all.
     CHECK(again.stop() == 0);
-    for (const auto& [name, e] : third) CHECK(eventually([&] { return !ringd::testing::alive(pid_of(e)); }));
+    for (const auto& [name, e] : third)
+        CHECK(eventually([&] { return !ringd::testing::alive(pid_of(e)); }));
     const std::string table = read_file(dir / "table");
     CHECK(table.find("service =reg2202") != std::string::npos);
     CHECK(table.find("process ") == std::string::npos);
@@ -316,16 +324,19 @@ TEST_CASE("a world-writable or group-writable script is refused, with the reason
     daemon_process d(dir, {"--config", dir / "config.toml"});
     REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
     const std::string out = d.output();
-    CHECK(out.find("refuse " + svc + "/open: writable by others (mode 0777); a script run by the "
-                                     "supervisor must not be") != std::string::npos);
-    CHECK(out.find("refuse " + svc + "/group: writable by its group (mode 0775)") != std::string::npos);
+    CHECK(out.find("refuse " + svc +
+                   "/open: writable by others (mode 0777); a script run by the "
+                   "supervisor must not be") != std::string::npos);
+    CHECK(out.find("refuse " + svc + "/group: writable by its group (mode 0775)") !=
+          std::string::npos);
     CHECK(count_processes("sleep 2301") == 0);
 
     script(dir / "ww.sh", "exec sleep 2304", 0757);
     auto r = run(dir, {"ctl", "--control", d.control(), "register", "ww", "--", dir / "ww.sh"});
     CHECK(r.status == 1);
-    CHECK(r.output == "ringd-supervise: register ww: refused " + (dir / "ww.sh") +
-                          ": writable by others (mode 0757); a script run by the supervisor must not be\n");
+    CHECK(r.output ==
+          "ringd-supervise: register ww: refused " + (dir / "ww.sh") +
+              ": writable by others (mode 0757); a script run by the supervisor must not be\n");
     CHECK(services(dir, d).count("ww") == 0);
     CHECK(d.stop() == 0);
 }
@@ -340,7 +351,8 @@ TEST_CASE("bad flags, config lines and requests get one-line errors naming the i
     CHECK(missing.status == 1);
     CHECK(missing.output.starts_with("ringd-supervise: option --config needs a value\n"));
     auto facility = run(dir, {"--syslog-facility", "kitchen"});
-    CHECK(facility.output.starts_with("ringd-supervise: --syslog-facility 'kitchen': expected daemon"));
+    CHECK(facility.output.starts_with(
+        "ringd-supervise: --syslog-facility 'kitchen': expected daemon"));
 
     write_file(dir / "bad.toml", "directories = [\"/srv\"]\nrestart_delay = 5\n");
     auto key = run(dir, {"--config", dir / "bad.toml", "--foreground"});
@@ -369,12 +381,15 @@ TEST_CASE("bad flags, config lines and requests get one-line errors naming the i
     process_reaper reaper;
     daemon_process d(dir, {});
     REQUIRE(eventually([&] { return d.up(); }));
-    auto opt = run(dir, {"ctl", "--control", d.control(), "register", "x", "--stop-signal", "NOPE", "--", "/bin/true"});
-    CHECK(opt.output == "ringd-supervise: register x: --stop-signal 'NOPE': not a signal name or number\n");
+    auto opt = run(dir, {"ctl", "--control", d.control(), "register", "x", "--stop-signal", "NOPE",
+                         "--", "/bin/true"});
+    CHECK(opt.output ==
+          "ringd-supervise: register x: --stop-signal 'NOPE': not a signal name or number\n");
     auto name = run(dir, {"ctl", "--control", d.control(), "register", "a/b", "--", "/bin/true"});
     CHECK(name.output.starts_with("ringd-supervise: register: name 'a/b': only letters"));
     auto sep = run(dir, {"ctl", "--control", d.control(), "register", "x", "/bin/true"});
-    CHECK(sep.output == "ringd-supervise: register x: expected -- before the command, got '/bin/true'\n");
+    CHECK(sep.output ==
+          "ringd-supervise: register x: expected -- before the command, got '/bin/true'\n");
     auto unknown = run(dir, {"ctl", "--control", d.control(), "unregister", "ghost"});
     CHECK(unknown.output == "ringd-supervise: unregister ghost: no such service\n");
     CHECK(d.stop() == 0);
@@ -387,7 +402,9 @@ TEST_CASE("-i starts with an empty table and ctl shutdown removes it") {
     {
         daemon_process d(dir, {}, "first");
         REQUIRE(eventually([&] { return d.up(); }));
-        REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "keep", "--", "/bin/sleep", "2401"}).status == 0);
+        REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "keep", "--", "/bin/sleep",
+                          "2401"})
+                    .status == 0);
         REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
         CHECK(d.stop() == 0);
     }
@@ -396,7 +413,9 @@ TEST_CASE("-i starts with an empty table and ctl shutdown removes it") {
     REQUIRE(eventually([&] { return d.up(); }));
     CHECK(services(dir, d).empty());
     CHECK(std::filesystem::is_empty(dir / "logs")); // the old instance's log went too
-    REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "brief", "--", "/bin/sleep", "2402"}).status == 0);
+    REQUIRE(
+        run(dir, {"ctl", "--control", d.control(), "register", "brief", "--", "/bin/sleep", "2402"})
+            .status == 0);
     REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
     auto bye = run(dir, {"ctl", "--control", d.control(), "shutdown"});
     CHECK(bye.output == "shutting down\n");
@@ -413,12 +432,13 @@ TEST_CASE("in container mode orphans are reaped and SIGHUP is forwarded to the s
     REQUIRE(eventually([&] { return d.up(); }));
     // The service leaves an orphan (sleep 0.2) that ends on its own: it is reparented to the
     // supervisor, the nearest subreaper, which must reap it.
-    auto r = run(dir, {"ctl", "--control", d.control(), "register", "parent", "--restart-delay", "0.1",
-                       "--", "/bin/sh", "-c", "(sleep 0.2 &); exec sleep 2601"});
+    auto r = run(dir, {"ctl", "--control", d.control(), "register", "parent", "--restart-delay",
+                       "0.1", "--", "/bin/sh", "-c", "(sleep 0.2 &); exec sleep 2601"});
     REQUIRE(r.status == 0);
     std::map<std::string, nlohmann::json> before;
     REQUIRE(eventually([&] { return all_running(before = services(dir, d), 1); }));
-    REQUIRE(eventually([&] { return d.output().find("orphan exited with status 0") != std::string::npos; }));
+    REQUIRE(eventually(
+        [&] { return d.output().find("orphan exited with status 0") != std::string::npos; }));
     INFO(d.output());
     // No zombie is left below the supervisor: its only child is the service.
     CHECK(eventually([&] {

@@ -108,7 +108,8 @@ TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
     spec.policy.start_limit_interval = 60s;
     REQUIRE(sup.add(spec).has_value());
     drive(ctx, sup, [&]() -> task<void> {
-        bool failed = co_await wait_until(ctx, [&] { return sup.status("crasher")->state == state::failed; });
+        bool failed =
+            co_await wait_until(ctx, [&] { return sup.status("crasher")->state == state::failed; });
         REQUIRE(failed);
         auto st = sup.status("crasher");
         CHECK(st->restarts == 2);
@@ -131,7 +132,8 @@ TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
     CHECK(files == 1);
 }
 
-TEST_CASE("services start in S<nn> order, each after the one before is ready, and stop in reverse") {
+TEST_CASE(
+    "services start in S<nn> order, each after the one before is ready, and stop in reverse") {
     process_reaper reaper;
     temp_dir dir;
     io_context ctx;
@@ -140,10 +142,10 @@ TEST_CASE("services start in S<nn> order, each after the one before is ready, an
     const std::string trace = dir / "trace";
     auto script = [&](const std::string& name) {
         // Ready only after it wrote its line; on SIGTERM it writes again and ends.
-        return std::vector<std::string>{
-            "/bin/sh", "-c",
-            "trap 'echo stop " + name + " >> " + trace + "; exit 0' TERM; echo start " + name +
-                " >> " + trace + "; echo >&3; while :; do sleep 1; done"};
+        return std::vector<std::string>{"/bin/sh", "-c",
+                                        "trap 'echo stop " + name + " >> " + trace +
+                                            "; exit 0' TERM; echo start " + name + " >> " + trace +
+                                            "; echo >&3; while :; do sleep 1; done"};
     };
     for (const std::string name : {"zz-last", "S10b", "S02a", "S10c"}) {
         service_spec s = make_spec(name, script(name));
@@ -182,10 +184,11 @@ TEST_CASE("an sd_notify READY=1 on NOTIFY_SOCKET makes a service running, with i
     captured_log out;
     supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
     write_file(dir / "go", "");
-    service_spec s = make_spec(
-        "notifier", {"/bin/sh", "-c",
-                     "while [ -e " + (dir / "go") + " ]; do sleep 0.05; done; "
-                     "systemd-notify --ready --status=serving; exec sleep 1000"});
+    service_spec s =
+        make_spec("notifier", {"/bin/sh", "-c",
+                               "while [ -e " + (dir / "go") +
+                                   " ]; do sleep 0.05; done; "
+                                   "systemd-notify --ready --status=serving; exec sleep 1000"});
     s.readiness = ringd::readiness_protocol::notify_socket;
     s.policy.needs_readiness = true;
     REQUIRE(sup.add(s).has_value());
@@ -194,7 +197,8 @@ TEST_CASE("an sd_notify READY=1 on NOTIFY_SOCKET makes a service running, with i
         REQUIRE(spawned);
         CHECK(sup.status("notifier")->state == state::starting);
         ::unlink((dir / "go").c_str()); // now it tells us it is ready
-        bool ready = co_await wait_until(ctx, [&] { return sup.status("notifier")->state == state::running; });
+        bool ready = co_await wait_until(
+            ctx, [&] { return sup.status("notifier")->state == state::running; });
         REQUIRE(ready);
         CHECK(sup.status("notifier")->status_text == "serving");
     });
@@ -211,15 +215,18 @@ TEST_CASE("a spawn that fails is retried at the polling interval until it works"
     const std::string program = dir / "later";
     REQUIRE(sup.add(make_spec("later", {program})).has_value());
     drive(ctx, sup, [&]() -> task<void> {
-        bool retried = co_await wait_until(ctx, [&] { return out.count("start later: execve") >= 2; });
+        bool retried =
+            co_await wait_until(ctx, [&] { return out.count("start later: execve") >= 2; });
         REQUIRE(retried);
         CHECK(sup.status("later")->state == state::backoff);
         write_file(program, "#!/bin/sh\nexec sleep 1000\n", 0755);
-        bool up = co_await wait_until(ctx, [&] { return sup.status("later")->state == state::running; });
+        bool up =
+            co_await wait_until(ctx, [&] { return sup.status("later")->state == state::running; });
         REQUIRE(up);
     });
     INFO(out.all());
-    CHECK(out.saw("start later: execve " + program + ": No such file or directory; retrying in 50 ms"));
+    CHECK(out.saw("start later: execve " + program +
+                  ": No such file or directory; retrying in 50 ms"));
 }
 
 TEST_CASE("a new supervisor on the table re-adopts running children instead of starting copies") {
@@ -281,9 +288,11 @@ TEST_CASE("a second supervisor on the same table is refused") {
     temp_dir dir;
     io_context ctx;
     captured_log out;
-    supervisor first(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+    supervisor first(ctx, out.log,
+                     {dir.path(), dir / "table", false, ringd::wait_method::automatic});
     try {
-        supervisor second(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+        supervisor second(ctx, out.log,
+                          {dir.path(), dir / "table", false, ringd::wait_method::automatic});
         FAIL("the second supervisor took the lock");
     } catch (const std::runtime_error& e) {
         CHECK(std::string(e.what()) == "lock table " + (dir / "table") +
@@ -304,20 +313,26 @@ TEST_CASE("200 supervised processes cause no loop wake-ups while nothing happens
         REQUIRE(sup.add(make_spec(name, {"/bin/sleep", "1000"})).has_value());
     }
     std::uint64_t wakeups = 0;
-    drive(ctx, sup, [&]() -> task<void> {
-        bool up = co_await wait_until(ctx, [&] {
-            for (const auto& st : sup.list())
-                if (st.state != state::running) return false;
-            return true;
-        }, 60s);
-        REQUIRE(up);
-        for (const auto& st : sup.list()) reaper.watch_group(st.pid);
-        const std::uint64_t before = ctx.stats().iterations;
-        auto slept = co_await ringd::sleep_for(ctx, 1s);
-        CHECK(slept.has_value());
-        // One iteration: the one that slept in the kernel until our own timer fired.
-        wakeups = ctx.stats().iterations - before - 1;
-    }, true, 120s);
+    drive(
+        ctx, sup,
+        [&]() -> task<void> {
+            bool up = co_await wait_until(
+                ctx,
+                [&] {
+                    for (const auto& st : sup.list())
+                        if (st.state != state::running) return false;
+                    return true;
+                },
+                60s);
+            REQUIRE(up);
+            for (const auto& st : sup.list()) reaper.watch_group(st.pid);
+            const std::uint64_t before = ctx.stats().iterations;
+            auto slept = co_await ringd::sleep_for(ctx, 1s);
+            CHECK(slept.has_value());
+            // One iteration: the one that slept in the kernel until our own timer fired.
+            wakeups = ctx.stats().iterations - before - 1;
+        },
+        true, 120s);
     CHECK(wakeups == 0);
     CHECK(out.count("stop sleeper") == 200);
 }
@@ -331,7 +346,8 @@ TEST_CASE("remove stops a service, forgets it and deletes its log file") {
     REQUIRE(sup.add(make_spec("gone", {"/bin/sleep", "1000"})).has_value());
     std::string log;
     drive(ctx, sup, [&]() -> task<void> {
-        bool up = co_await wait_until(ctx, [&] { return sup.status("gone")->state == state::running; });
+        bool up =
+            co_await wait_until(ctx, [&] { return sup.status("gone")->state == state::running; });
         REQUIRE(up);
         log = sup.status("gone")->log_path;
         CHECK(::access(log.c_str(), F_OK) == 0);
@@ -453,5 +469,6 @@ TEST_CASE("a torn <table>.pids costs the adoption, never the services") {
     REQUIRE(entries.size() == 1);
     CHECK(entries[0].spec.name == "kept");
     CHECK(entries[0].spec.argv == e.spec.argv);
-    CHECK(out.saw("read " + table + ".pids: line 2: expected '=name pid start_time =log'; not adopting any process"));
+    CHECK(out.saw("read " + table +
+                  ".pids: line 2: expected '=name pid start_time =log'; not adopting any process"));
 }

@@ -85,7 +85,8 @@ class family {
 public:
     // `send_to_self`: a partner "loop" whose address is this family's own UNIX socket.
     explicit family(bool send_to_self = false) {
-        std::string extra = send_to_self ? "[[partner]]\nname = \"loop\"\naddress = \"" + unix_path() + "\"\n" : "";
+        std::string extra =
+            send_to_self ? "[[partner]]\nname = \"loop\"\naddress = \"" + unix_path() + "\"\n" : "";
         certs_ = xfer::testing::make_test_certs(dir_.str());
         config_ = dir_.str() + "/xfer.toml";
         std::ofstream(config_) << "spool = \"" << spool() << "\"\n"
@@ -97,14 +98,19 @@ public:
                                << "rescan_interval_s = 1\n"
                                << "[tcpip]\nlisten = [\"127.0.0.1:0\"]\n"
                                << "[tcpip_tls]\nlisten = [\"127.0.0.1:0\"]\n"
-                               << "cert = \"" << certs_.server_cert() << "\"\nkey = \"" << certs_.server_key() << "\"\n"
+                               << "cert = \"" << certs_.server_cert() << "\"\nkey = \""
+                               << certs_.server_key() << "\"\n"
                                << "[unix]\npath = \"" << unix_path() << "\"\n"
                                << extra;
         auto started = run(ctl("start") + " 2>&1");
         INFO(started);
         REQUIRE(started.find("started") != std::string::npos);
-        REQUIRE(wait_until([&] { return !address("xferrd_tcpip").empty() && !address("xferrd_tcpip_tls").empty() &&
-                                        fs::exists(unix_path()); }, 10s));
+        REQUIRE(wait_until(
+            [&] {
+                return !address("xferrd_tcpip").empty() && !address("xferrd_tcpip_tls").empty() &&
+                       fs::exists(unix_path());
+            },
+            10s));
     }
     ~family() {
         std::vector<long> pids;
@@ -112,7 +118,8 @@ public:
         for (const auto& p : doc["processes"]) pids.push_back(p.value("pid", 0L));
         std::string stopped = run(ctl("stop") + " 2>&1");
         CHECK(stopped.find("stopped") != std::string::npos);
-        for (long pid : pids) { // nothing of ours is left (a zombie waiting for init counts as gone)
+        for (long pid :
+             pids) { // nothing of ours is left (a zombie waiting for init counts as gone)
             std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
             std::string pid_text, comm, state;
             if (pid != 0 && stat >> pid_text >> comm >> state) CHECK(state == "Z");
@@ -131,7 +138,8 @@ public:
     [[nodiscard]] std::string address(const std::string& name) const {
         auto doc = status();
         for (const auto& p : doc["processes"])
-            if (p["name"] == name && !p["listening"].empty()) return p["listening"][0].get<std::string>();
+            if (p["name"] == name && !p["listening"].empty())
+                return p["listening"][0].get<std::string>();
         return {};
     }
     [[nodiscard]] nlohmann::json status() const {
@@ -172,16 +180,19 @@ private:
 };
 
 // One connection carrying every PUT of `files` through `socat_target`; the replies.
-std::string put_all(const family& f, const std::map<std::string, std::string>& files, const std::string& socat_target) {
+std::string put_all(const family& f, const std::map<std::string, std::string>& files,
+                    const std::string& socat_target) {
     std::string requests = f.dir().str() + "/requests";
     {
         std::ofstream out(requests, std::ios::binary | std::ios::trunc);
-        for (const auto& [name, data] : files) out << "PUT " << name << " " << data.size() << "\n" << data;
+        for (const auto& [name, data] : files)
+            out << "PUT " << name << " " << data.size() << "\n" << data;
     }
     return run("socat -t 30 -T 60 - '" + socat_target + "' < " + requests);
 }
 
-void check_arrived(const family& f, const std::map<std::string, std::string>& files, const std::string& replies) {
+void check_arrived(const family& f, const std::map<std::string, std::string>& files,
+                   const std::string& replies) {
     std::istringstream lines(replies);
     std::string line;
     auto it = files.begin();
@@ -194,8 +205,8 @@ void check_arrived(const family& f, const std::map<std::string, std::string>& fi
     CHECK(ok == files.size());
 }
 
-std::map<std::string, std::string> random_files(const std::string& prefix, std::size_t count, std::uint64_t seed,
-                                                std::size_t big = 0) {
+std::map<std::string, std::string> random_files(const std::string& prefix, std::size_t count,
+                                                std::uint64_t seed, std::size_t big = 0) {
     std::mt19937_64 rng(seed);
     std::map<std::string, std::string> files;
     files[prefix + "-empty"] = "";
@@ -215,8 +226,10 @@ TEST_CASE("hundreds of files, one above 64 MiB, arrive intact over TCP, TLS and 
     auto tcp_files = random_files("tcp", 200, 1, big);
     check_arrived(f, tcp_files, put_all(f, tcp_files, "TCP:" + f.address("xferrd_tcpip")));
     auto tls_files = random_files("tls", 200, 2, big);
-    check_arrived(f, tls_files, put_all(f, tls_files, "OPENSSL:" + f.address("xferrd_tcpip_tls") + ",cafile=" +
-                                                            f.certs().ca() + ",commonname=localhost"));
+    check_arrived(f, tls_files,
+                  put_all(f, tls_files,
+                          "OPENSSL:" + f.address("xferrd_tcpip_tls") + ",cafile=" + f.certs().ca() +
+                              ",commonname=localhost"));
     auto unix_files = random_files("unix", 200, 3, big);
     check_arrived(f, unix_files, put_all(f, unix_files, "UNIX-CONNECT:" + f.unix_path()));
     CHECK(files_in(f.spool() + "/in").size() == 603);
@@ -225,9 +238,11 @@ TEST_CASE("hundreds of files, one above 64 MiB, arrive intact over TCP, TLS and 
     // openssl s_client as a peer too, and an idempotent retry of a file already there.
     std::string retry = "PUT tcp-1 " + std::to_string(tcp_files["tcp-1"].size()) + "\n";
     std::ofstream(f.dir().str() + "/retry", std::ios::binary) << retry << tcp_files["tcp-1"];
-    auto reply = run("timeout 10 openssl s_client -quiet -verify_return_error -CAfile " + f.certs().ca() +
-                     " -connect " + f.address("xferrd_tcpip_tls") + " < " + f.dir().str() + "/retry 2>/dev/null | head -1");
-    CHECK(reply == "OK " + std::to_string(tcp_files["tcp-1"].size()) + " " + sha_of(tcp_files["tcp-1"]) + "\n");
+    auto reply = run("timeout 10 openssl s_client -quiet -verify_return_error -CAfile " +
+                     f.certs().ca() + " -connect " + f.address("xferrd_tcpip_tls") + " < " +
+                     f.dir().str() + "/retry 2>/dev/null | head -1");
+    CHECK(reply == "OK " + std::to_string(tcp_files["tcp-1"].size()) + " " +
+                       sha_of(tcp_files["tcp-1"]) + "\n");
 }
 
 TEST_CASE("bad input gets the right ERR and leaves nothing in the spool", "[family]") {
@@ -252,13 +267,16 @@ TEST_CASE("bad input gets the right ERR and leaves nothing in the spool", "[fami
     CHECK(files_in(f.spool() + "/in") == std::vector<std::string>{"ok"});
 }
 
-TEST_CASE("a receiving child killed mid-transfer is restarted and every file arrives exactly once", "[family]") {
+TEST_CASE("a receiving child killed mid-transfer is restarted and every file arrives exactly once",
+          "[family]") {
     family f(true);
     auto files = random_files("q", 40, 4, 90u << 20);
-    files["0-big"] = std::move(files["q-big"]); // sorts first: sent first, so the kill finds it in flight
+    files["0-big"] =
+        std::move(files["q-big"]); // sorts first: sent first, so the kill finds it in flight
     files.erase("q-big");
     std::string out = f.spool() + "/out/loop/";
-    for (const auto& [name, data] : files) { // producers write a dot name, then rename: xfersqd skips dot names
+    for (const auto& [name, data] :
+         files) { // producers write a dot name, then rename: xfersqd skips dot names
         std::ofstream(out + "." + name, std::ios::binary) << data;
         fs::rename(out + "." + name, out + name);
     }
@@ -267,7 +285,8 @@ TEST_CASE("a receiving child killed mid-transfer is restarted and every file arr
     // In flight: the child holds the unnamed temporary file of spool/tmp open.
     auto receiving = [&] {
         std::error_code ec;
-        for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(victim) + "/fd", ec)) {
+        for (const auto& e :
+             fs::directory_iterator("/proc/" + std::to_string(victim) + "/fd", ec)) {
             auto target = fs::read_symlink(e.path(), ec).string();
             if (target.find("/spool/tmp/") != std::string::npos) return true;
         }
@@ -293,12 +312,17 @@ TEST_CASE("a receiving child killed mid-transfer is restarted and every file arr
     CHECK(files_in(f.spool() + "/tmp").empty());
 }
 
-TEST_CASE("a reload applies new limits to new connections while a transfer in progress completes", "[family]") {
+TEST_CASE("a reload applies new limits to new connections while a transfer in progress completes",
+          "[family]") {
     family f;
     std::string tcp = "TCP:" + f.address("xferrd_tcpip");
     // 2 MB in two halves with a pause between them (shorter than the 1 s idle limit).
-    FILE* slow = ::popen(("(printf 'PUT during-reload 2000000\\n'; head -c 1000000 /dev/zero; sleep 0.7; "
-                          "head -c 1000000 /dev/zero) | socat -t 5 - '" + tcp + "'").c_str(), "r");
+    FILE* slow =
+        ::popen(("(printf 'PUT during-reload 2000000\\n'; head -c 1000000 /dev/zero; sleep 0.7; "
+                 "head -c 1000000 /dev/zero) | socat -t 5 - '" +
+                 tcp + "'")
+                    .c_str(),
+                "r");
     REQUIRE(slow != nullptr);
     std::this_thread::sleep_for(200ms);
     f.edit_config("max_file_size = 104857600", "max_file_size = 1000");

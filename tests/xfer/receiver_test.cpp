@@ -30,7 +30,8 @@ struct harness {
 
 // The client side: sends `input` (then ends its direction unless `keep_open`), collects all
 // replies until the server closes.
-ringd::task<std::string> client(ringd::io_context& ctx, ringd::unique_fd fd, std::string input, bool keep_open) {
+ringd::task<std::string> client(ringd::io_context& ctx, ringd::unique_fd fd, std::string input,
+                                bool keep_open) {
     std::size_t sent = 0;
     while (sent < input.size()) {
         auto n = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(input)).subspan(sent));
@@ -76,19 +77,22 @@ const std::string abc_sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41
 
 } // namespace
 
-TEST_CASE("PUT stores the file and answers OK with size and sha256; PING answers PONG", "[receiver]") {
+TEST_CASE("PUT stores the file and answers OK with size and sha256; PING answers PONG",
+          "[receiver]") {
     harness h;
     CHECK(talk(h, "PUT abc 3\nabcPING\nPUT empty 0\n") ==
           "OK 3 " + abc_sha + "\nPONG\n" +
-          "OK 0 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n");
+              "OK 0 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n");
     CHECK(files_in(h.dir.path() / "in") == std::vector<std::string>{"abc", "empty"});
 }
 
-TEST_CASE("a retry with the same content is OK again; other content is 409 and the connection goes on",
-          "[receiver]") {
+TEST_CASE(
+    "a retry with the same content is OK again; other content is 409 and the connection goes on",
+    "[receiver]") {
     harness h;
     CHECK(talk(h, "PUT abc 3\nabcPUT abc 3\nabcPUT abc 3\nxyzPING\n") ==
-          "OK 3 " + abc_sha + "\nOK 3 " + abc_sha + "\nERR 409 abc exists with other content\nPONG\n");
+          "OK 3 " + abc_sha + "\nOK 3 " + abc_sha +
+              "\nERR 409 abc exists with other content\nPONG\n");
     std::ifstream in(h.dir.path() / "in" / "abc");
     std::string content;
     in >> content;
@@ -135,7 +139,8 @@ TEST_CASE("garbage and overlong lines get 400", "[receiver]") {
     CHECK(spool_is_empty(h));
 }
 
-TEST_CASE("an idle client gets 400 and is disconnected, also in the middle of a body", "[receiver]") {
+TEST_CASE("an idle client gets 400 and is disconnected, also in the middle of a body",
+          "[receiver]") {
     harness h;
     h.limits.idle_timeout = 200ms;
     CHECK(talk(h, "", true) == "ERR 400 idle for 200 ms\n");

@@ -17,7 +17,9 @@ using xfer::testing::temp_dir;
 
 namespace {
 
-std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::span<const std::byte> bytes_of(const std::string& s) {
+    return std::as_bytes(std::span(s));
+}
 
 std::string read_file(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -32,7 +34,8 @@ struct stored {
 };
 
 // Receives `content` (in two pieces) under `name` and commits it.
-ringd::task<stored> receive(ringd::io_context& ctx, spool& s, std::string name, std::string content) {
+ringd::task<stored> receive(ringd::io_context& ctx, spool& s, std::string name,
+                            std::string content) {
     auto file = s.begin(content.size());
     REQUIRE(file);
     auto half = content.size() / 2;
@@ -93,7 +96,8 @@ TEST_CASE("a file dropped before commit leaves nothing in in/ or tmp/", "[spool]
     CHECK(files_in(dir.path() / "tmp").empty());
 }
 
-TEST_CASE("the same name with the same content again is a duplicate, not a second file", "[spool]") {
+TEST_CASE("the same name with the same content again is a duplicate, not a second file",
+          "[spool]") {
     temp_dir dir;
     auto s = spool::open(dir.str());
     ringd::io_context ctx;
@@ -126,7 +130,8 @@ TEST_CASE("a file larger than the free space is refused with ENOSPC before any b
     auto file = s.begin(too_big);
     REQUIRE_FALSE(file);
     INFO(file.error().message());
-    CHECK((file.error() == std::errc::no_space_on_device || file.error() == std::errc::file_too_large));
+    CHECK((file.error() == std::errc::no_space_on_device ||
+           file.error() == std::errc::file_too_large));
     CHECK(files_in(dir.path() / "tmp").empty());
 }
 

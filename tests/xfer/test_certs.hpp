@@ -23,7 +23,8 @@ struct test_certs {
 };
 
 inline test_certs make_test_certs(const std::string& dir) {
-    std::string script = "set -e\n"
+    std::string script =
+        "set -e\n"
         "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
         "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=xfer-test-ca; "
         "for who in server client; do "

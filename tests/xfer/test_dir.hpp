@@ -3,18 +3,19 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace xfer::testing {
 
 class temp_dir {
 public:
     temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "xfer-test.XXXXXX").string();
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "xfer-test.XXXXXX").string();
         REQUIRE(::mkdtemp(pattern.data()) != nullptr);
         path_ = pattern;
     }
@@ -35,7 +36,8 @@ private:
 // Regular files directly in `dir` (names only, sorted).
 inline std::vector<std::string> files_in(const std::filesystem::path& dir) {
     std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        out.push_back(e.path().filename().string());
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -21,7 +21,9 @@ using xfer::testing::temp_dir;
 
 namespace {
 
-std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::span<const std::byte> bytes_of(const std::string& s) {
+    return std::as_bytes(std::span(s));
+}
 
 struct outcome {
     std::string error; // empty: fine
@@ -30,7 +32,8 @@ struct outcome {
 };
 
 // Server: handshake, read everything until close_notify, reply how much it got, close.
-ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls, outcome& out) {
+ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls,
+                         outcome& out) {
     ringd::tls_stream s(ctx, std::move(fd), tls);
     auto hs = co_await s.handshake();
     if (!hs) {
@@ -55,8 +58,8 @@ ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ring
 
 // Server for line-oriented peers (openssl s_client stays connected after its input ends): reads
 // one line, replies how long it was, sends close_notify.
-ringd::task<void> line_server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls,
-                              outcome& out) {
+ringd::task<void> line_server(ringd::io_context& ctx, ringd::unique_fd fd,
+                              const ringd::tls_context& tls, outcome& out) {
     ringd::tls_stream s(ctx, std::move(fd), tls);
     auto hs = co_await s.handshake();
     if (!hs) {
@@ -104,7 +107,8 @@ ringd::task<void> client(ringd::io_context& ctx, ringd::unique_fd fd, const ring
 }
 
 ringd::task<void> pair(ringd::io_context& ctx, const ringd::tls_context& server_tls,
-                       const ringd::tls_context& client_tls, std::string payload, outcome& s, outcome& c) {
+                       const ringd::tls_context& client_tls, std::string payload, outcome& s,
+                       outcome& c) {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     ringd::scope both;
@@ -132,7 +136,8 @@ struct fixture {
 
 TEST_CASE("a TLS client and server exchange data and close with close_notify", "[tls]") {
     fixture f;
-    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto server_tls =
+        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
     auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
     std::string payload(1 << 20, 'p'); // many records
     outcome s, c;
@@ -144,9 +149,11 @@ TEST_CASE("a TLS client and server exchange data and close with close_notify", "
     CHECK(s.subject.empty()); // no client certificate was asked for
 }
 
-TEST_CASE("a client that does not trust the server's certificate fails with the verify reason", "[tls]") {
+TEST_CASE("a client that does not trust the server's certificate fails with the verify reason",
+          "[tls]") {
     fixture f;
-    auto server_tls = ringd::tls_context::server(options(f.certs.rogue_cert(), f.certs.rogue_key(), ""));
+    auto server_tls =
+        ringd::tls_context::server(options(f.certs.rogue_cert(), f.certs.rogue_key(), ""));
     auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
     outcome s, c;
     ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "x", s, c));
@@ -154,11 +161,14 @@ TEST_CASE("a client that does not trust the server's certificate fails with the 
     CHECK_FALSE(s.error.empty());
 }
 
-TEST_CASE("a server that requires client certificates accepts a signed one and refuses none", "[tls]") {
+TEST_CASE("a server that requires client certificates accepts a signed one and refuses none",
+          "[tls]") {
     fixture f;
-    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), f.certs.ca()));
+    auto server_tls = ringd::tls_context::server(
+        options(f.certs.server_cert(), f.certs.server_key(), f.certs.ca()));
     SECTION("with a certificate signed by the CA") {
-        auto client_tls = ringd::tls_context::client(options(f.certs.client_cert(), f.certs.client_key(), f.certs.ca()));
+        auto client_tls = ringd::tls_context::client(
+            options(f.certs.client_cert(), f.certs.client_key(), f.certs.ca()));
         outcome s, c;
         ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "hello", s, c));
         CHECK(s.error.empty());
@@ -177,7 +187,8 @@ TEST_CASE("a server that requires client certificates accepts a signed one and r
 
 TEST_CASE("plain text sent to a TLS server fails the handshake with OpenSSL's reason", "[tls]") {
     fixture f;
-    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto server_tls =
+        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     ringd::unique_fd peer(sv[1]);
@@ -199,17 +210,20 @@ TEST_CASE("setup errors name the step and the file", "[tls]") {
 
 TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
     fixture f;
-    auto server_tls = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto server_tls =
+        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
     auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
     std::string port = std::to_string(l.address().port());
     std::string out_file = f.dir.str() + "/s_client.out";
-    std::string command = "printf 'hello from s_client\\n' | timeout 10 openssl s_client -quiet -verify_return_error "
-                          "-CAfile " + f.certs.ca() + " -servername localhost -connect 127.0.0.1:" + port +
-                          " > " + out_file + " 2>/dev/null";
+    std::string command =
+        "printf 'hello from s_client\\n' | timeout 10 openssl s_client -quiet -verify_return_error "
+        "-CAfile " +
+        f.certs.ca() + " -servername localhost -connect 127.0.0.1:" + port + " > " + out_file +
+        " 2>/dev/null";
     FILE* client = ::popen(command.c_str(), "r");
     REQUIRE(client != nullptr);
-    auto accept_and_serve = [](ringd::io_context& ctx, const ringd::listener& lst, const ringd::tls_context& tls,
-                               outcome& o) -> ringd::task<void> {
+    auto accept_and_serve = [](ringd::io_context& ctx, const ringd::listener& lst,
+                               const ringd::tls_context& tls, outcome& o) -> ringd::task<void> {
         auto fd = co_await ringd::async_accept(ctx, lst.fd());
         REQUIRE(fd);
         co_await line_server(ctx, std::move(*fd), tls, o);
@@ -230,7 +244,8 @@ TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
 
 TEST_CASE("a copied tls_context keeps its role", "[tls]") {
     fixture f;
-    auto original = ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto original =
+        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
     ringd::tls_context copy = original;
     CHECK(copy.is_server());
     auto client = ringd::tls_context::client(options("", "", f.certs.ca()));

@@ -17,13 +17,16 @@
 namespace {
 
 constexpr const char* help_text =
-    "usage: ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]\n"
+    "usage: ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] "
+    "[--json]\n"
     "                     (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)\n"
     "\n"
     "  --start -- CMD ARGS  run CMD (a daemon that detaches when ready); returns when it is ready\n"
-    "  --stop               SIGTERM, then wait until the daemon has exited (--timeout S: SIGKILL after S)\n"
+    "  --stop               SIGTERM, then wait until the daemon has exited (--timeout S: SIGKILL "
+    "after S)\n"
     "  --check              print the daemon's PID if it runs\n"
-    "  --reload             SIGHUP, then wait for the daemon's acknowledgement (--timeout S, default 30)\n"
+    "  --reload             SIGHUP, then wait for the daemon's acknowledgement (--timeout S, "
+    "default 30)\n"
     "  --signal SIG         send SIG (HUP, SIGUSR1, 10, ...)\n"
     "  --guard-file G       lock held during the action (default: F with .pid replaced by .lock)\n"
     "  --reload-status R    the daemon's reload acknowledgements (default: F with .pid → .reload)\n"
@@ -88,9 +91,12 @@ int main(int argc, char** argv) {
                    arg == "--timeout" || arg == "--signal") {
             const char* v = value(arg.c_str());
             if (v == nullptr) return usage("option " + arg + " needs a value");
-            if (arg == "--pid-file") p.pid_file = v;
-            else if (arg == "--guard-file") p.guard_file = v;
-            else if (arg == "--reload-status") p.reload_status = v;
+            if (arg == "--pid-file")
+                p.pid_file = v;
+            else if (arg == "--guard-file")
+                p.guard_file = v;
+            else if (arg == "--reload-status")
+                p.reload_status = v;
             else if (arg == "--timeout") {
                 char* end = nullptr;
                 double s = std::strtod(v, &end);
@@ -99,15 +105,25 @@ int main(int argc, char** argv) {
                 p.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000));
             } else {
                 p.signal = parse_signal(v);
-                if (p.signal == 0) return usage(std::string("bad --signal '") + v + "': not a signal");
+                if (p.signal == 0)
+                    return usage(std::string("bad --signal '") + v + "': not a signal");
                 p.action = ringd::control_action::signal;
                 ++actions;
             }
-        } else if (arg == "--start") { p.action = ringd::control_action::start; ++actions; }
-        else if (arg == "--stop") { p.action = ringd::control_action::stop; ++actions; }
-        else if (arg == "--check") { p.action = ringd::control_action::check; ++actions; }
-        else if (arg == "--reload") { p.action = ringd::control_action::reload; ++actions; }
-        else if (arg == "--json") json = true;
+        } else if (arg == "--start") {
+            p.action = ringd::control_action::start;
+            ++actions;
+        } else if (arg == "--stop") {
+            p.action = ringd::control_action::stop;
+            ++actions;
+        } else if (arg == "--check") {
+            p.action = ringd::control_action::check;
+            ++actions;
+        } else if (arg == "--reload") {
+            p.action = ringd::control_action::reload;
+            ++actions;
+        } else if (arg == "--json")
+            json = true;
         else if (arg == "--") {
             for (++i; i < argc; ++i) p.command.emplace_back(argv[i]);
         } else {
@@ -115,7 +131,8 @@ int main(int argc, char** argv) {
         }
     }
     if (p.pid_file.empty()) return usage("--pid-file F is required");
-    if (actions != 1) return usage("exactly one of --start, --stop, --check, --reload, --signal is required");
+    if (actions != 1)
+        return usage("exactly one of --start, --stop, --check, --reload, --signal is required");
     if (p.action == ringd::control_action::start && p.command.empty())
         return usage("--start needs the daemon's command after --");
     if (p.action != ringd::control_action::start && !p.command.empty())
@@ -134,16 +151,17 @@ int main(int argc, char** argv) {
         std::fputs(out.daemon_output.c_str(), stderr); // warnings the daemon printed while starting
     }
     if (json) {
-        std::printf("{\"action\":%s,\"exit_code\":%d,\"state\":%s,\"pid\":%d,\"message\":%s,"
-                    "\"killed\":%s,\"daemon_exit_code\":%d,\"daemon_output\":%s,"
-                    "\"reload_generation\":%llu,\"guard_acquired_ns\":%lld,\"guard_released_ns\":%lld}\n",
-                    json_string(ringd::to_string(p.action)).c_str(), out.exit_code,
-                    json_string(out.state).c_str(), static_cast<int>(out.pid),
-                    json_string(out.message).c_str(), out.killed ? "true" : "false",
-                    out.daemon_exit_code, json_string(out.daemon_output).c_str(),
-                    static_cast<unsigned long long>(out.reload_generation),
-                    static_cast<long long>(out.guard_acquired_ns),
-                    static_cast<long long>(out.guard_released_ns));
+        std::printf(
+            "{\"action\":%s,\"exit_code\":%d,\"state\":%s,\"pid\":%d,\"message\":%s,"
+            "\"killed\":%s,\"daemon_exit_code\":%d,\"daemon_output\":%s,"
+            "\"reload_generation\":%llu,\"guard_acquired_ns\":%lld,\"guard_released_ns\":%lld}\n",
+            json_string(ringd::to_string(p.action)).c_str(), out.exit_code,
+            json_string(out.state).c_str(), static_cast<int>(out.pid),
+            json_string(out.message).c_str(), out.killed ? "true" : "false", out.daemon_exit_code,
+            json_string(out.daemon_output).c_str(),
+            static_cast<unsigned long long>(out.reload_generation),
+            static_cast<long long>(out.guard_acquired_ns),
+            static_cast<long long>(out.guard_released_ns));
         return out.exit_code;
     }
     if (out.exit_code != ringd::control_exit::error && !out.message.empty())

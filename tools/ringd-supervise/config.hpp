@@ -26,14 +26,14 @@ namespace supervise {
 
 // What the config file says (every key has a default).
 struct config {
-    std::vector<std::string> directories;         // scanned for services, in this order
-    double restart_delay_s = 5;                   // cssd: re-invoke 5 s after an exit
-    double backoff_factor = 1;                    // 1: the delay stays fixed (cssd)
+    std::vector<std::string> directories; // scanned for services, in this order
+    double restart_delay_s = 5;           // cssd: re-invoke 5 s after an exit
+    double backoff_factor = 1;            // 1: the delay stays fixed (cssd)
     double max_restart_delay_s = 60;
     unsigned start_limit_burst = 5;
     double start_limit_interval_s = 10;
     double stop_timeout_s = 10;
-    double spawn_retry_interval_s = 5;            // keepalive -t: retry a failed fork/exec
+    double spawn_retry_interval_s = 5; // keepalive -t: retry a failed fork/exec
     std::string syslog_ident = "ringd-supervise";
     int syslog_facility = LOG_DAEMON;
     std::string syslog_facility_name = "daemon";
@@ -61,8 +61,8 @@ struct found_script {
 // (one line each, to log).
 struct scan_result {
     std::vector<found_script> scripts;
-    std::vector<std::string> refused;  // "refuse DIR/x: ..." (err)
-    std::vector<std::string> skipped;  // "skip DIR/x: ..." (info)
+    std::vector<std::string> refused; // "refuse DIR/x: ..." (err)
+    std::vector<std::string> skipped; // "skip DIR/x: ..." (info)
 };
 [[nodiscard]] scan_result scan_directories(const std::vector<std::string>& directories);
 
@@ -101,7 +101,8 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
         table = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) // it never got to a line: the file itself
-            return ringd::unexpected<std::string>("config " + path + ": " + std::string(e.description()));
+            return ringd::unexpected<std::string>("config " + path + ": " +
+                                                  std::string(e.description()));
         return fail_at(e.source().begin.line, std::string(e.description()));
     }
     config c;
@@ -110,10 +111,11 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
         const std::string k(key.str());
         // A number of seconds: integer or float, not negative, finite.
         auto seconds = [&](double& out) -> ringd::expected<void, std::string> {
-            std::optional<double> v = node.is_integer() ? std::optional<double>(static_cast<double>(*node.value<std::int64_t>()))
-                                                        : node.value<double>();
-            if (!node.is_number() || !v)
-                return fail_at(line, k + " must be a number of seconds");
+            std::optional<double> v =
+                node.is_integer()
+                    ? std::optional<double>(static_cast<double>(*node.value<std::int64_t>()))
+                    : node.value<double>();
+            if (!node.is_number() || !v) return fail_at(line, k + " must be a number of seconds");
             if (*v < 0 || !std::isfinite(*v)) return fail_at(line, k + " must not be negative");
             out = *v;
             return {};
@@ -141,17 +143,20 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
             ok = seconds(c.spawn_retry_interval_s);
         } else if (k == "backoff_factor") {
             ok = seconds(c.backoff_factor);
-            if (ok && c.backoff_factor < 1) return fail_at(line, "backoff_factor must be at least 1");
+            if (ok && c.backoff_factor < 1)
+                return fail_at(line, "backoff_factor must be at least 1");
         } else if (k == "start_limit_burst") {
             auto v = node.value<std::int64_t>();
-            if (!node.is_integer() || !v || *v < 0 || *v > ringd::supervision::max_start_limit_burst)
+            if (!node.is_integer() || !v || *v < 0 ||
+                *v > ringd::supervision::max_start_limit_burst)
                 return fail_at(line, "start_limit_burst must be an integer in 0.." +
                                          std::to_string(ringd::supervision::max_start_limit_burst) +
                                          " (0: no limit)");
             c.start_limit_burst = static_cast<unsigned>(*v);
         } else if (k == "syslog_ident") {
             auto v = node.value<std::string>();
-            if (!node.is_string() || !v || v->empty()) return fail_at(line, "syslog_ident must be a non-empty string");
+            if (!node.is_string() || !v || v->empty())
+                return fail_at(line, "syslog_ident must be a non-empty string");
             c.syslog_ident = *v;
         } else if (k == "syslog_facility") {
             auto v = node.value<std::string>();
@@ -161,10 +166,12 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
             c.syslog_facility = *f;
             c.syslog_facility_name = *v;
         } else {
-            return fail_at(line, "unknown key '" + k + "' (known: directories, restart_delay_s, "
-                                 "backoff_factor, max_restart_delay_s, start_limit_burst, "
-                                 "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
-                                 "syslog_ident, syslog_facility)");
+            return fail_at(line,
+                           "unknown key '" + k +
+                               "' (known: directories, restart_delay_s, "
+                               "backoff_factor, max_restart_delay_s, start_limit_burst, "
+                               "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
+                               "syslog_ident, syslog_facility)");
         }
         if (!ok) return ringd::unexpected<std::string>(ok.error());
     }
@@ -173,7 +180,8 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
 
 inline ringd::expected<void, std::string> check_script(const std::string& path) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return ringd::unexpected<std::string>(path + ": " + std::strerror(errno));
+    if (::stat(path.c_str(), &st) != 0)
+        return ringd::unexpected<std::string>(path + ": " + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) return ringd::unexpected<std::string>(path + ": not a regular file");
     const uid_t me = ::geteuid();
     if (st.st_uid != 0 && st.st_uid != me)
@@ -183,9 +191,9 @@ inline ringd::expected<void, std::string> check_script(const std::string& path) 
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return ringd::unexpected<std::string>(path + ": writable by " +
-                                              ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") +
-                                              " (mode " + mode + "); a script run by the supervisor must not be");
+        return ringd::unexpected<std::string>(
+            path + ": writable by " + ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") +
+            " (mode " + mode + "); a script run by the supervisor must not be");
     }
     if ((st.st_mode & 0111) == 0) return ringd::unexpected<std::string>(path + ": not executable");
     return {};

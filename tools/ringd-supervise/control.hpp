@@ -67,19 +67,21 @@ inline constexpr std::string_view ctl_usage =
     "  --ready-timeout S (default 60 with --notify or --notification-fd)\n";
 
 // Parses `register NAME [OPTIONS] -- CMD [ARGS...]` (words[0] is "register").
-[[nodiscard]] ringd::expected<ringd::service_spec, std::string> parse_register(
-    const std::vector<std::string>& words, const config& defaults);
+[[nodiscard]] ringd::expected<ringd::service_spec, std::string>
+parse_register(const std::vector<std::string>& words, const config& defaults);
 // Carries out one request.
 [[nodiscard]] answer handle_request(const std::vector<std::string>& words, control_context& c);
 // "NAME STATE PID ..." lines, or a JSON array.
-[[nodiscard]] std::string format_list(const std::vector<ringd::service_status>& services, bool json);
+[[nodiscard]] std::string format_list(const std::vector<ringd::service_status>& services,
+                                      bool json);
 [[nodiscard]] std::string format_status(const ringd::service_status& s, bool json);
 // "3d04h", "2h05m", "4m07s", "12s".
 [[nodiscard]] std::string format_duration(std::chrono::seconds d);
 
 // Accepts control connections until cancelled. At most 16 at once (more are told to retry);
 // each must send its request within 5 s.
-ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l, control_context& c);
+ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l,
+                                 control_context& c);
 
 // The `ctl` client: sends `words`, prints the answer, returns the exit status.
 [[nodiscard]] int run_client(const std::string& socket_path, std::vector<std::string> words);
@@ -98,18 +100,20 @@ inline ringd::expected<double, std::string> seconds_value(const std::string& opt
     return v;
 }
 
-inline ringd::expected<long, std::string> integer_value(const std::string& option,
-                                                        const std::string& text, long low, long high) {
+inline ringd::expected<long, std::string>
+integer_value(const std::string& option, const std::string& text, long low, long high) {
     long v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < low || v > high)
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < low ||
+        v > high)
         return ringd::unexpected<std::string>(option + " '" + text + "': not an integer in " +
                                               std::to_string(low) + ".." + std::to_string(high));
     return v;
 }
 
 inline ringd::supervision::duration seconds(double s) {
-    return std::chrono::duration_cast<ringd::supervision::duration>(std::chrono::duration<double>(s));
+    return std::chrono::duration_cast<ringd::supervision::duration>(
+        std::chrono::duration<double>(s));
 }
 
 // The file CMD names: itself if it has a '/', else the first executable in our PATH.
@@ -147,23 +151,27 @@ inline std::string format_duration(std::chrono::seconds d) {
     return buf;
 }
 
-inline ringd::expected<ringd::service_spec, std::string> parse_register(
-    const std::vector<std::string>& words, const config& defaults) {
+inline ringd::expected<ringd::service_spec, std::string>
+parse_register(const std::vector<std::string>& words, const config& defaults) {
     using ringd::unexpected;
     if (words.size() < 2 || words[1].starts_with("-"))
-        return unexpected<std::string>("register: missing NAME (register NAME [OPTIONS] -- CMD [ARGS...])");
+        return unexpected<std::string>(
+            "register: missing NAME (register NAME [OPTIONS] -- CMD [ARGS...])");
     ringd::service_spec s;
     s.name = words[1];
     s.origin = "registered";
     s.policy = defaults.policy();
     if (auto ok = ringd::check_service_name(s.name); !ok)
         return unexpected<std::string>("register: " + ok.error());
-    auto fail = [&](const std::string& why) { return unexpected<std::string>("register " + s.name + ": " + why); };
+    auto fail = [&](const std::string& why) {
+        return unexpected<std::string>("register " + s.name + ": " + why);
+    };
     bool ready_timeout_given = false;
     std::size_t i = 2;
     for (; i < words.size() && words[i] != "--"; ++i) {
         const std::string& opt = words[i];
-        if (!opt.starts_with("--")) return fail("expected -- before the command, got '" + opt + "'");
+        if (!opt.starts_with("--"))
+            return fail("expected -- before the command, got '" + opt + "'");
         const bool is_flag = opt == "--notify";
         if (!is_flag && i + 1 >= words.size()) return fail("option " + opt + " needs a value");
         const std::string value = is_flag ? std::string() : words[i + 1];
@@ -180,7 +188,8 @@ inline ringd::expected<ringd::service_spec, std::string> parse_register(
         } else if (opt == "--group") {
             s.group = value;
         } else if (opt == "--cwd") {
-            if (value.empty() || value[0] != '/') return fail("--cwd '" + value + "': not an absolute path");
+            if (value.empty() || value[0] != '/')
+                return fail("--cwd '" + value + "': not an absolute path");
             s.cwd = value;
         } else if (opt == "--env") {
             if (value.find('=') == std::string::npos || value[0] == '=')
@@ -205,10 +214,12 @@ inline ringd::expected<ringd::service_spec, std::string> parse_register(
             ready_timeout_given = true;
         } else if (opt == "--backoff") {
             auto v = detail::seconds_value(opt, value);
-            if (!v || *v < 1) return fail("--backoff '" + value + "': expected a factor of at least 1");
+            if (!v || *v < 1)
+                return fail("--backoff '" + value + "': expected a factor of at least 1");
             s.policy.backoff_factor = *v;
         } else if (opt == "--start-limit-burst") {
-            auto v = detail::integer_value(opt, value, 0, ringd::supervision::max_start_limit_burst);
+            auto v =
+                detail::integer_value(opt, value, 0, ringd::supervision::max_start_limit_burst);
             if (!v) return fail(v.error());
             s.policy.start_limit_burst = static_cast<unsigned>(*v);
         } else if (opt == "--priority") {
@@ -249,8 +260,8 @@ inline std::string format_list(const std::vector<ringd::service_status>& service
     }
     std::string out;
     char line[512];
-    std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8s  %s\n", "NAME", "STATE", "PID", "SINCE",
-                  "RESTARTS", "ORIGIN");
+    std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8s  %s\n", "NAME", "STATE", "PID",
+                  "SINCE", "RESTARTS", "ORIGIN");
     out += line;
     for (const auto& s : services) {
         std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8u  %s\n", s.name.c_str(),
@@ -292,7 +303,8 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
     row("name", s.name);
     row("state", detail::state_name(s.state) + " for " + format_duration(s.in_state) +
                      (s.wanted_up ? "" : " (wanted down)"));
-    row("pid", s.pid != 0 ? std::to_string(s.pid) + (s.adopted ? " (adopted)" : "") : std::string());
+    row("pid",
+        s.pid != 0 ? std::to_string(s.pid) + (s.adopted ? " (adopted)" : "") : std::string());
     row("restarts", std::to_string(s.restarts));
     row("last exit", last_exit);
     row("last error", s.last_error);
@@ -318,7 +330,8 @@ inline answer handle_request(const std::vector<std::string>& words, control_cont
         if (!spec) return error(spec.error());
         const std::string program = detail::resolve_command(spec->argv[0]);
         if (auto ok = check_script(program); !ok) {
-            c.log.logf(ringd::log_level::err, "register %s: refused %s", spec->name.c_str(), ok.error().c_str());
+            c.log.logf(ringd::log_level::err, "register %s: refused %s", spec->name.c_str(),
+                       ok.error().c_str());
             return error("register " + spec->name + ": refused " + ok.error());
         }
         const std::string name = spec->name;
@@ -345,7 +358,8 @@ inline answer handle_request(const std::vector<std::string>& words, control_cont
     }
     if (cmd == "list") {
         const bool json = words.size() == 2 && words[1] == "--json";
-        if (words.size() > 2 || (words.size() == 2 && !json)) return error("list: expected nothing or --json");
+        if (words.size() > 2 || (words.size() == 2 && !json))
+            return error("list: expected nothing or --json");
         return {0, format_list(c.sup.list(), json)};
     }
     if (cmd == "status") {
@@ -366,7 +380,9 @@ inline answer handle_request(const std::vector<std::string>& words, control_cont
             if (auto ok = check_script(detail::resolve_command(spec->argv[0])); !ok)
                 return error(cmd + " " + *name + ": refused " + ok.error());
         }
-        auto done = cmd == "start" ? c.sup.start(*name) : cmd == "stop" ? c.sup.stop(*name) : c.sup.restart(*name);
+        auto done = cmd == "start"  ? c.sup.start(*name)
+                    : cmd == "stop" ? c.sup.stop(*name)
+                                    : c.sup.restart(*name);
         if (!done) return error(done.error());
         c.log.logf(ringd::log_level::notice, "%s %s: requested", cmd.c_str(), name->c_str());
         return {0, cmd + " " + *name + ": ok\n"};
@@ -389,7 +405,8 @@ inline ringd::task<void> read_request(ringd::io_context& ctx, const ringd::uniqu
     for (;;) {
         auto n = co_await ringd::async_recv(ctx, fd, buf);
         if (!n) {
-            fault = ringd::is_cancelled(n.error()) ? "request not complete within 5 s" : n.error().message();
+            fault = ringd::is_cancelled(n.error()) ? "request not complete within 5 s"
+                                                   : n.error().message();
             co_return;
         }
         if (*n == 0) co_return;
@@ -401,12 +418,14 @@ inline ringd::task<void> read_request(ringd::io_context& ctx, const ringd::uniqu
     }
 }
 
-inline ringd::task<void> stop_after(ringd::io_context& ctx, std::chrono::seconds delay, ringd::scope& target) {
+inline ringd::task<void> stop_after(ringd::io_context& ctx, std::chrono::seconds delay,
+                                    ringd::scope& target) {
     auto slept = co_await ringd::sleep_for(ctx, delay);
     if (slept) target.request_stop();
 }
 
-inline ringd::task<void> send_all(ringd::io_context& ctx, const ringd::unique_fd& fd, std::string text) {
+inline ringd::task<void> send_all(ringd::io_context& ctx, const ringd::unique_fd& fd,
+                                  std::string text) {
     for (std::size_t sent = 0; sent < text.size();) {
         auto n = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(text)).subspan(sent));
         if (!n) co_return;
@@ -414,7 +433,8 @@ inline ringd::task<void> send_all(ringd::io_context& ctx, const ringd::unique_fd
     }
 }
 
-inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_fd fd, control_context& c) {
+inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_fd fd,
+                                          control_context& c) {
     ucred peer{};
     socklen_t len = sizeof peer;
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) co_return;
@@ -422,9 +442,10 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_
         c.log.logf(ringd::log_level::warning,
                    "control: refused a request from uid %u (pid %d): only root and uid %u may ask",
                    peer.uid, peer.pid, ::geteuid());
-        co_await send_all(ctx, fd, "1\npermission denied: uid " + std::to_string(peer.uid) +
-                                       " is neither root nor the supervisor's user (uid " +
-                                       std::to_string(::geteuid()) + ")\n");
+        co_await send_all(ctx, fd,
+                          "1\npermission denied: uid " + std::to_string(peer.uid) +
+                              " is neither root nor the supervisor's user (uid " +
+                              std::to_string(::geteuid()) + ")\n");
         co_return;
     }
     std::string request, fault;
@@ -455,7 +476,8 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_
 
 } // namespace detail
 
-inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l, control_context& c) {
+inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l,
+                                        control_context& c) {
     ringd::scope connections;
     {
         ringd::accept_stream stream(ctx, l);
@@ -468,8 +490,10 @@ inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::lis
                 break;
             }
             if (connections.size() >= 16) {
-                static constexpr char busy[] = "1\nbusy: too many control requests at once; try again\n";
-                [[maybe_unused]] ssize_t n = ::send(conn->get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                static constexpr char busy[] =
+                    "1\nbusy: too many control requests at once; try again\n";
+                [[maybe_unused]] ssize_t n =
+                    ::send(conn->get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 continue;
             }
             connections.spawn(detail::serve_connection(ctx, std::move(*conn), c));
@@ -511,11 +535,13 @@ inline int run_client(const std::string& socket_path, std::vector<std::string> w
         request += '\0';
     }
     for (std::size_t sent = 0; sent < request.size();) {
-        const ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) break; // it answered early: read it
         if (n < 0) {
-            std::fprintf(stderr, "ringd-supervise: send to %s: %s\n", socket_path.c_str(), std::strerror(errno));
+            std::fprintf(stderr, "ringd-supervise: send to %s: %s\n", socket_path.c_str(),
+                         std::strerror(errno));
             return 1;
         }
         sent += static_cast<std::size_t>(n);
@@ -531,8 +557,10 @@ inline int run_client(const std::string& socket_path, std::vector<std::string> w
     }
     const auto nl = reply.find('\n');
     int status = 1;
-    if (nl == std::string::npos || std::from_chars(reply.data(), reply.data() + nl, status).ec != std::errc()) {
-        std::fprintf(stderr, "ringd-supervise: %s: no answer (the supervisor closed the connection)\n",
+    if (nl == std::string::npos ||
+        std::from_chars(reply.data(), reply.data() + nl, status).ec != std::errc()) {
+        std::fprintf(stderr,
+                     "ringd-supervise: %s: no answer (the supervisor closed the connection)\n",
                      socket_path.c_str());
         return 1;
     }
@@ -548,7 +576,8 @@ inline int run_client(const std::string& socket_path, std::vector<std::string> w
             const std::string line = text.substr(start, end - start);
             if (line.empty()) {
                 // nothing to print
-            } else if (line.starts_with("usage:") || line.starts_with("  ") || line.ends_with(":")) {
+            } else if (line.starts_with("usage:") || line.starts_with("  ") ||
+                       line.ends_with(":")) {
                 std::fprintf(stderr, "%s\n", line.c_str());
             } else {
                 std::fprintf(stderr, "ringd-supervise: %s\n", line.c_str());

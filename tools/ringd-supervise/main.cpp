@@ -77,7 +77,8 @@ std::string absolute(const std::string& path) {
 }
 
 int usage_error(const std::string& why) {
-    std::fprintf(stderr, "ringd-supervise: %s\n(ringd-supervise --help shows the usage)\n", why.c_str());
+    std::fprintf(stderr, "ringd-supervise: %s\n(ringd-supervise --help shows the usage)\n",
+                 why.c_str());
     return 1;
 }
 
@@ -90,7 +91,8 @@ struct daemon_state {
     ringd::logger& log;
 };
 
-bool same_policy(const ringd::supervision::service_policy& a, const ringd::supervision::service_policy& b) {
+bool same_policy(const ringd::supervision::service_policy& a,
+                 const ringd::supervision::service_policy& b) {
     return a.restart == b.restart && a.restart_delay == b.restart_delay &&
            a.backoff_factor == b.backoff_factor && a.max_restart_delay == b.max_restart_delay &&
            a.stable_after == b.stable_after && a.start_limit_burst == b.start_limit_burst &&
@@ -109,7 +111,8 @@ void log_scan(daemon_state& d, const supervise::scan_result& scan) {
 }
 
 void add_or_log(daemon_state& d, ringd::service_spec spec, const ringd::table_entry* previous) {
-    if (auto ok = d.sup.add(std::move(spec), previous); !ok) d.log.log(ringd::log_level::err, ok.error());
+    if (auto ok = d.sup.add(std::move(spec), previous); !ok)
+        d.log.log(ringd::log_level::err, ok.error());
 }
 
 // At startup: the services of the table and of the directories, re-adopting what still runs.
@@ -119,7 +122,8 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
     // Registered services first: they were accepted earlier and keep their names.
     for (const auto& e : table) {
         if (is_directory_service(e.spec)) continue;
-        if (auto ok = supervise::check_script(supervise::detail::resolve_command(e.spec.argv[0])); !ok) {
+        if (auto ok = supervise::check_script(supervise::detail::resolve_command(e.spec.argv[0]));
+            !ok) {
             d.log.logf(ringd::log_level::err, "resume %s: refused %s; kept, but stopped",
                        e.spec.name.c_str(), ok.error().c_str());
             ringd::table_entry down = e;
@@ -137,19 +141,22 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
         ringd::service_spec spec = supervise::spec_of(script, d.cfg);
         auto prev = previous.find(script.name);
         if (prev != previous.end() && !is_directory_service(prev->second->spec)) {
-            d.log.logf(ringd::log_level::err, "skip %s: the name %s is taken by a registered service",
-                       script.path.c_str(), script.name.c_str());
+            d.log.logf(ringd::log_level::err,
+                       "skip %s: the name %s is taken by a registered service", script.path.c_str(),
+                       script.name.c_str());
             continue;
         }
         if (prev == previous.end()) {
             add_or_log(d, std::move(spec), nullptr);
             continue;
         }
-        const bool changed = prev->second->spec.version != spec.version || prev->second->spec.argv != spec.argv;
+        const bool changed =
+            prev->second->spec.version != spec.version || prev->second->spec.argv != spec.argv;
         add_or_log(d, spec, prev->second);
         auto st = d.sup.status(script.name);
         if (changed && st && st->adopted) {
-            d.log.logf(ringd::log_level::notice, "resume %s: %s changed while we were down; restarting it",
+            d.log.logf(ringd::log_level::notice,
+                       "resume %s: %s changed while we were down; restarting it",
                        script.name.c_str(), script.path.c_str());
             (void)d.sup.replace(spec);
         }
@@ -160,7 +167,8 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
         if (e.pid == 0) continue;
         add_or_log(d, e.spec, &e);
         if (d.sup.find(e.spec.name) != nullptr) {
-            d.log.logf(ringd::log_level::notice, "resume %s: its file is gone; stopping it", e.spec.name.c_str());
+            d.log.logf(ringd::log_level::notice, "resume %s: its file is gone; stopping it",
+                       e.spec.name.c_str());
             (void)d.sup.remove(e.spec.name);
         }
     }
@@ -174,7 +182,8 @@ void reconcile(daemon_state& d) {
     }
     auto fresh = supervise::load_config(d.opts.config_path);
     if (!fresh) {
-        d.log.logf(ringd::log_level::err, "reload: %s; keeping the running set", fresh.error().c_str());
+        d.log.logf(ringd::log_level::err, "reload: %s; keeping the running set",
+                   fresh.error().c_str());
         return;
     }
     d.cfg = std::move(*fresh);
@@ -190,14 +199,16 @@ void reconcile(daemon_state& d) {
         auto it = wanted.find(st.name);
         if (it == wanted.end()) {
             d.log.logf(ringd::log_level::notice, "reload: %s is gone from %s; stopping it",
-                       st.name.c_str(), current->origin.c_str() + supervise::directory_origin_prefix.size());
+                       st.name.c_str(),
+                       current->origin.c_str() + supervise::directory_origin_prefix.size());
             (void)d.sup.remove(st.name);
             ++stopped;
             continue;
         }
         ringd::service_spec spec = supervise::spec_of(*it->second, d.cfg);
         if (spec.version != current->version || spec.argv != current->argv) {
-            d.log.logf(ringd::log_level::notice, "reload: %s changed; restarting it", it->second->path.c_str());
+            d.log.logf(ringd::log_level::notice, "reload: %s changed; restarting it",
+                       it->second->path.c_str());
             (void)d.sup.replace(std::move(spec));
             ++restarted;
         } else if (!same_policy(spec.policy, current->policy)) {
@@ -208,11 +219,13 @@ void reconcile(daemon_state& d) {
     for (const auto& [name, script] : wanted) {
         if (const ringd::service_spec* taken = d.sup.find(name)) {
             if (!is_directory_service(*taken))
-                d.log.logf(ringd::log_level::err, "skip %s: the name %s is taken by a registered service",
+                d.log.logf(ringd::log_level::err,
+                           "skip %s: the name %s is taken by a registered service",
                            script->path.c_str(), name.c_str());
             continue; // a directory service still being removed: the next SIGHUP adds it
         }
-        d.log.logf(ringd::log_level::notice, "reload: %s is new; starting it", script->path.c_str());
+        d.log.logf(ringd::log_level::notice, "reload: %s is new; starting it",
+                   script->path.c_str());
         add_or_log(d, supervise::spec_of(*script, d.cfg), nullptr);
         ++started;
     }
@@ -240,7 +253,8 @@ ringd::task<void> signal_loop(ringd::io_context& ctx, daemon_state& d) {
     }
 }
 
-ringd::task<int> run_daemon(ringd::io_context& ctx, daemon_state& d, const ringd::listener& control) {
+ringd::task<int> run_daemon(ringd::io_context& ctx, daemon_state& d,
+                            const ringd::listener& control) {
     supervise::control_context cc{d.sup, d.log, d.cfg, [&d] { d.sup.shutdown(false); }};
     ringd::scope aux;
     aux.spawn(signal_loop(ctx, d));
@@ -283,8 +297,9 @@ public:
             }
             if (message == "ok\n") std::exit(0);
             // Its own words, or it died without any (then its exit status says nothing useful).
-            std::fprintf(stderr, "%s", message.empty() ? "ringd-supervise: exited during setup\n"
-                                                       : message.c_str());
+            std::fprintf(stderr, "%s",
+                         message.empty() ? "ringd-supervise: exited during setup\n"
+                                         : message.c_str());
             std::exit(1);
         }
         ::close(fds[0]);
@@ -302,8 +317,8 @@ public:
     // Reports a setup failure and exits 1.
     [[noreturn]] void fail(const std::string& message) {
         const std::string line = "ringd-supervise: " + message + "\n";
-        if (fd_ >= 0)
-            [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
+        if (fd_ >= 0) [[maybe_unused]]
+            ssize_t n = ::write(fd_, line.data(), line.size());
         else
             std::fputs(line.c_str(), stderr);
         std::exit(1);
@@ -334,7 +349,8 @@ int daemon_main(options opts) {
     ringd::logger log("ringd-supervise");
     log.use_stderr(opts.foreground);
     log.set_threshold(opts.level);
-    log.use_syslog(opts.syslog_ident.value_or(cfg.syslog_ident), opts.syslog_facility.value_or(cfg.syslog_facility));
+    log.use_syslog(opts.syslog_ident.value_or(cfg.syslog_ident),
+                   opts.syslog_facility.value_or(cfg.syslog_facility));
 
     // Container mode: orphans come to us, and we reap them (PID 1 gets them anyway).
     if (::getpid() == 1) opts.container = true;
@@ -364,7 +380,8 @@ int daemon_main(options opts) {
                     old_names.push_back(e.spec.name);
                     if (e.pid > 0 && ringd::process::adopt(e.pid, e.start_time))
                         log.logf(ringd::log_level::warning,
-                                 "clean start: pid %d (%s) from the old table still runs; not supervised",
+                                 "clean start: pid %d (%s) from the old table still runs; not "
+                                 "supervised",
                                  e.pid, e.spec.name.c_str());
                 }
             } catch (const std::exception& e) {
@@ -376,7 +393,8 @@ int daemon_main(options opts) {
             try {
                 table = sup.load_table();
             } catch (const std::exception& e) {
-                report.fail(std::string(e.what()) + "; fix it, or start with -i for an empty table");
+                report.fail(std::string(e.what()) +
+                            "; fix it, or start with -i for an empty table");
             }
         }
 
@@ -419,7 +437,9 @@ int ctl_main(int argc, char** argv, int first) {
             break;
         }
     }
-    if (i >= argc) return usage_error("ctl: no command (register, unregister, list, status, start, stop, restart, shutdown)");
+    if (i >= argc)
+        return usage_error(
+            "ctl: no command (register, unregister, list, status, start, stop, restart, shutdown)");
     return supervise::run_client(control, std::vector<std::string>(argv + i, argv + argc));
 }
 
@@ -459,8 +479,9 @@ int main(int argc, char** argv) {
             if (v.empty() || *end != '\0' || !(s > 0) || s > 86400)
                 return usage_error("-t '" + v + "': not a number of seconds in (0, 86400]");
             opts.spawn_retry_s = s;
-        } else if (arg == "--config" || arg == "--state" || arg == "--log-dir" || arg == "--control" ||
-                   arg == "--syslog-ident" || arg == "--syslog-facility" || arg == "--log-level") {
+        } else if (arg == "--config" || arg == "--state" || arg == "--log-dir" ||
+                   arg == "--control" || arg == "--syslog-ident" || arg == "--syslog-facility" ||
+                   arg == "--log-level") {
             auto v = value();
             if (!v || v->empty()) return usage_error("option " + arg + " needs a value");
             if (arg == "--config") opts.config_path = absolute(*v);
@@ -471,11 +492,14 @@ int main(int argc, char** argv) {
             if (arg == "--syslog-facility") {
                 opts.syslog_facility = ringd::parse_syslog_facility(*v);
                 if (!opts.syslog_facility)
-                    return usage_error("--syslog-facility '" + *v + "': expected daemon, user, local0..local7, ...");
+                    return usage_error("--syslog-facility '" + *v +
+                                       "': expected daemon, user, local0..local7, ...");
             }
             if (arg == "--log-level") {
                 auto l = ringd::parse_log_level(*v);
-                if (!l) return usage_error("--log-level '" + *v + "': expected err, warning, notice or info");
+                if (!l)
+                    return usage_error("--log-level '" + *v +
+                                       "': expected err, warning, notice or info");
                 opts.level = *l;
             }
         } else {

@@ -20,7 +20,8 @@ using namespace std::chrono_literals;
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: respawn_latency PROBE [--count N] [--table FILE] [--wait waitid|poll] [--run-ms MS]\n");
+        std::fprintf(stderr, "usage: respawn_latency PROBE [--count N] [--table FILE] [--wait "
+                             "waitid|poll] [--run-ms MS]\n");
         return 1;
     }
     const std::string probe = argv[1];
@@ -30,10 +31,15 @@ int main(int argc, char** argv) {
     ringd::wait_method method = ringd::wait_method::automatic;
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string opt = argv[i], value = argv[i + 1];
-        if (opt == "--count") count = std::atoi(value.c_str());
-        else if (opt == "--table") table = value;
-        else if (opt == "--run-ms") run_ms = std::atoi(value.c_str());
-        else if (opt == "--wait") method = value == "poll" ? ringd::wait_method::pidfd_poll : ringd::wait_method::waitid_op;
+        if (opt == "--count")
+            count = std::atoi(value.c_str());
+        else if (opt == "--table")
+            table = value;
+        else if (opt == "--run-ms")
+            run_ms = std::atoi(value.c_str());
+        else if (opt == "--wait")
+            method =
+                value == "poll" ? ringd::wait_method::pidfd_poll : ringd::wait_method::waitid_op;
         else {
             std::fprintf(stderr, "respawn_latency: unknown option '%s'\n", opt.c_str());
             return 1;
@@ -79,16 +85,24 @@ int main(int argc, char** argv) {
     char kind = 0;
     long long t = 0, last_exit = -1;
     while (in >> kind >> t) {
-        if (kind == 's' && last_exit >= 0) gaps.push_back(static_cast<double>(t - last_exit) / 1000.0);
+        if (kind == 's' && last_exit >= 0)
+            gaps.push_back(static_cast<double>(t - last_exit) / 1000.0);
         if (kind == 'e') last_exit = t;
     }
     std::system(("rm -rf " + std::string(dir)).c_str());
     if (gaps.empty()) return 1;
     std::sort(gaps.begin(), gaps.end());
-    auto at = [&](double q) { return gaps[std::min(gaps.size() - 1, static_cast<std::size_t>(q * static_cast<double>(gaps.size())))]; };
-    std::printf("respawns=%zu run=%d ms wait=%s table=%s  exit->running us: min %.0f  median %.0f  p90 %.0f  p99 %.0f  max %.0f\n",
+    auto at = [&](double q) {
+        return gaps[std::min(gaps.size() - 1,
+                             static_cast<std::size_t>(q * static_cast<double>(gaps.size())))];
+    };
+    std::printf("respawns=%zu run=%d ms wait=%s table=%s  exit->running us: min %.0f  median %.0f  "
+                "p90 %.0f  p99 %.0f  max %.0f\n",
                 gaps.size(), run_ms,
-                method == ringd::wait_method::pidfd_poll ? "poll" : (ringd::waitid_op_supported() ? "waitid" : "poll"),
-                table.empty() ? "none" : table.c_str(), gaps.front(), at(0.5), at(0.9), at(0.99), gaps.back());
+                method == ringd::wait_method::pidfd_poll
+                    ? "poll"
+                    : (ringd::waitid_op_supported() ? "waitid" : "poll"),
+                table.empty() ? "none" : table.c_str(), gaps.front(), at(0.5), at(0.9), at(0.99),
+                gaps.back());
     return 0;
 }

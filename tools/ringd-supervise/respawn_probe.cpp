@@ -31,7 +31,8 @@ int main() {
     const int n = std::snprintf(line, sizeof line, "s %lld\n", started);
     [[maybe_unused]] ssize_t w = ::write(fd, line, static_cast<std::size_t>(n));
     // $RESPAWN_RUN_MS: live that long first, like a service that crashes after a while.
-    if (const char* run = std::getenv("RESPAWN_RUN_MS")) ::usleep(static_cast<useconds_t>(std::atoi(run)) * 1000);
+    if (const char* run = std::getenv("RESPAWN_RUN_MS"))
+        ::usleep(static_cast<useconds_t>(std::atoi(run)) * 1000);
     stamp(fd, 'e');
     ::_exit(1);
 }

@@ -46,7 +46,8 @@ int main() {
     check.pid_file = pid_file; // guard file: the same name with .lock
     check.action = ringd::control_action::check;
     auto out = ringd::daemon_control(check);
-    std::printf("check: exit %d, %s, PID %d\n", out.exit_code, out.state.c_str(), static_cast<int>(out.pid));
+    std::printf("check: exit %d, %s, PID %d\n", out.exit_code, out.state.c_str(),
+                static_cast<int>(out.pid));
 
     ringd::control_params stop = check;
     stop.action = ringd::control_action::stop;

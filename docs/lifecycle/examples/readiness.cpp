@@ -17,10 +17,10 @@ int main() {
     auto n = ringd::notifier::from_environment(); // $NOTIFY_SOCKET; removed from the environment
     if (!n) return 1;
     (void)n->ready("listening on " + listeners[0].address().to_string()); // READY=1, STATUS=...
-    if (auto period = n->watchdog_period())   // half of $WATCHDOG_USEC
+    if (auto period = n->watchdog_period())                               // half of $WATCHDOG_USEC
         std::printf("send WATCHDOG=1 every %lld us\n", static_cast<long long>(period->count()));
     ringd::borrowed_fd keep[] = {listeners[0].fd()};
-    (void)n->store_fds(keep, "listen");       // FDSTORE=1: back in LISTEN_FDS after a restart
+    (void)n->store_fds(keep, "listen"); // FDSTORE=1: back in LISTEN_FDS after a restart
     // [/notify]
 
     // [s6]

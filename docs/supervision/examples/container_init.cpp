@@ -32,8 +32,7 @@ int main() {
     auto demo = [&]() -> ringd::task<void> {
         ringd::scope s;
         s.spawn(sup.run());
-        for (int i = 0; i < 300 && !reaped; ++i)
-            co_await ringd::sleep_for(ctx, 10ms);
+        for (int i = 0; i < 300 && !reaped; ++i) co_await ringd::sleep_for(ctx, 10ms);
         // [forward]
         // SIGTERM (docker stop) → stop every service in reverse order; SIGHUP → forwarded.
         sup.signal_all(SIGHUP);

@@ -34,8 +34,8 @@ int main() {
     ringd::logger log("restart_policy"); // stderr: "restart_policy: exit crasher: ..."
     // [supervisor]
     ringd::supervisor_options options;
-    options.log_dir = dir;      // <dir>/<name>.<pid>; the previous instance's file goes at respawn
-    options.table_path = {};    // no persistent table in this example
+    options.log_dir = dir;   // <dir>/<name>.<pid>; the previous instance's file goes at respawn
+    options.table_path = {}; // no persistent table in this example
     ringd::supervisor sup(ctx, log, options);
     // [/supervisor]
 
@@ -45,7 +45,7 @@ int main() {
     // [policy]
     ringd::supervision::service_policy& p = crasher.policy;
     p.restart = ringd::supervision::restart_policy::on_failure; // always | on_failure | never
-    p.restart_delay = 20ms;       // first delay...
+    p.restart_delay = 20ms;                                     // first delay...
     p.backoff_factor = 2.0;       // ...doubled after each failed run: 20, 40, 80 ms
     p.max_restart_delay = 1s;     // up to this
     p.stable_after = 10s;         // a run this long resets the delay

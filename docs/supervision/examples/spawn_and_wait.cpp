@@ -13,7 +13,7 @@ ringd::task<int> demo(ringd::io_context& ctx, const std::string& dir) {
     // [spawn]
     ringd::spawn_options o;
     o.argv = {"/bin/sh", "-c", "echo started; sleep 100 & wait"};
-    o.log_dir = dir;     // stdout and stderr go to <dir>/<name>.<pid>
+    o.log_dir = dir; // stdout and stderr go to <dir>/<name>.<pid>
     o.log_name = "demo";
     // o.run_as = ringd::lookup_credentials("nobody").value(); (needs root)
     auto child = ringd::spawn(o); // returns once the child has exec'd, or says which step failed

@@ -65,8 +65,8 @@ struct accept_stream::state {
 
     void deliver(int fd_or_error) noexcept; // to the waiting consumer, or into the buffer
     void back_off() noexcept {
-        backoff = backoff.count() == 0 ? options.min_backoff
-                                       : std::min(2 * backoff, options.max_backoff);
+        backoff =
+            backoff.count() == 0 ? options.min_backoff : std::min(2 * backoff, options.max_backoff);
         timer.delay = {static_cast<long long>(backoff.count() / 1000),
                        static_cast<long long>((backoff.count() % 1000) * 1'000'000)};
         timer_armed = true;
@@ -126,18 +126,18 @@ struct accept_stream::state {
     std::size_t capacity;
     std::size_t head = 0;
     std::size_t count = 0;
-    int pending_error = 0;                  // a listener error for the next next()
+    int pending_error = 0;                           // a listener error for the next next()
     accept_stream::next_operation* waiter = nullptr; // the consumer suspended in next()
-    std::chrono::milliseconds backoff{0};   // the current pause; 0 after a successful accept
-    bool accept_armed = false;              // the accept SQE is in the ring
-    bool timer_armed = false;               // the back-off timer is in the ring
-    bool paused = false;                    // buffer full or consumer cancelled: do not arm
-    bool orphaned = false;                  // the accept_stream object is gone
-    bool tried_multishot = false;           // a multishot accept has succeeded at least once
-    int callbacks_running = 0;              // >0 while a completion resumes the consumer
+    std::chrono::milliseconds backoff{0}; // the current pause; 0 after a successful accept
+    bool accept_armed = false;            // the accept SQE is in the ring
+    bool timer_armed = false;             // the back-off timer is in the ring
+    bool paused = false;                  // buffer full or consumer cancelled: do not arm
+    bool orphaned = false;                // the accept_stream object is gone
+    bool tried_multishot = false;         // a multishot accept has succeeded at least once
+    int callbacks_running = 0;            // >0 while a completion resumes the consumer
     accept_op accept{this};
     timer_op timer{this};
-    std::stop_token watched_token;          // the token stop_callback is registered with
+    std::stop_token watched_token; // the token stop_callback is registered with
     std::optional<std::stop_callback<stop_canceller>> stop_callback; // see watch_stop()
 };
 
@@ -178,9 +178,10 @@ private:
     // Completes a wait cancelled by a stop request from the loop, not inside request_stop().
     struct wake_op : detail::io_op {
         explicit wake_op(next_operation* o) noexcept
-            : io_op(nullptr, [](io_op* self, int, std::uint32_t) noexcept {
-                  static_cast<wake_op*>(self)->owner->waiting_.resume();
-              }),
+            : io_op(nullptr,
+                    [](io_op* self, int, std::uint32_t) noexcept {
+                        static_cast<wake_op*>(self)->owner->waiting_.resume();
+                    }),
               owner(o) {}
         next_operation* owner;
     };
@@ -192,8 +193,8 @@ private:
 
     state* state_;
     std::coroutine_handle<> waiting_;
-    std::optional<result<unique_fd>> result_;  // set when handed over directly
-    wake_op wake_{this};                       // for completing a cancelled wait from the loop
+    std::optional<result<unique_fd>> result_; // set when handed over directly
+    wake_op wake_{this};                      // for completing a cancelled wait from the loop
 };
 
 // On stop: stop accepting and complete the waiting next() with operation_canceled.
@@ -221,7 +222,8 @@ inline void accept_stream::state::deliver(int fd_or_error) noexcept {
         pending_error = -fd_or_error;
 }
 
-inline void accept_stream::state::on_accept(detail::io_op* op, int res, std::uint32_t flags) noexcept {
+inline void accept_stream::state::on_accept(detail::io_op* op, int res,
+                                            std::uint32_t flags) noexcept {
     state* s = static_cast<accept_op*>(op)->owner;
     const bool more = (flags & IORING_CQE_F_MORE) != 0;
     if (!more) s->accept_armed = false;
@@ -262,7 +264,7 @@ inline void accept_stream::state::on_accept(detail::io_op* op, int res, std::uin
             break;
         case ECONNABORTED: // the peer gave up before we accepted: nothing to hand over
         case EPROTO:
-        case EPERM:        // refused by a firewall rule
+        case EPERM: // refused by a firewall rule
         case EINTR:
         case EAGAIN:
         case ENETDOWN:
@@ -304,6 +306,8 @@ inline accept_stream::next_operation accept_stream::next() noexcept {
     return next_operation(state_);
 }
 
-inline const accept_stream_stats& accept_stream::stats() const noexcept { return state_->stats; }
+inline const accept_stream_stats& accept_stream::stats() const noexcept {
+    return state_->stats;
+}
 
 } // namespace ringd

@@ -55,7 +55,8 @@ inline std::optional<reload_record> parse_reload_record(std::string_view text) {
         return std::nullopt;
     auto rest = text.substr(21, reload_record_size - 22 - 21);
     auto sp = rest.find(' ');
-    if (std::from_chars(rest.data(), rest.data() + sp, r.pid).ec != std::errc{}) return std::nullopt;
+    if (std::from_chars(rest.data(), rest.data() + sp, r.pid).ec != std::errc{})
+        return std::nullopt;
     rest.remove_prefix(sp + 1);
     while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
     sp = rest.find(' ');

@@ -71,8 +71,9 @@ inline expected<socket_address, std::string> socket_address::parse(std::string_v
     else if (host_z == "localhost")
         in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     else if (::inet_pton(AF_INET, host_z.c_str(), &in.sin_addr) != 1)
-        return fail("'" + host_z + "' is not an IPv4 address (names other than localhost are "
-                                   "not resolved)");
+        return fail("'" + host_z +
+                    "' is not an IPv4 address (names other than localhost are "
+                    "not resolved)");
     return socket_address(reinterpret_cast<sockaddr*>(&in), sizeof in);
 }
 

@@ -35,7 +35,8 @@ public:
             return false;
         }
         ctx_->submit(this);
-        if (token != nullptr && token->stop_possible()) stop_callback_.emplace(*token, canceller{this});
+        if (token != nullptr && token->stop_possible())
+            stop_callback_.emplace(*token, canceller{this});
         return true;
     }
 
@@ -62,9 +63,9 @@ private:
         op->waiter_.resume();
     }
 
-    io_context* ctx_;                                          // the ring this op goes to
-    std::coroutine_handle<> waiter_;                           // resumed on completion
-    int result_ = 0;                                           // the CQE's res
+    io_context* ctx_;                                            // the ring this op goes to
+    std::coroutine_handle<> waiter_;                             // resumed on completion
+    int result_ = 0;                                             // the CQE's res
     std::optional<std::stop_callback<canceller>> stop_callback_; // live while in flight
 };
 

@@ -38,23 +38,23 @@ struct process_child_failure {
 };
 
 struct process_child_plan {
-    const char* path = nullptr;     // what to execve
-    char* const* argv = nullptr;    // null-terminated
-    char* const* envp = nullptr;    // null-terminated
-    const char* cwd = nullptr;      // nullptr: keep the parent's
-    int group_mode = 1;             // 0: keep the parent's group, 1: own group, 2: own session
-    char* log_path = nullptr;       // "<dir>/<name>." + room for the pid; nullptr: keep stdout/err
-    std::size_t log_prefix = 0;     // where the pid goes in log_path
-    std::size_t log_capacity = 0;   // size of the log_path buffer
-    bool set_ids = false;           // change credentials
+    const char* path = nullptr;   // what to execve
+    char* const* argv = nullptr;  // null-terminated
+    char* const* envp = nullptr;  // null-terminated
+    const char* cwd = nullptr;    // nullptr: keep the parent's
+    int group_mode = 1;           // 0: keep the parent's group, 1: own group, 2: own session
+    char* log_path = nullptr;     // "<dir>/<name>." + room for the pid; nullptr: keep stdout/err
+    std::size_t log_prefix = 0;   // where the pid goes in log_path
+    std::size_t log_capacity = 0; // size of the log_path buffer
+    bool set_ids = false;         // change credentials
     uid_t uid = 0;
     gid_t gid = 0;
-    const gid_t* groups = nullptr;  // supplementary groups (set_ids only)
+    const gid_t* groups = nullptr; // supplementary groups (set_ids only)
     std::size_t group_count = 0;
     const int* fd_sources = nullptr; // the parent's descriptors to hand over...
     const int* fd_targets = nullptr; // ...as these numbers (all ≥ 3, distinct)
     std::size_t fd_count = 0;
-    int status_fd = -1;             // write end of the exec-status pipe (close-on-exec)
+    int status_fd = -1; // write end of the exec-status pipe (close-on-exec)
 };
 
 [[noreturn]] inline void process_child_fail(const process_child_plan& plan, process_child_step step,
@@ -86,7 +86,8 @@ inline bool process_child_place(int source, int target) noexcept {
     for (int s = 1; s < NSIG; ++s)
         ::sigaction(s, &dfl, nullptr); // fails harmlessly for SIGKILL, SIGSTOP and glibc's own
 
-    if (plan.group_mode == 2 && ::setsid() < 0) process_child_fail(plan, step::process_group, errno);
+    if (plan.group_mode == 2 && ::setsid() < 0)
+        process_child_fail(plan, step::process_group, errno);
     if (plan.group_mode == 1 && ::setpgid(0, 0) != 0)
         process_child_fail(plan, step::process_group, errno);
 
@@ -113,11 +114,11 @@ inline bool process_child_place(int source, int target) noexcept {
     if (plan.log_path != nullptr) {
         char* digits = plan.log_path + plan.log_prefix;
         char* end = std::to_chars(digits, plan.log_path + plan.log_capacity - 1,
-                                  static_cast<long>(::syscall(SYS_getpid))).ptr;
+                                  static_cast<long>(::syscall(SYS_getpid)))
+                        .ptr;
         *end = '\0';
-        const int log_fd = ::open(plan.log_path,
-                                  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-                                  0640);
+        const int log_fd = ::open(
+            plan.log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
         if (log_fd < 0) process_child_fail(plan, step::log_file, errno);
         if (!process_child_place(log_fd, 1) || !process_child_place(log_fd, 2))
             process_child_fail(plan, step::stdio, errno);

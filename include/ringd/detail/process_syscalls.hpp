@@ -21,7 +21,7 @@ namespace ringd::detail {
 // struct clone_args as of Linux 5.3 (CLONE_ARGS_SIZE_VER0): later fields are optional.
 struct process_clone_args {
     std::uint64_t flags = 0;
-    std::uint64_t pidfd = 0;       // where the kernel stores the new pidfd (CLONE_PIDFD)
+    std::uint64_t pidfd = 0; // where the kernel stores the new pidfd (CLONE_PIDFD)
     std::uint64_t child_tid = 0;
     std::uint64_t parent_tid = 0;
     std::uint64_t exit_signal = 0; // SIGCHLD: the child is an ordinary child for wait()
@@ -32,7 +32,7 @@ struct process_clone_args {
 
 inline constexpr std::uint64_t process_clone_pidfd = 0x00001000; // CLONE_PIDFD
 // pidfd_send_signal flag (Linux 6.9): signal the process group whose leader the pidfd names.
-inline constexpr unsigned process_signal_group_flag = 1u << 2; // PIDFD_SIGNAL_PROCESS_GROUP
+inline constexpr unsigned process_signal_group_flag = 1u << 2;   // PIDFD_SIGNAL_PROCESS_GROUP
 inline constexpr unsigned process_close_range_cloexec = 1u << 2; // CLOSE_RANGE_CLOEXEC
 
 // Like fork(): 0 in the child, the pid in the parent, -1 with errno. The child runs on a copy of

@@ -109,13 +109,13 @@ private:
         static_cast<Derived*>(this)->on_process_end(error, info_);
     }
 
-    io_context* ctx_ = nullptr; // the ring the wait runs on
-    int pidfd_ = -1;            // not owned
-    bool is_child_ = false;     // we may waitid() it
-    bool reap_ = true;          // false: WNOWAIT
+    io_context* ctx_ = nullptr;  // the ring the wait runs on
+    int pidfd_ = -1;             // not owned
+    bool is_child_ = false;      // we may waitid() it
+    bool reap_ = true;           // false: WNOWAIT
     bool use_waitid_op_ = false; // IORING_OP_WAITID, else poll + waitid
-    bool active_ = false;       // started and not finished
-    siginfo_t info_{};          // written by the kernel (WAITID) or by waitid()
+    bool active_ = false;        // started and not finished
+    siginfo_t info_{};           // written by the kernel (WAITID) or by waitid()
 };
 
 } // namespace ringd::detail

@@ -12,7 +12,8 @@
 // supervisor.hpp includes after this file).
 namespace ringd::detail {
 inline std::string supervisor_table_format(const std::vector<table_entry>& entries);
-inline expected<std::vector<table_entry>, std::string> supervisor_table_parse(std::string_view text);
+inline expected<std::vector<table_entry>, std::string>
+supervisor_table_parse(std::string_view text);
 inline result<void> write_file_atomically(const std::string& path, std::string_view data,
                                           mode_t mode = 0600, bool durable = true);
 inline std::string supervisor_pids_format(const std::vector<table_entry>& entries);
@@ -42,9 +43,11 @@ inline std::optional<readiness_protocol> parse_readiness(std::string_view text) 
     return std::nullopt;
 }
 
-inline std::optional<supervision::restart_policy> parse_restart_policy(std::string_view text) noexcept {
+inline std::optional<supervision::restart_policy>
+parse_restart_policy(std::string_view text) noexcept {
     if (text == "always") return supervision::restart_policy::always;
-    if (text == "on-failure" || text == "on_failure") return supervision::restart_policy::on_failure;
+    if (text == "on-failure" || text == "on_failure")
+        return supervision::restart_policy::on_failure;
     if (text == "never") return supervision::restart_policy::never;
     return std::nullopt;
 }
@@ -57,8 +60,9 @@ inline expected<void, std::string> check_service_name(std::string_view name) {
     if (name.size() > 100) return fail("longer than 100 characters");
     if (name[0] == '.') return fail("starts with '.'");
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '.' || c == '_' || c == '-' || c == '@' || c == '+';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '@' ||
+                        c == '+';
         if (!ok) return fail("only letters, digits and . _ - @ + are allowed");
     }
     return {};
@@ -275,10 +279,11 @@ inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_
 inline void supervisor::submit_timer(service& s) noexcept {
     timer_op& t = s.timer;
     t.submitted = *t.wanted;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        t.submitted.time_since_epoch())
-                        .count();
-    t.when = {static_cast<long long>(ns / 1'000'000'000), static_cast<long long>(ns % 1'000'000'000)};
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.submitted.time_since_epoch())
+            .count();
+    t.when = {static_cast<long long>(ns / 1'000'000'000),
+              static_cast<long long>(ns % 1'000'000'000)};
     t.in_flight = true;
     ++active_ops_;
     ctx_->submit(&t);
@@ -309,7 +314,8 @@ inline void supervisor::cancel_timer(service& s) noexcept {
 inline void supervisor::start_ready_read(service& s) noexcept {
     ready_op& r = s.ready;
     if (r.in_flight || draining_) return; // draining: run() waits for our ops to end
-    r.from_socket = s.notify_socket.valid() && s.spec.readiness == readiness_protocol::notify_socket;
+    r.from_socket =
+        s.notify_socket.valid() && s.spec.readiness == readiness_protocol::notify_socket;
     if (!r.from_socket && !s.ready_pipe) return;
     r.in_flight = true;
     ++active_ops_;
@@ -398,8 +404,10 @@ inline supervisor::~supervisor() {
     if (active_ops_ == 0 && !kick_->pending) return;
     // The ring still holds our operations (run() did not finish and the loop was not drained):
     // leave their memory to them rather than free it under the kernel.
-    std::fprintf(stderr, "ringd::supervisor destroyed with %zu operations in the ring; "
-                         "their services stay allocated\n", active_ops_);
+    std::fprintf(stderr,
+                 "ringd::supervisor destroyed with %zu operations in the ring; "
+                 "their services stay allocated\n",
+                 active_ops_);
     for (auto& [name, s] : services_) {
         s->owner = nullptr;
         (void)s.release();
@@ -443,8 +451,8 @@ inline std::vector<table_entry> supervisor::load_table() const {
         pids_text << pids_file.rdbuf();
         auto pids = detail::supervisor_pids_parse(pids_text.str());
         if (!pids) {
-            log_->logf(log_level::warning, "read %s: %s; not adopting any process", pids_path.c_str(),
-                       pids.error().c_str());
+            log_->logf(log_level::warning, "read %s: %s; not adopting any process",
+                       pids_path.c_str(), pids.error().c_str());
         } else {
             for (const table_entry& p : *pids)
                 for (table_entry& e : *entries)
@@ -557,9 +565,9 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
         if (other->removing)
             return unexpected<std::string>("add " + spec.name +
                                            ": a service of that name is being removed; try again");
-        return unexpected<std::string>("add " + spec.name + ": the name is taken (" +
-                                       (other->spec.origin.empty() ? std::string("registered")
-                                                                   : other->spec.origin) + ")");
+        return unexpected<std::string>(
+            "add " + spec.name + ": the name is taken (" +
+            (other->spec.origin.empty() ? std::string("registered") : other->spec.origin) + ")");
     }
     auto owned = std::make_unique<service>(this, std::move(spec));
     service& s = *owned;
@@ -602,7 +610,8 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
 
 inline expected<std::string, std::string> supervisor::remove(std::string_view name) {
     service* s = lookup(name);
-    if (s == nullptr) return unexpected<std::string>("remove " + std::string(name) + ": no such service");
+    if (s == nullptr)
+        return unexpected<std::string>("remove " + std::string(name) + ": no such service");
     if (s->removing) return std::string("already being removed");
     s->removing = true;
     s->wanted_up = false;
@@ -616,7 +625,8 @@ inline expected<std::string, std::string> supervisor::remove(std::string_view na
 
 inline expected<void, std::string> supervisor::start(std::string_view name) {
     service* s = lookup(name);
-    if (s == nullptr) return unexpected<std::string>("start " + std::string(name) + ": no such service");
+    if (s == nullptr)
+        return unexpected<std::string>("start " + std::string(name) + ": no such service");
     if (s->removing) return unexpected<std::string>("start " + s->spec.name + ": being removed");
     if (shutting_down_) return unexpected<std::string>("start " + s->spec.name + ": shutting down");
     s->wanted_up = true;
@@ -629,7 +639,8 @@ inline expected<void, std::string> supervisor::start(std::string_view name) {
 
 inline expected<void, std::string> supervisor::stop(std::string_view name) {
     service* s = lookup(name);
-    if (s == nullptr) return unexpected<std::string>("stop " + std::string(name) + ": no such service");
+    if (s == nullptr)
+        return unexpected<std::string>("stop " + std::string(name) + ": no such service");
     s->wanted_up = false;
     s->pending_start = false;
     feed(*s, supervision::stop_requested{});
@@ -640,9 +651,11 @@ inline expected<void, std::string> supervisor::stop(std::string_view name) {
 
 inline expected<void, std::string> supervisor::restart(std::string_view name) {
     service* s = lookup(name);
-    if (s == nullptr) return unexpected<std::string>("restart " + std::string(name) + ": no such service");
+    if (s == nullptr)
+        return unexpected<std::string>("restart " + std::string(name) + ": no such service");
     if (s->removing) return unexpected<std::string>("restart " + s->spec.name + ": being removed");
-    if (shutting_down_) return unexpected<std::string>("restart " + s->spec.name + ": shutting down");
+    if (shutting_down_)
+        return unexpected<std::string>("restart " + s->spec.name + ": shutting down");
     s->wanted_up = true;
     s->pending_start = false;
     if (s->machine.current() == supervision::state::stopped)
@@ -735,7 +748,8 @@ inline service_status supervisor::status_of(const service& s) const {
     st.wanted_up = s.wanted_up && !s.removing;
     st.pid = s.machine.pid();
     st.restarts = s.machine.restarts();
-    st.in_state = std::chrono::duration_cast<std::chrono::seconds>(supervision::clock::now() - s.since);
+    st.in_state =
+        std::chrono::duration_cast<std::chrono::seconds>(supervision::clock::now() - s.since);
     st.last_exit = s.last_exit;
     st.last_error = s.spawn_error;
     st.status_text = s.status_text;
@@ -785,8 +799,8 @@ inline void supervisor::perform(service& s, const supervision::transition_result
             if (s.proc.valid()) {
                 auto sent = s.proc.signal_group(sig->signo);
                 if (!sent && sent.error() != std::errc::no_such_process)
-                    log_->logf(log_level::err, "stop %s: send %s to pid %d: %s", s.spec.name.c_str(),
-                               signal_name(sig->signo).c_str(), s.proc.pid(),
+                    log_->logf(log_level::err, "stop %s: send %s to pid %d: %s",
+                               s.spec.name.c_str(), signal_name(sig->signo).c_str(), s.proc.pid(),
                                sent.error().message().c_str());
             }
         } else if (std::holds_alternative<supervision::send_kill>(a)) {
@@ -843,8 +857,8 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
     o.environment = s.spec.environment;
     o.cwd = s.spec.cwd.empty() ? "/" : s.spec.cwd;
     if (!s.spec.user.empty() || !s.spec.group.empty()) {
-        auto who = lookup_credentials(s.spec.user.empty() ? std::to_string(::geteuid()) : s.spec.user,
-                                      s.spec.group);
+        auto who = lookup_credentials(
+            s.spec.user.empty() ? std::to_string(::geteuid()) : s.spec.user, s.spec.group);
         if (!who) return fail(EINVAL, who.error());
         o.run_as = std::move(*who);
     }
@@ -858,7 +872,8 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
         o.environment.push_back("NOTIFY_SOCKET=" + s.notify_address);
     } else if (s.spec.readiness == readiness_protocol::notification_fd) {
         int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) return fail(errno, std::string("pipe2: ") + std::strerror(errno));
+        if (::pipe2(fds, O_CLOEXEC) != 0)
+            return fail(errno, std::string("pipe2: ") + std::strerror(errno));
         pipe_read.reset(fds[0]);
         pipe_write.reset(fds[1]);
         o.descriptors.push_back({pipe_write, s.spec.notification_fd});
@@ -902,7 +917,8 @@ inline void supervisor::log_reason(service& s, const supervision::log_message& m
     auto what_next = [&]() -> std::string {
         if (r.next == state::backoff && s.machine.deadline()) {
             const auto wait = *s.machine.deadline() - feed_time_;
-            return "; restart in " + detail::supervisor_duration(std::max(wait, supervision::duration::zero()));
+            return "; restart in " +
+                   detail::supervisor_duration(std::max(wait, supervision::duration::zero()));
         }
         if (r.next == state::failed) return "; not restarted (failed)";
         if (r.next == state::stopped) return "; not restarted";
@@ -923,11 +939,13 @@ inline void supervisor::log_reason(service& s, const supervision::log_message& m
     case reason::exit_clean:
     case reason::exit_failure:
         log_->logf(level, "exit %s: pid %d %s%s%s", name, s.last_pid, describe_exit(s).c_str(),
-                   r.previous == state::starting ? " before it was ready" : "", what_next().c_str());
+                   r.previous == state::starting ? " before it was ready" : "",
+                   what_next().c_str());
         break;
     case reason::start_limit_hit:
         log_->logf(level, "start %s: more than %u starts within %s; failed until restarted by hand",
-                   name, p.start_limit_burst, detail::supervisor_duration(p.start_limit_interval).c_str());
+                   name, p.start_limit_burst,
+                   detail::supervisor_duration(p.start_limit_interval).c_str());
         break;
     case reason::stop_timeout:
         log_->logf(level, "stop %s: pid %d still runs %s after %s; sent SIGKILL", name,

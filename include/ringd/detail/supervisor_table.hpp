@@ -94,14 +94,17 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
         out += "\nenv";
         for (const std::string& v : s.environment) out += " " + supervisor_table_encode(v);
         out += "\ncwd " + supervisor_table_encode(s.cwd) + "\n";
-        out += "user " + supervisor_table_encode(s.user) + " " + supervisor_table_encode(s.group) + "\n";
+        out += "user " + supervisor_table_encode(s.user) + " " + supervisor_table_encode(s.group) +
+               "\n";
         out += "priority " + to_string(s.priority) + "\n";
-        out += "readiness " + std::string(to_string(s.readiness)) + " " + to_string(s.notification_fd) + "\n";
-        out += "policy " + std::string(supervision::to_string(p.restart)) + " " + ms(p.restart_delay) +
-               " " + to_string(p.backoff_factor) + " " + ms(p.max_restart_delay) + " " +
-               ms(p.stable_after) + " " + to_string(p.start_limit_burst) + " " +
-               ms(p.start_limit_interval) + " " + to_string(p.stop_signal) + " " +
-               ms(p.stop_timeout) + " " + ms(p.ready_timeout) + " " + ms(p.spawn_retry_interval) + "\n";
+        out += "readiness " + std::string(to_string(s.readiness)) + " " +
+               to_string(s.notification_fd) + "\n";
+        out += "policy " + std::string(supervision::to_string(p.restart)) + " " +
+               ms(p.restart_delay) + " " + to_string(p.backoff_factor) + " " +
+               ms(p.max_restart_delay) + " " + ms(p.stable_after) + " " +
+               to_string(p.start_limit_burst) + " " + ms(p.start_limit_interval) + " " +
+               to_string(p.stop_signal) + " " + ms(p.stop_timeout) + " " + ms(p.ready_timeout) +
+               " " + ms(p.spawn_retry_interval) + "\n";
         out += std::string("wanted ") + (e.wanted_up ? "up" : "down") + "\n";
         if (e.pid > 0)
             out += "process " + to_string(e.pid) + " " + to_string(e.start_time) + " " +
@@ -114,7 +117,8 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
 }
 
 // Parses a table; the error names the line: "line 7: 'policy' needs 11 values".
-inline expected<std::vector<table_entry>, std::string> supervisor_table_parse(std::string_view text) {
+inline expected<std::vector<table_entry>, std::string>
+supervisor_table_parse(std::string_view text) {
     std::vector<table_entry> entries;
     std::optional<table_entry> current;
     int number = 0;
@@ -142,7 +146,8 @@ inline expected<std::vector<table_entry>, std::string> supervisor_table_parse(st
         };
         auto integer_at = [&](std::size_t i, auto& out) {
             if (i >= words.size()) return false;
-            auto [end, ec] = std::from_chars(words[i].data(), words[i].data() + words[i].size(), out);
+            auto [end, ec] =
+                std::from_chars(words[i].data(), words[i].data() + words[i].size(), out);
             return ec == std::errc() && end == words[i].data() + words[i].size();
         };
         if (key == "service") {
@@ -228,7 +233,8 @@ inline expected<std::vector<table_entry>, std::string> supervisor_table_parse(st
             return fail("unknown key '" + std::string(key) + "'");
         }
     }
-    if (!header) return fail("empty file (expected '" + std::string(supervisor_table_header) + "')");
+    if (!header)
+        return fail("empty file (expected '" + std::string(supervisor_table_header) + "')");
     if (current) return fail("the block of '" + current->spec.name + "' has no 'end'");
     return entries;
 }
@@ -246,7 +252,8 @@ inline std::string supervisor_pids_format(const std::vector<table_entry>& entrie
 }
 
 // Entries with only a name, pid, start time and log path.
-inline expected<std::vector<table_entry>, std::string> supervisor_pids_parse(std::string_view text) {
+inline expected<std::vector<table_entry>, std::string>
+supervisor_pids_parse(std::string_view text) {
     std::vector<table_entry> out;
     int number = 0;
     while (!text.empty()) {
@@ -256,7 +263,8 @@ inline expected<std::vector<table_entry>, std::string> supervisor_pids_parse(std
         text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
         if (number == 1) {
             if (line != supervisor_pids_header)
-                return unexpected<std::string>("line 1: expected '" + std::string(supervisor_pids_header) + "'");
+                return unexpected<std::string>("line 1: expected '" +
+                                               std::string(supervisor_pids_header) + "'");
             continue;
         }
         if (line.empty()) continue;
@@ -308,7 +316,9 @@ inline result<void> write_file_atomically(const std::string& path, std::string_v
     }
     if (!durable) return {};
     const auto slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0               ? "/"
+                                                       : path.substr(0, slash);
     unique_fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!d) return last_error();
     if (::fsync(d.get()) != 0) return last_error();
