@@ -2,11 +2,12 @@
 // fed by process ends, timers and readiness on the ring; the process layer only feeds it events.
 //
 // Also: ordered start (priority, then the S<nn> prefix; a group starts once the groups before it
-// are up) and reverse stop; per-process logs <log_dir>/<name>.<pid> (the previous instance's
-// file goes at each respawn and on removal); readiness by sd_notify (a datagram socket per
-// service, passed as NOTIFY_SOCKET) or an s6 notification fd; a persistent table from which a
-// restarted supervisor re-adopts the children still running (pidfd + start time), never starting
-// a second copy; orphan reaping for a subreaper or PID 1. Everything runs on the loop's thread.
+// are up) and stop (init.d's K<nn> first, then the reverse of start); per-process logs
+// <log_dir>/<name>.<pid> (the previous instance's file goes at each respawn and on removal);
+// readiness by sd_notify (a datagram socket per service, passed as NOTIFY_SOCKET) or an s6
+// notification fd; a persistent table from which a restarted supervisor re-adopts the children
+// still running (pidfd + start time), never starting a second copy; orphan reaping for a subreaper
+// or PID 1. Everything runs on the loop's thread.
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
@@ -73,8 +74,11 @@ struct service_spec {
     std::string group;                    // empty: the user's primary group
     supervision::service_policy policy;   // restart, backoff, start limit, stop, readiness timeout
     readiness_protocol readiness = readiness_protocol::none;
-    int notification_fd = 3;  // for notification_fd: the child's descriptor number
-    int priority = 0;         // start order: lower first, then the S<nn> name order
+    int notification_fd = 3; // for notification_fd: the child's descriptor number
+    int priority = 0;        // start order: lower first, then the S<nn> name order
+    // Stop order, init.d's K<nn>: the number nn in decimal digits (any length, compared as a
+    // number). Services with one stop first, by it; empty: none, stop in reverse start order.
+    std::string stop_sequence;
     std::string origin;       // who declared it: "registered", a directory, ...
     std::int64_t version = 0; // the declarer's change marker (e.g. script mtime)
 };
@@ -82,7 +86,8 @@ struct service_spec {
 // "name 'a/b': ..." when the name cannot be a service's (it names files and sockets).
 [[nodiscard]] expected<void, std::string> check_service_name(std::string_view name);
 // Checks everything that can be checked before a spawn: name, command, user and group exist,
-// readiness descriptor in 3..63. The error names the service and the fault.
+// readiness descriptor in 3..63, stop sequence digits only (at most 100). The error names the
+// service and the fault.
 [[nodiscard]] expected<void, std::string> validate(const service_spec& spec);
 
 // One service as the persistent table records it.
@@ -108,6 +113,7 @@ struct service_status {
     std::string log_path;               // the current (or last) process's log file
     std::string origin;
     int priority = 0;
+    std::string stop_sequence; // init.d's K<nn>: nn; empty: none
     readiness_protocol readiness = readiness_protocol::none;
     std::vector<std::string> argv;
     bool adopted = false; // its process was started by an earlier supervisor
@@ -185,7 +191,11 @@ public:
     // Drives every service until shutdown() has brought them all down; then writes the table
     // (or removes it, see shutdown) and returns. Start it once.
     task<void> run();
-    // Stops every service, in reverse start order (a group once the groups after it are down).
+    // Stops every service, in groups, a group once the groups before it are down:
+    //   1. services with a stop_sequence (init.d's K<nn>), ascending; equal numbers are a group;
+    //   2. then the others in reverse start order (priority, then S<nn>, as groups start).
+    // So K10db, K20web, S10db, S20web (K entries for db and web) stop db, then web, where plain
+    // reverse start order would stop web first.
     // keep_table: the table keeps every service as wanted (SIGTERM: the next supervisor resumes
     // them); else the table is removed and unused logs deleted (an operator's shutdown).
     void shutdown(bool keep_table = true);

@@ -1,5 +1,6 @@
 // End-to-end tests of the ringd-supervise binary: directory reconcile on SIGHUP, the control
-// socket's peer check, kill -9 and re-adoption, refused scripts, bad input, SIGTERM and -i.
+// socket's peer check, kill -9 and re-adoption, refused scripts, init.d's K<nn> stop order, bad
+// input, SIGTERM and -i.
 // The binary's path comes from $RINGD_SUPERVISE (set by meson); without it the tests skip.
 #include "process_test_support.hpp"
 
@@ -212,6 +213,73 @@ TEST_CASE("SIGHUP reconciles a directory: changed restarts, new starts, deleted 
     CHECK(all_running(kept, 3));
     CHECK(pid_of(kept["same"]) == pid_of(before["same"]));
     CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a K<nn> file is never started: it stops its S service first; an orphan is reported") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string svc = dir / "services";
+    const std::string trace = dir / "trace";
+    REQUIRE(::mkdir(svc.c_str(), 0755) == 0);
+    auto traced = [&](const std::string& name, mode_t mode = 0755) {
+        script(svc + "/" + name,
+               "trap 'echo stop " + name + " >> " + trace + "; exit 0' TERM\necho start " + name +
+                   " >> " + trace + "\nwhile :; do sleep 1; done",
+               mode);
+    };
+    for (const std::string name : {"S10db", "S20web", "Kfoo"}) traced(name); // Kfoo: a name
+    // Kill entries: as init.d's rc would run them with 'stop' (never started here).
+    traced("K100000000000000000000000db"); // longer than any integer: no overflow
+    traced("K30web");
+    traced("K07web", 0777); // refused like a script: it gives no order
+    traced("K20gone");      // no S..gone
+    write_file(dir / "config.toml", "directories = [\"" + svc + "\"]\n");
+    // "skip" notes are logged at info.
+    daemon_process d(dir, {"--config", dir / "config.toml", "--log-level", "info"});
+    std::map<std::string, nlohmann::json> before;
+    REQUIRE(eventually([&] { return all_running(before = services(dir, d), 3); }));
+    INFO(d.output());
+    CHECK(before.count("Kfoo") == 1);
+    CHECK(before["S10db"]["stop_sequence"] == "100000000000000000000000");
+    CHECK(before["S20web"]["stop_sequence"] == "30");
+    CHECK(before["Kfoo"]["stop_sequence"] == "");
+    const std::string out = d.output();
+    CHECK(out.find("skip " + svc + "/K20gone: kill entry without a start entry S..gone") !=
+          std::string::npos);
+    CHECK(out.find("refuse " + svc + "/K07web: writable by others (mode 0777)") !=
+          std::string::npos);
+
+    // SIGHUP: a new kill entry for db wins over the old (lower number), web's goes; a touched
+    // K file restarts nothing.
+    traced("K01db");
+    REQUIRE(::unlink((svc + "/K30web").c_str()) == 0);
+    set_mtime(svc + "/K100000000000000000000000db", 3000000);
+    ::kill(d.pid(), SIGHUP);
+    REQUIRE(eventually([&] { return d.output().find("reload: done") != std::string::npos; }));
+    auto after = services(dir, d);
+    REQUIRE(all_running(after, 3));
+    CHECK(after["S10db"]["stop_sequence"] == "1");
+    CHECK(after["S20web"]["stop_sequence"] == "");
+    for (const std::string name : {"S10db", "S20web", "Kfoo"})
+        CHECK(pid_of(after[name]) == pid_of(before[name]));
+    CHECK(d.output().find("reload: S20web now stops in reverse start order") != std::string::npos);
+    CHECK(d.output().find("skip " + svc + "/K100000000000000000000000db: S10db already stops by " +
+                          svc + "/K01db") != std::string::npos);
+    CHECK(d.output().find("reload: done (0 new, 0 restarted, 0 stopped)") != std::string::npos);
+
+    // SIGTERM: db (K01) first, then the rest in reverse start order: Kfoo, then web.
+    REQUIRE(eventually([&] { return read_file(trace).find("start Kfoo") != std::string::npos; }));
+    CHECK(d.stop() == 0);
+    const std::string t = read_file(trace);
+    INFO(t);
+    std::size_t started_k = 0; // Kfoo only: no kill entry was ever started
+    for (auto at = t.find("start K"); at != std::string::npos; at = t.find("start K", at + 1))
+        ++started_k;
+    CHECK(started_k == 1);
+    CHECK(t.find("stop S10db") < t.find("stop Kfoo"));
+    CHECK(t.find("stop Kfoo") < t.find("stop S20web"));
+    CHECK(t.find("stop S20web") != std::string::npos);
 }
 
 TEST_CASE("a register request from another uid is refused") {

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -95,6 +96,45 @@ void drive(io_context& ctx, supervisor& sup, std::function<task<void>()> steps,
     ringd::testing::run_bounded(ctx, body(), limit);
 }
 
+// A service that appends "start NAME" to `trace` and is then ready (notification fd 3); on
+// SIGTERM it appends "stop NAME" and ends.
+service_spec traced_spec(const std::string& name, const std::string& trace) {
+    service_spec s = make_spec(name, {"/bin/sh", "-c",
+                                      "trap 'echo stop " + name + " >> " + trace +
+                                          "; exit 0' TERM; echo start " + name + " >> " + trace +
+                                          "; echo >&3; while :; do sleep 1; done"});
+    s.readiness = ringd::readiness_protocol::notification_fd;
+    s.policy.needs_readiness = true;
+    s.policy.ready_timeout = 10s;
+    return s;
+}
+
+bool all_running(const supervisor& sup) {
+    for (const auto& st : sup.list())
+        if (st.state != state::running) return false;
+    return true;
+}
+
+// A supervisor for the order tests: services made by traced_spec on `trace`.
+struct order_fixture {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup{ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic}};
+    const std::string trace = dir / "trace";
+
+    // Runs until every service is running, calls `check` then, shuts down; returns the trace.
+    std::string run_and_stop(const std::function<void()>& check) {
+        drive(ctx, sup, [&]() -> task<void> {
+            bool up = co_await wait_until(ctx, [&] { return all_running(sup); });
+            REQUIRE(up);
+            check();
+        });
+        return read_file(trace);
+    }
+};
+
 } // namespace
 
 TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
@@ -134,39 +174,15 @@ TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
 
 TEST_CASE(
     "services start in S<nn> order, each after the one before is ready, and stop in reverse") {
-    process_reaper reaper;
-    temp_dir dir;
-    io_context ctx;
-    captured_log out;
-    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
-    const std::string trace = dir / "trace";
-    auto script = [&](const std::string& name) {
-        // Ready only after it wrote its line; on SIGTERM it writes again and ends.
-        return std::vector<std::string>{"/bin/sh", "-c",
-                                        "trap 'echo stop " + name + " >> " + trace +
-                                            "; exit 0' TERM; echo start " + name + " >> " + trace +
-                                            "; echo >&3; while :; do sleep 1; done"};
-    };
-    for (const std::string name : {"zz-last", "S10b", "S02a", "S10c"}) {
-        service_spec s = make_spec(name, script(name));
-        s.readiness = ringd::readiness_protocol::notification_fd;
-        s.policy.needs_readiness = true;
-        s.policy.ready_timeout = 10s;
-        REQUIRE(sup.add(s).has_value());
-    }
-    drive(ctx, sup, [&]() -> task<void> {
-        bool up = co_await wait_until(ctx, [&] {
-            for (const auto& st : sup.list())
-                if (st.state != state::running) return false;
-            return true;
-        });
-        REQUIRE(up);
-        auto names = sup.list();
+    order_fixture f;
+    for (const std::string name : {"zz-last", "S10b", "S02a", "S10c"})
+        REQUIRE(f.sup.add(traced_spec(name, f.trace)).has_value());
+    const std::string t = f.run_and_stop([&] {
+        auto names = f.sup.list();
         CHECK(names[0].name == "S02a");
         CHECK(names[3].name == "zz-last");
     });
-    INFO(out.all());
-    const std::string t = read_file(trace);
+    INFO(f.out.all());
     // S10b and S10c are one group: they start together, in either order.
     const bool b_first = t.find("start S10b") < t.find("start S10c");
     CHECK(t.find("start S02a\n") == 0);
@@ -175,6 +191,35 @@ TEST_CASE(
     CHECK(t.find("stop zz-last") < t.find("stop S10c"));
     CHECK(t.find("stop S10b") < t.find("stop S02a"));
     CHECK(t.find("stop S10c") < t.find("stop S02a"));
+}
+
+TEST_CASE("services with a stop sequence (K<nn>) stop first, by number, then reverse start") {
+    order_fixture f;
+    // Reverse start order would stop zz, S40log, S30cache, S20web, S10db.
+    const std::vector<std::pair<std::string, std::string>> services{
+        {"S10db", "05"},
+        {"S20web", "10"},
+        {"S30cache", ""},
+        {"S40log", "100000000000000000000000"}, // longer than any integer: no overflow
+        {"zz", ""}};
+    for (const auto& [name, sequence] : services) {
+        service_spec s = traced_spec(name, f.trace);
+        s.stop_sequence = sequence;
+        REQUIRE(f.sup.add(s).has_value());
+    }
+    service_spec bad = traced_spec("S50bad", f.trace);
+    bad.stop_sequence = "2x";
+    auto refused = f.sup.add(bad);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == "service S50bad: stop sequence '2x' is not a number of 1-100 digits");
+    const std::string t =
+        f.run_and_stop([&] { CHECK(f.sup.status("S20web")->stop_sequence == "10"); });
+    INFO(f.out.all());
+    std::vector<std::string> stops;
+    for (std::size_t at = t.find("stop "); at != std::string::npos; at = t.find("stop ", at + 1))
+        stops.push_back(t.substr(at + 5, t.find('\n', at) - at - 5));
+    // Each group is told to stop only once the group before it is down: a strict order.
+    CHECK(stops == std::vector<std::string>{"S10db", "S20web", "S40log", "zz", "S30cache"});
 }
 
 TEST_CASE("an sd_notify READY=1 on NOTIFY_SOCKET makes a service running, with its STATUS") {
@@ -435,6 +480,12 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
     CHECK(b.pid == 42);
     CHECK(b.start_time == 99);
     CHECK(b.log_path == e.log_path);
+    CHECK(b.spec.stop_sequence.empty());
+    e.spec.stop_sequence = "007";
+    auto with_sequence =
+        ringd::detail::supervisor_table_parse(ringd::detail::supervisor_table_format({e}));
+    REQUIRE(with_sequence.has_value());
+    CHECK((*with_sequence)[0].spec.stop_sequence == "007");
 
     auto broken = ringd::detail::supervisor_table_parse(text.substr(0, text.size() - 4));
     REQUIRE_FALSE(broken.has_value());

@@ -68,3 +68,55 @@ TEST_CASE("string views sort in place") {
     sort_stop_order(names);
     REQUIRE(names == std::vector<std::string_view>{"web", "S50db", "S05net"});
 }
+
+TEST_CASE("K followed by a digit is a kill entry, parsed like S<nn>; Kfoo is an ordinary name") {
+    const kill_key k = kill_key_of("K0020db");
+    REQUIRE(k.sequenced);
+    REQUIRE(k.number == "20");
+    REQUIRE(k.rest == "db");
+    REQUIRE(is_kill_entry("K20db"));
+    REQUIRE(is_kill_entry("K0"));
+    REQUIRE(kill_key_of("K00x").number.empty()); // K00 is number 0
+    for (std::string_view name : {"Kfoo", "k20x", "K", "S20x", "20x", ""}) {
+        INFO(name);
+        REQUIRE_FALSE(is_kill_entry(name));
+        REQUIRE(kill_key_of(name).rest == name);
+    }
+    // A kill entry is not a start entry: it starts (if anything) among the unsequenced names.
+    REQUIRE_FALSE(start_key_of("K20db").sequenced);
+}
+
+TEST_CASE("numbers compare by value without overflow, leading zeros ignored") {
+    REQUIRE(compare_numbers("9", "10") < 0);
+    REQUIRE(compare_numbers("010", "10") == 0);
+    REQUIRE(compare_numbers("", "0") == 0);
+    REQUIRE(compare_numbers("000", "") == 0);
+    REQUIRE(compare_numbers("100000000000000000000000", "99999999999999999999999") > 0);
+    REQUIRE(compare_numbers("00099999999999999999999999", "100000000000000000000000") < 0);
+}
+
+TEST_CASE("kill order: K entries by number, then rest, then the rest in reverse start order") {
+    strings names{"S10db", "apache", "K20web", "K2db", "S20web", "K10x", "K010x", "Kfoo", "K10a"};
+    std::sort(names.begin(), names.end(), kills_before);
+    REQUIRE(names == strings{"K2db", "K10a", "K010x", "K10x", "K20web", "apache", "Kfoo", "S20web",
+                             "S10db"});
+    // Huge numbers: by value, no overflow.
+    REQUIRE(kills_before("K99999999999999999999999a", "K100000000000000000000000a"));
+    REQUIRE_FALSE(kills_before("K100000000000000000000000a", "K99999999999999999999999a"));
+    // A strict order: irreflexive, and without kill entries the reverse of start order.
+    for (std::string_view name : {"K1a", "S1a", "x"}) REQUIRE_FALSE(kills_before(name, name));
+    REQUIRE(kills_before("S20web", "S10db") == starts_before("S10db", "S20web"));
+}
+
+TEST_CASE("the kill order does not depend on the input order") {
+    strings names{"K20b", "K3a", "x", "K003c", "S5y", "K3"};
+    std::sort(names.begin(), names.end());
+    strings expected;
+    do {
+        strings sorted = names;
+        std::sort(sorted.begin(), sorted.end(), kills_before);
+        if (expected.empty()) expected = sorted;
+        REQUIRE(sorted == expected);
+    } while (std::next_permutation(names.begin(), names.end()));
+    REQUIRE(expected == strings{"K3", "K3a", "K003c", "K20b", "x", "S5y"});
+}

@@ -1,10 +1,12 @@
 // ringd-supervise/config.hpp — the TOML configuration, the directory scan (cssd: every executable
-// in the listed directories is a service, the first of a name wins) and the permission check
-// that a script must pass before it is run. Errors name the file and the line.
+// in the listed directories is a service, the first of a name wins; init.d's K<nn>x files are not
+// services but the stop order of S<mm>x) and the permission check that a script must pass before
+// it is run. Errors name the file and the line.
 #pragma once
 
 #include <ringd/log.hpp>
 #include <ringd/result.hpp>
+#include <ringd/start_order.hpp>
 #include <ringd/supervisor.hpp>
 
 #include <toml++/toml.h>
@@ -20,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace supervise {
@@ -55,10 +58,23 @@ struct found_script {
     std::string path;      // directory/name
     std::string directory; // where it was found
     std::int64_t mtime_ns = 0;
+    // From a kill entry K<nn>rest for this S<mm>rest: nn, and the entry's path; empty: none. ({}:
+    // the scan's brace-initialisers that end before them stay free of
+    // -Wmissing-field-initializers.)
+    std::string stop_sequence{};
+    std::string kill_path{};
 };
 
 // The outcome of scanning the directories: the services, and what was skipped or refused
 // (one line each, to log).
+//
+// init.d(4): a file K<nn>rest (K, at least one digit) is a kill entry, never started. Every
+// service S<mm>rest (same rest, in any of the directories) stops at nn: before the services
+// without one, in ascending nn (service_spec::stop_sequence). A kill entry passes the same
+// checks as a script (in init.d it is a script, run with 'stop'; one that others may write must
+// not decide the order either): a refused one gives no order. Kill entries of the same rest: the
+// first in kill order counts, the others are skipped. A kill entry without a service is skipped.
+// "Kfoo" (no digit) is an ordinary service, as "Sfoo" is.
 struct scan_result {
     std::vector<found_script> scripts;
     std::vector<std::string> refused; // "refuse DIR/x: ..." (err)
@@ -201,7 +217,8 @@ inline ringd::expected<void, std::string> check_script(const std::string& path) 
 
 inline scan_result scan_directories(const std::vector<std::string>& directories) {
     scan_result out;
-    std::map<std::string, std::string> taken; // name → where it was found first
+    std::map<std::string, std::string> taken;               // name → where it was found first
+    std::vector<std::pair<std::string, std::string>> kills; // kill entries: name, path
     for (const std::string& dir : directories) {
         DIR* d = ::opendir(dir.c_str());
         if (d == nullptr) {
@@ -236,10 +253,34 @@ inline scan_result scan_directories(const std::vector<std::string>& directories)
                 out.refused.push_back("refuse " + ok.error());
                 continue;
             }
+            if (ringd::supervision::is_kill_entry(name)) {
+                kills.emplace_back(name, path);
+                continue;
+            }
             out.scripts.push_back({name, path, dir,
                                    static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
                                        st.st_mtim.tv_nsec});
         }
+    }
+    std::sort(kills.begin(), kills.end(), [](const auto& a, const auto& b) {
+        return ringd::supervision::kills_before(a.first, b.first);
+    });
+    for (const auto& [name, path] : kills) {
+        const auto kill = ringd::supervision::kill_key_of(name);
+        std::string why = "kill entry without a start entry S.." + std::string(kill.rest);
+        bool used = false;
+        for (found_script& s : out.scripts) {
+            const auto start = ringd::supervision::start_key_of(s.name);
+            if (!start.sequenced || start.rest != kill.rest) continue;
+            if (!s.kill_path.empty()) {
+                why = s.name + " already stops by " + s.kill_path;
+                continue;
+            }
+            s.stop_sequence = kill.number.empty() ? "0" : std::string(kill.number);
+            s.kill_path = path;
+            used = true;
+        }
+        if (!used) out.skipped.push_back("skip " + path + ": " + why);
     }
     return out;
 }
@@ -251,6 +292,7 @@ inline ringd::service_spec spec_of(const found_script& script, const config& c) 
     s.policy = c.policy();
     s.origin = std::string(directory_origin_prefix) + script.directory;
     s.version = script.mtime_ns;
+    s.stop_sequence = script.stop_sequence;
     return s;
 }
 

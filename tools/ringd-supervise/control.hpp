@@ -291,6 +291,7 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
         j["log"] = s.log_path;
         j["origin"] = s.origin;
         j["priority"] = s.priority;
+        j["stop_sequence"] = s.stop_sequence;
         j["readiness"] = std::string(ringd::to_string(s.readiness));
         j["argv"] = s.argv;
         j["adopted"] = s.adopted;
@@ -312,6 +313,7 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
     row("command", command);
     row("log", s.log_path);
     row("origin", s.origin);
+    row("stop sequence", s.stop_sequence.empty() ? "" : "K" + s.stop_sequence);
     row("readiness", std::string(ringd::to_string(s.readiness)));
     return out;
 }

@@ -33,12 +33,15 @@ constexpr const char* help_text =
     "\n"
     "Keeps services running and restarts them when they end.\n"
     "  --config FILE      TOML: directories = [\"/etc/ringd.d\"] (every executable there is a\n"
-    "                     service; the first of a name wins), restart_delay_s = 5,\n"
+    "                     service; the first of a name wins; S<nn>x start by nn; a file\n"
+    "                     K<nn>x is never started but makes S<mm>x stop first, by nn; a\n"
+    "                     K file without its S file is skipped), restart_delay_s = 5,\n"
     "                     backoff_factor = 1, max_restart_delay_s = 60, start_limit_burst = 5,\n"
     "                     start_limit_interval_s = 10, stop_timeout_s = 10,\n"
     "                     spawn_retry_interval_s = 5, syslog_ident, syslog_facility.\n"
     "                     SIGHUP re-reads it and reconciles: a changed script is restarted,\n"
-    "                     a new one started, a deleted one stopped.\n"
+    "                     a new one started, a deleted one stopped; a K file added or\n"
+    "                     removed changes the stop order only.\n"
     "  --state FILE       the persistent table (default /var/lib/ringd-supervise/table): a\n"
     "                     restarted supervisor resumes it and re-adopts running children\n"
     "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid>\n"
@@ -52,7 +55,8 @@ constexpr const char* help_text =
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
     "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
     "                     or spawn_retry_interval_s in the config)\n"
-    "SIGTERM/SIGINT stop every service in reverse start order, then exit 0 (the table is kept).\n";
+    "SIGTERM/SIGINT stop every service (K<nn> ones first, by nn, then the rest in reverse\n"
+    "start order), then exit 0 (the table is kept).\n";
 
 struct options {
     std::string config_path;
@@ -211,7 +215,13 @@ void reconcile(daemon_state& d) {
                        it->second->path.c_str());
             (void)d.sup.replace(std::move(spec));
             ++restarted;
-        } else if (!same_policy(spec.policy, current->policy)) {
+        } else if (!same_policy(spec.policy, current->policy) ||
+                   spec.stop_sequence != current->stop_sequence) {
+            // A new stop order (a K file added, removed or renumbered) applies without a restart.
+            if (spec.stop_sequence != current->stop_sequence)
+                d.log.logf(ringd::log_level::notice, "reload: %s now stops %s", st.name.c_str(),
+                           spec.stop_sequence.empty() ? "in reverse start order"
+                                                      : ("by " + it->second->kill_path).c_str());
             (void)d.sup.replace(std::move(spec), false);
         }
         wanted.erase(it);

@@ -87,6 +87,9 @@ inline expected<void, std::string> validate(const service_spec& spec) {
     if (spec.readiness == readiness_protocol::notification_fd &&
         (spec.notification_fd < 3 || spec.notification_fd > 63))
         return fail("notification fd " + std::to_string(spec.notification_fd) + " is not in 3..63");
+    if (spec.stop_sequence.size() > 100 ||
+        spec.stop_sequence.find_first_not_of("0123456789") != std::string::npos)
+        return fail("stop sequence '" + spec.stop_sequence + "' is not a number of 1-100 digits");
     return {};
 }
 
@@ -119,6 +122,47 @@ struct supervisor_group_key {
 inline supervisor_group_key supervisor_group_of(const service_spec& spec) noexcept {
     const supervision::start_key k = supervision::start_key_of(spec.name);
     return {spec.priority, !k.sequenced, k.number};
+}
+
+// What orders the shutdown: a < b when a's group stops first. A stop_sequence first, by number;
+// then the others in reverse start order.
+struct supervisor_stop_key {
+    std::string_view sequence; // the spec's stop_sequence; empty: none
+    supervisor_group_key start;
+
+    friend bool operator<(const supervisor_stop_key& a, const supervisor_stop_key& b) noexcept {
+        if (a.sequence.empty() != b.sequence.empty()) return b.sequence.empty();
+        if (!a.sequence.empty()) return supervision::compare_numbers(a.sequence, b.sequence) < 0;
+        return b.start < a.start;
+    }
+    friend bool operator==(const supervisor_stop_key& a, const supervisor_stop_key& b) noexcept {
+        return !(a < b) && !(b < a);
+    }
+};
+
+inline supervisor_stop_key supervisor_stop_group_of(const service_spec& spec) noexcept {
+    return {spec.stop_sequence, supervisor_group_of(spec)};
+}
+
+// One step of an ordered start or stop, as often as it goes: the least key among the `waiting`
+// services is the next group; it goes (`go`, each of its services) once no `busy` service has a
+// lesser key.
+template <class Services, class KeyOf, class Waiting, class Busy, class Go>
+void supervisor_advance_groups(Services& services, KeyOf key_of, Waiting waiting, Busy busy,
+                               Go go) {
+    for (;;) {
+        std::optional<decltype(key_of(services.begin()->second->spec))> next;
+        for (auto& [name, s] : services) {
+            if (!waiting(*s)) continue;
+            const auto k = key_of(s->spec);
+            if (!next || k < *next) next = k;
+        }
+        if (!next) return;
+        for (auto& [name, s] : services)
+            if (!waiting(*s) && busy(*s) && key_of(s->spec) < *next) return;
+        for (auto& [name, s] : services)
+            if (waiting(*s) && key_of(s->spec) == *next) go(*s);
+    }
 }
 
 } // namespace detail
@@ -756,6 +800,7 @@ inline service_status supervisor::status_of(const service& s) const {
     st.log_path = s.log_path;
     st.origin = s.spec.origin;
     st.priority = s.spec.priority;
+    st.stop_sequence = s.spec.stop_sequence;
     st.readiness = s.spec.readiness;
     st.argv = s.spec.argv;
     st.adopted = s.adopted && s.machine.has_process();
@@ -1028,48 +1073,26 @@ inline void supervisor::process_due() {
 }
 
 inline void supervisor::advance_start_order() {
-    for (;;) {
-        std::optional<detail::supervisor_group_key> next;
-        for (auto& [name, s] : services_) {
-            if (!s->pending_start) continue;
-            const auto k = detail::supervisor_group_of(s->spec);
-            if (!next || k < *next) next = k;
-        }
-        if (!next) return;
-        // A group starts once every earlier group is up (or given up): nothing there `starting`.
-        for (auto& [name, s] : services_)
-            if (!s->pending_start && s->machine.current() == supervision::state::starting &&
-                detail::supervisor_group_of(s->spec) < *next)
-                return;
-        for (auto& [name, s] : services_) {
-            if (!s->pending_start || !(detail::supervisor_group_of(s->spec) == *next)) continue;
-            s->pending_start = false;
-            feed(*s, supervision::start_requested{});
-        }
-    }
+    // A group starts once every earlier group is up (or given up): nothing there `starting`.
+    detail::supervisor_advance_groups(
+        services_, detail::supervisor_group_of, [](service& s) { return s.pending_start; },
+        [](service& s) { return s.machine.current() == supervision::state::starting; },
+        [this](service& s) {
+            s.pending_start = false;
+            feed(s, supervision::start_requested{});
+        });
 }
 
 inline void supervisor::advance_shutdown() {
-    for (;;) {
-        std::optional<detail::supervisor_group_key> last;
-        for (auto& [name, s] : services_) {
-            if (s->stop_sent) continue;
-            const auto k = detail::supervisor_group_of(s->spec);
-            if (!last || *last < k) last = k;
-        }
-        if (!last) return;
-        // A group stops once every later group is down.
-        for (auto& [name, s] : services_)
-            if (s->stop_sent && !s->machine.quiescent() &&
-                *last < detail::supervisor_group_of(s->spec))
-                return;
-        for (auto& [name, s] : services_) {
-            if (s->stop_sent || !(detail::supervisor_group_of(s->spec) == *last)) continue;
-            s->stop_sent = true;
-            s->pending_start = false;
-            feed(*s, supervision::stop_requested{});
-        }
-    }
+    // A group stops once every group before it in stop order is down.
+    detail::supervisor_advance_groups(
+        services_, detail::supervisor_stop_group_of, [](service& s) { return !s.stop_sent; },
+        [](service& s) { return !s.machine.quiescent(); },
+        [this](service& s) {
+            s.stop_sent = true;
+            s.pending_start = false;
+            feed(s, supervision::stop_requested{});
+        });
 }
 
 inline void supervisor::sweep_removed() {

@@ -97,6 +97,8 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
         out += "user " + supervisor_table_encode(s.user) + " " + supervisor_table_encode(s.group) +
                "\n";
         out += "priority " + to_string(s.priority) + "\n";
+        // Only when set: a table without it stays readable by a supervisor that predates it.
+        if (!s.stop_sequence.empty()) out += "stop_sequence " + s.stop_sequence + "\n";
         out += "readiness " + std::string(to_string(s.readiness)) + " " +
                to_string(s.notification_fd) + "\n";
         out += "policy " + std::string(supervision::to_string(p.restart)) + " " +
@@ -188,6 +190,10 @@ supervisor_table_parse(std::string_view text) {
             s.group = *g;
         } else if (key == "priority") {
             if (!integer_at(1, s.priority)) return fail("bad priority");
+        } else if (key == "stop_sequence") {
+            if (words.size() != 2 || words[1].find_first_not_of("0123456789") != std::string::npos)
+                return fail("bad stop_sequence");
+            s.stop_sequence = std::string(words[1]);
         } else if (key == "readiness") {
             auto kind = words.size() > 1 ? parse_readiness(words[1]) : std::nullopt;
             if (!kind || !integer_at(2, s.notification_fd)) return fail("bad readiness");
