@@ -97,6 +97,9 @@ struct table_entry {
     pid_t pid = 0;                // its process when the table was written (0: none)
     std::uint64_t start_time = 0; // that process's start time (/proc/<pid>/stat field 22)
     std::string log_path;         // that process's (or the last one's) log file
+    // That process had reported readiness (or its service needs none). An adopted process that
+    // had not stays `starting`, and its ready_timeout runs again from the adoption.
+    bool ready = true;
 };
 
 // A service as status displays show it.
@@ -158,7 +161,10 @@ public:
     // ---- services (loop thread; before or during run()) ----
     // Adds a service, wanted up unless `previous` says it was stopped. If `previous` names a
     // process that still runs as the same incarnation, it is adopted (pidfd, start time) and not
-    // started again; else the service starts in order. Errors: a bad spec, a name in use, or
+    // started again: `running` if previous->ready, else `starting` until it reports readiness
+    // (an sd_notify socket has the same name for a supervisor with the same pid, as after an
+    // execve; a notification fd's pipe is gone) or its ready_timeout, counted from the adoption,
+    // stops it. Else the service starts in order. Errors: a bad spec, a name in use, or
     // shutting down.
     expected<void, std::string> add(service_spec spec, const table_entry* previous = nullptr);
     // Stops the service and forgets it once it is down; its log files are deleted. Returns

@@ -1,6 +1,6 @@
 // End-to-end tests of the ringd-supervise binary: directory reconcile on SIGHUP, the control
-// socket's peer check, kill -9 and re-adoption, refused scripts, init.d's K<nn> stop order, bad
-// input, SIGTERM and -i.
+// socket's peer check, kill -9 and re-adoption, refused scripts, init.d's K<nn> stop order (K files
+// and --stop-sequence), bad input, SIGTERM and -i.
 // The binary's path comes from $RINGD_SUPERVISE (set by meson); without it the tests skip.
 #include "process_test_support.hpp"
 
@@ -282,6 +282,57 @@ TEST_CASE("a K<nn> file is never started: it stops its S service first; an orpha
     CHECK(t.find("stop S20web") != std::string::npos);
 }
 
+TEST_CASE("registered services with --stop-sequence stop first, by number; a bad one is refused") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string trace = dir / "trace";
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    auto traced = [&](const std::string& name, std::vector<std::string> options) {
+        const std::string path = dir / (name + ".sh");
+        script(path, "trap 'echo stop " + name + " >> " + trace + "; exit 0' TERM\necho start " +
+                         name + " >> " + trace + "\nwhile :; do sleep 1; done");
+        std::vector<std::string> args{"ctl", "--control", d.control(), "register", name};
+        args.insert(args.end(), options.begin(), options.end());
+        args.insert(args.end(), {"--", path});
+        auto r = run(dir, args);
+        CHECK(r.output == "registered " + name + "\n");
+        return r.status;
+    };
+    // Reverse start order would stop S30cache, S20web, S10db; the stop sequences put web (3)
+    // before db (20: compared as numbers), both before cache (none).
+    CHECK(traced("S10db", {"--stop-sequence", "20"}) == 0);
+    CHECK(traced("S20web", {"--stop-sequence", "03"}) == 0);
+    CHECK(traced("S30cache", {}) == 0);
+    std::map<std::string, nlohmann::json> s;
+    REQUIRE(eventually([&] { return all_running(s = services(dir, d), 3); }));
+    CHECK(s["S10db"]["stop_sequence"] == "20");
+    CHECK(s["S20web"]["stop_sequence"] == "03");
+    CHECK(s["S30cache"]["stop_sequence"] == "");
+    auto status = run(dir, {"ctl", "--control", d.control(), "status", "S20web"});
+    CHECK(status.output.find("stop sequence: K03\n") != std::string::npos);
+
+    for (const std::string& bad :
+         std::vector<std::string>{"2x", "-1", "", "K10", std::string(101, '1')}) {
+        auto r = run(dir, {"ctl", "--control", d.control(), "register", "x", "--stop-sequence", bad,
+                           "--", "/bin/true"});
+        CHECK(r.status == 1);
+        CHECK(r.output == "ringd-supervise: register x: --stop-sequence '" + bad +
+                              "': not a number of 1-100 digits (init.d's K<nn>: nn)\n");
+    }
+    CHECK(services(dir, d).size() == 3);
+
+    REQUIRE(
+        eventually([&] { return read_file(trace).find("start S30cache") != std::string::npos; }));
+    CHECK(d.stop() == 0);
+    const std::string t = read_file(trace);
+    INFO(t);
+    CHECK(t.find("stop S20web") < t.find("stop S10db"));
+    CHECK(t.find("stop S10db") < t.find("stop S30cache"));
+    CHECK(t.find("stop S30cache") != std::string::npos);
+}
+
 TEST_CASE("a register request from another uid is refused") {
     REQUIRE_BINARY();
     if (::geteuid() != 0) {
@@ -490,6 +541,45 @@ TEST_CASE("-i starts with an empty table and ctl shutdown removes it") {
     CHECK(d.stop(0) == 0); // signal 0: just wait for the exit it is making by itself
     CHECK(::access((dir / "table").c_str(), F_OK) != 0);
     CHECK(count_processes("/bin/sleep 2402") == 0);
+}
+
+TEST_CASE("detached, the command returns once the control socket listens, or exits 1 saying why") {
+    REQUIRE_BINARY();
+    process_reaper reaper; // the detached daemon is reparented to us
+    temp_dir dir;
+    const std::string control = dir / "control.sock";
+    const std::vector<std::string> args{"--state",    dir / "table", "--log-dir",
+                                        dir / "logs", "--control",   control};
+    auto started = run(dir, args);
+    CHECK(started.status == 0);
+    CHECK(started.output.empty());
+    CHECK(::access(control.c_str(), F_OK) == 0); // listening before the command returned
+    auto r = run(dir, {"ctl", "--control", control, "register", "bg", "--", "/bin/sleep", "2701"});
+    CHECK(r.status == 0);
+    REQUIRE(eventually([&] {
+        auto l = run(dir, {"ctl", "--control", control, "status", "bg", "--json"});
+        return l.status == 0 && nlohmann::json::parse(l.output)["state"] == "running";
+    }));
+
+    // A second one on the same table: the reason on the starter's stderr, exit 1.
+    auto second = run(dir, {"--state", dir / "table", "--log-dir", dir / "logs", "--control",
+                            dir / "other.sock"});
+    CHECK(second.status == 1);
+    CHECK(second.output.starts_with("ringd-supervise: lock table " + (dir / "table") +
+                                    ".lock: held by another supervisor (pid "));
+    CHECK(second.output.find('\n') == second.output.size() - 1); // one line
+    auto bad = run(dir, {"--state", dir / "table2", "--log-dir", dir / "logs", "--control",
+                         dir / "missing/control.sock"});
+    CHECK(bad.status == 1);
+    CHECK(bad.output.starts_with("ringd-supervise: "));
+    CHECK(bad.output.find(dir / "missing/control.sock") != std::string::npos);
+
+    std::string cmdline = binary();
+    for (const auto& a : args) cmdline += " " + a;
+    CHECK(count_processes(cmdline) == 1);
+    CHECK(run(dir, {"ctl", "--control", control, "shutdown"}).status == 0);
+    CHECK(eventually([&] { return count_processes(cmdline) == 0; }));
+    CHECK(count_processes("/bin/sleep 2701") == 0);
 }
 
 TEST_CASE("in container mode orphans are reaped and SIGHUP is forwarded to the services") {

@@ -329,6 +329,92 @@ TEST_CASE("a new supervisor on the table re-adopts running children instead of s
     CHECK((*again)[0].pid == 0);
 }
 
+TEST_CASE("an adopted process that had not reported readiness stays starting until it does") {
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string table = dir / "table";
+    const std::string go = dir / "go";
+    write_file(go, "");
+    auto notifying = [&](const std::string& name, const std::string& before_ready) {
+        service_spec s = make_spec(
+            name, {"/bin/sh", "-c", before_ready + "systemd-notify --ready; exec sleep 1000"});
+        s.readiness = ringd::readiness_protocol::notify_socket;
+        s.policy.needs_readiness = true;
+        s.policy.ready_timeout = 2s;
+        return s;
+    };
+    std::vector<pid_t> first_pids;
+    {
+        io_context ctx;
+        captured_log out;
+        supervisor sup(ctx, out.log, {dir.path(), table, false, ringd::wait_method::automatic});
+        REQUIRE(sup.add(notifying("quick", "")).has_value());
+        REQUIRE(sup.add(notifying("waiter", "while [ -e " + go + " ]; do sleep 0.05; done; "))
+                    .has_value());
+        REQUIRE(sup.add(notifying("mute", "exec sleep 1000; ")).has_value()); // never ready
+        auto body = [&]() -> task<void> {
+            ringd::scope s;
+            s.spawn(sup.run());
+            bool up = co_await wait_until(ctx, [&] {
+                return sup.status("quick")->state == state::running &&
+                       sup.status("waiter")->pid != 0 && sup.status("mute")->pid != 0;
+            });
+            CHECK(up);
+            CHECK(sup.status("waiter")->state == state::starting);
+            for (const char* name : {"quick", "waiter", "mute"})
+                first_pids.push_back(sup.status(name)->pid);
+            sup.detach();
+            co_await s.join();
+        };
+        ringd::testing::run_bounded(ctx, body());
+        for (pid_t p : first_pids) reaper.watch_group(p);
+    }
+    REQUIRE(first_pids.size() == 3);
+    const std::string pids = read_file(table + ".pids");
+    INFO(pids);
+    auto line_of = [&](const std::string& name, pid_t pid) {
+        const auto at = pids.find("=" + name + " " + std::to_string(pid) + " ");
+        return at == std::string::npos ? std::string() : pids.substr(at, pids.find('\n', at) - at);
+    };
+    CHECK_FALSE(line_of("quick", first_pids[0]).empty());
+    CHECK_FALSE(line_of("quick", first_pids[0]).ends_with(" starting"));
+    CHECK(line_of("waiter", first_pids[1]).ends_with(" starting"));
+    CHECK(line_of("mute", first_pids[2]).ends_with(" starting"));
+
+    // The same pid (as after an execve of the supervisor): the same notify socket name.
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), table, false, ringd::wait_method::automatic});
+    auto entries = sup.load_table();
+    REQUIRE(entries.size() == 3);
+    for (const auto& e : entries) {
+        CHECK(e.spec.policy.needs_readiness); // from the table, not from the test's spec
+        CHECK(e.ready == (e.spec.name == "quick"));
+        REQUIRE(sup.add(e.spec, &e).has_value());
+    }
+    drive(ctx, sup, [&]() -> task<void> {
+        CHECK(sup.status("quick")->state == state::running);
+        CHECK(sup.status("waiter")->state == state::starting);
+        CHECK(sup.status("mute")->state == state::starting);
+        CHECK(sup.status("waiter")->adopted);
+        ::unlink(go.c_str()); // now it tells this supervisor
+        bool ready =
+            co_await wait_until(ctx, [&] { return sup.status("waiter")->state == state::running; });
+        CHECK(ready);
+        CHECK(sup.status("waiter")->pid == first_pids[1]);
+        // mute never tells: its ready_timeout (2 s), from the adoption, stops it.
+        bool stopped =
+            co_await wait_until(ctx, [&] { return sup.status("mute")->pid != first_pids[2]; });
+        CHECK(stopped);
+    });
+    INFO(out.all());
+    CHECK(out.saw("adopt waiter: pid " + std::to_string(first_pids[1]) +
+                  " has not reported readiness; waiting 2 s for it"));
+    CHECK(out.saw("ready waiter: pid " + std::to_string(first_pids[1])));
+    CHECK(out.saw("start mute: pid " + std::to_string(first_pids[2]) + " not ready within 2 s"));
+    CHECK_FALSE(out.saw("start quick"));
+}
+
 TEST_CASE("a second supervisor on the same table is refused") {
     temp_dir dir;
     io_context ctx;
@@ -486,6 +572,20 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
         ringd::detail::supervisor_table_parse(ringd::detail::supervisor_table_format({e}));
     REQUIRE(with_sequence.has_value());
     CHECK((*with_sequence)[0].spec.stop_sequence == "007");
+    // Whether a spawn waits for readiness is kept; a table that predates the word waits
+    // whenever there is a protocol.
+    CHECK_FALSE(b.spec.policy.needs_readiness);
+    e.spec.policy.needs_readiness = true;
+    const std::string waits = ringd::detail::supervisor_table_format({e});
+    CHECK(waits.find("readiness fd 5 wait\n") != std::string::npos);
+    auto waiting = ringd::detail::supervisor_table_parse(waits);
+    REQUIRE(waiting.has_value());
+    CHECK((*waiting)[0].spec.policy.needs_readiness);
+    std::string old_format = waits;
+    old_format.replace(old_format.find(" 5 wait\n"), 8, " 5\n");
+    auto old = ringd::detail::supervisor_table_parse(old_format);
+    REQUIRE(old.has_value());
+    CHECK((*old)[0].spec.policy.needs_readiness);
 
     auto broken = ringd::detail::supervisor_table_parse(text.substr(0, text.size() - 4));
     REQUIRE_FALSE(broken.has_value());
@@ -511,6 +611,12 @@ TEST_CASE("a torn <table>.pids costs the adoption, never the services") {
     CHECK((*pids)[0].pid == 4242);
     CHECK((*pids)[0].start_time == 7);
     CHECK((*pids)[0].log_path == "/x/kept.4242");
+    CHECK((*pids)[0].ready);
+    e.ready = false; // not yet ready: a fifth word
+    auto starting =
+        ringd::detail::supervisor_pids_parse(ringd::detail::supervisor_pids_format({e}));
+    REQUIRE(starting.has_value());
+    CHECK_FALSE((*starting)[0].ready);
 
     write_file(table + ".pids", "ringd-supervise-pids 1\n=kept 42", 0600); // cut short
     io_context ctx;
@@ -521,5 +627,6 @@ TEST_CASE("a torn <table>.pids costs the adoption, never the services") {
     CHECK(entries[0].spec.name == "kept");
     CHECK(entries[0].spec.argv == e.spec.argv);
     CHECK(out.saw("read " + table +
-                  ".pids: line 2: expected '=name pid start_time =log'; not adopting any process"));
+                  ".pids: line 2: expected '=name pid start_time =log [starting]'; not "
+                  "adopting any process"));
 }

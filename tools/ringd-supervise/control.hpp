@@ -60,6 +60,7 @@ inline constexpr std::string_view ctl_usage =
     "  shutdown                                   stop everything, remove the table, exit\n"
     "register options:\n"
     "  --user U --group G --cwd DIR --env KEY=VALUE (repeatable) --priority N\n"
+    "  --stop-sequence NN (init.d's K<nn>: stop before services without one, ascending NN)\n"
     "  --restart always|on-failure|never --restart-delay S --backoff FACTOR\n"
     "  --max-restart-delay S --stable-after S --start-limit-burst N --start-limit-interval S\n"
     "  --stop-signal SIG --stop-timeout S\n"
@@ -226,6 +227,12 @@ parse_register(const std::vector<std::string>& words, const config& defaults) {
             auto v = detail::integer_value(opt, value, -1000000, 1000000);
             if (!v) return fail(v.error());
             s.priority = static_cast<int>(*v);
+        } else if (opt == "--stop-sequence") {
+            if (value.empty() || value.size() > 100 ||
+                value.find_first_not_of("0123456789") != std::string::npos)
+                return fail("--stop-sequence '" + value +
+                            "': not a number of 1-100 digits (init.d's K<nn>: nn)");
+            s.stop_sequence = value;
         } else if (opt == "--stop-signal") {
             auto sig = ringd::parse_signal(value);
             if (!sig) return fail("--stop-signal '" + value + "': not a signal name or number");

@@ -3,14 +3,13 @@
 #include "config.hpp"
 #include "control.hpp"
 
+#include <ringd/daemon.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
 #include <ringd/scope.hpp>
-#include <ringd/signals.hpp>
 #include <ringd/supervisor.hpp>
 
-#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,7 +47,10 @@ constexpr const char* help_text =
     "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid>\n"
     "                     (default /var/log/ringd-supervise)\n"
     "  --control SOCKET   the control socket for `ctl` (default /run/ringd-supervise.sock)\n"
-    "  --foreground       do not detach; log to stderr as well as syslog\n"
+    "  --foreground       do not detach; log to stderr as well as syslog. Under systemd\n"
+    "                     (Type=notify) READY=1 is sent once the control socket listens.\n"
+    "                     Without it, the command returns once the control socket listens\n"
+    "                     (exit 0), or with the reason on stderr (exit 1)\n"
     "  -i                 start with an empty table (unused log files are deleted)\n"
     "  --container        be the reaper of orphans (PR_SET_CHILD_SUBREAPER; implied as PID 1)\n"
     "                     and forward SIGHUP to every service\n"
@@ -55,8 +58,10 @@ constexpr const char* help_text =
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
     "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
     "                     or spawn_retry_interval_s in the config)\n"
-    "SIGTERM/SIGINT stop every service (K<nn> ones first, by nn, then the rest in reverse\n"
-    "start order), then exit 0 (the table is kept).\n";
+    "SIGTERM/SIGINT stop every service (those with a stop sequence first, by nn: a K<nn> file\n"
+    "or `ctl register --stop-sequence nn`; then the rest in reverse start order), then exit 0\n"
+    "(the table is kept). A process re-adopted before it reported readiness stays starting\n"
+    "until it does, or until its ready timeout stops it.\n";
 
 struct options {
     std::string config_path;
@@ -179,16 +184,16 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
 }
 
 // SIGHUP: re-read the config and make the directory services match the directories.
-void reconcile(daemon_state& d) {
+ringd::expected<void, std::string> reconcile(daemon_state& d) {
     if (d.opts.config_path.empty()) {
         d.log.log(ringd::log_level::notice, "reload: no --config, nothing to re-read");
-        return;
+        return {};
     }
     auto fresh = supervise::load_config(d.opts.config_path);
     if (!fresh) {
         d.log.logf(ringd::log_level::err, "reload: %s; keeping the running set",
                    fresh.error().c_str());
-        return;
+        return ringd::unexpected<std::string>(fresh.error());
     }
     d.cfg = std::move(*fresh);
     if (d.opts.spawn_retry_s) d.cfg.spawn_retry_interval_s = *d.opts.spawn_retry_s;
@@ -241,34 +246,31 @@ void reconcile(daemon_state& d) {
     }
     d.log.logf(ringd::log_level::notice, "reload: done (%u new, %u restarted, %u stopped)", started,
                restarted, stopped);
+    return {};
 }
 
-ringd::task<void> signal_loop(ringd::io_context& ctx, daemon_state& d) {
-    ringd::lifecycle_signals signals(ctx);
-    for (;;) {
-        auto event = co_await signals.next();
-        if (!event) {
-            if (!ringd::is_cancelled(event.error()))
-                d.log.logf(ringd::log_level::err, "signalfd: %s", event.error().message().c_str());
-            co_return;
-        }
-        if (*event == ringd::lifecycle_event::stop) {
-            if (d.sup.shutting_down()) continue;
-            d.log.log(ringd::log_level::notice, "stop: stopping every service (the table is kept)");
-            d.sup.shutdown(true);
-            continue;
-        }
-        reconcile(d);
-        if (d.opts.container) d.sup.signal_all(SIGHUP);
-    }
+// SIGHUP (daemon_run calls it): re-read the config, reconcile, and in container mode pass the
+// signal on. A config that cannot be read is the reload's failure; the running set stays.
+ringd::expected<void, std::string> reload(daemon_state& d) {
+    auto outcome = reconcile(d);
+    if (d.opts.container) d.sup.signal_all(SIGHUP);
+    return outcome;
 }
 
-ringd::task<int> run_daemon(ringd::io_context& ctx, daemon_state& d,
+// SIGTERM/SIGINT (daemon_run's stop request): stop every service, keep the table.
+ringd::task<void> stop_on_request(ringd::daemon_context& dc, daemon_state& d) {
+    co_await dc.stopped();
+    if (!dc.stop_requested() || d.sup.shutting_down()) co_return; // cancelled, or ctl shutdown
+    d.log.log(ringd::log_level::notice, "stop: stopping every service (the table is kept)");
+    d.sup.shutdown(true);
+}
+
+ringd::task<int> run_daemon(ringd::daemon_context& dc, daemon_state& d,
                             const ringd::listener& control) {
     supervise::control_context cc{d.sup, d.log, d.cfg, [&d] { d.sup.shutdown(false); }};
     ringd::scope aux;
-    aux.spawn(signal_loop(ctx, d));
-    aux.spawn(supervise::control_server(ctx, control, cc));
+    aux.spawn(stop_on_request(dc, d));
+    aux.spawn(supervise::control_server(dc.io(), control, cc));
     co_await d.sup.run();
     aux.request_stop();
     co_await aux.join();
@@ -276,74 +278,93 @@ ringd::task<int> run_daemon(ringd::io_context& ctx, daemon_state& d,
     co_return 0;
 }
 
-// ---- detaching -------------------------------------------------------------------------------
+// The table of the previous supervisor, or none (-i: then what it names is only reported and
+// its unused logs deleted). Throws when the table cannot be trusted.
+std::vector<ringd::table_entry> previous_table(const options& opts, ringd::supervisor& sup,
+                                               ringd::logger& log) {
+    if (!opts.clean) {
+        try {
+            return sup.load_table();
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string(e.what()) +
+                                     "; fix it, or start with -i for an empty table");
+        }
+    }
+    std::vector<std::string> old_names;
+    try {
+        for (const auto& e : sup.load_table()) {
+            old_names.push_back(e.spec.name);
+            if (e.pid > 0 && ringd::process::adopt(e.pid, e.start_time))
+                log.logf(ringd::log_level::warning,
+                         "clean start: pid %d (%s) from the old table still runs; not supervised",
+                         e.pid, e.spec.name.c_str());
+        }
+    } catch (const std::exception& e) {
+        log.logf(ringd::log_level::warning, "clean start: %s (discarded)", e.what());
+    }
+    sup.discard_table();
+    sup.remove_unused_logs(old_names);
+    return {};
+}
 
-// Without --foreground: fork; the parent waits until the child reports that it is up (an empty
-// message, exit 0) or why it is not (the message, exit 1). The child is a session leader with
-// stdio on /dev/null.
-class startup_report {
-public:
-    // Returns in the child (or at once with --foreground); the parent exits here.
-    void detach() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) {
-            std::fprintf(stderr, "ringd-supervise: pipe2: %s\n", std::strerror(errno));
-            std::exit(1);
-        }
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            std::fprintf(stderr, "ringd-supervise: fork: %s\n", std::strerror(errno));
-            std::exit(1);
-        }
-        if (pid > 0) {
-            ::close(fds[1]);
-            std::string message;
-            char buf[1024];
-            for (;;) {
-                const ssize_t n = ::read(fds[0], buf, sizeof buf);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) break;
-                message.append(buf, static_cast<std::size_t>(n));
-            }
-            if (message == "ok\n") std::exit(0);
-            // Its own words, or it died without any (then its exit status says nothing useful).
-            std::fprintf(stderr, "%s",
-                         message.empty() ? "ringd-supervise: exited during setup\n"
-                                         : message.c_str());
-            std::exit(1);
-        }
-        ::close(fds[0]);
-        fd_ = fds[1];
-        ::setsid();
-        if (::chdir("/") != 0) fail(std::string("chdir /: ") + std::strerror(errno));
-        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            ::dup2(null, 0);
-            ::dup2(null, 1);
-            ::dup2(null, 2);
-            if (null > 2) ::close(null);
-        }
-    }
-    // Reports a setup failure and exits 1.
-    [[noreturn]] void fail(const std::string& message) {
-        const std::string line = "ringd-supervise: " + message + "\n";
-        if (fd_ >= 0) [[maybe_unused]]
-            ssize_t n = ::write(fd_, line.data(), line.size());
-        else
-            std::fputs(line.c_str(), stderr);
-        std::exit(1);
-    }
-    // Setup is done: the parent may exit 0.
-    void ready() {
-        if (fd_ < 0) return;
-        [[maybe_unused]] ssize_t n = ::write(fd_, "ok\n", 3);
-        ::close(fd_);
-        fd_ = -1;
-    }
+// The daemon, in its final process (daemon_run has detached unless --foreground). A setup
+// failure is printed on the starter's stderr and ends it with 1; the waiting parent exits with
+// that code. ready() — after the table is resumed and the control socket listens — lets the
+// parent exit 0.
+ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::config cfg) {
+    ringd::logger log("ringd-supervise");
+    log.use_stderr(opts.foreground);
+    log.set_threshold(opts.level);
+    log.use_syslog(opts.syslog_ident.value_or(cfg.syslog_ident),
+                   opts.syslog_facility.value_or(cfg.syslog_facility));
 
-private:
-    int fd_ = -1; // write end to the waiting parent, while detached and not yet ready
-};
+    // Container mode: orphans come to us, and we reap them (PID 1 gets them anyway).
+    if (::getpid() == 1) opts.container = true;
+    std::optional<ringd::supervisor> sup;
+    std::optional<ringd::listener> control;
+    std::vector<ringd::table_entry> table;
+    std::string failure;
+    try {
+        if (opts.container && ::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+            throw std::runtime_error(std::string("prctl PR_SET_CHILD_SUBREAPER: ") +
+                                     std::strerror(errno));
+        for (const std::string& dir : {opts.log_dir, opts.state.substr(0, opts.state.rfind('/'))}) {
+            if (dir.empty()) continue;
+            if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+                throw std::runtime_error("create directory " + dir + ": " + std::strerror(errno));
+        }
+        ::signal(SIGPIPE, SIG_IGN);
+        ringd::supervisor_options so;
+        so.log_dir = opts.log_dir;
+        so.table_path = opts.state;
+        so.reap_orphans = opts.container;
+        sup.emplace(dc.io(), log, so);
+        table = previous_table(opts, *sup, log);
+
+        auto address = ringd::socket_address::parse(opts.control);
+        if (!address) throw std::runtime_error("--control: " + address.error());
+        ringd::listen_options lo;
+        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
+        // We hold the table's lock, so no other supervisor of this table runs; a socket that
+        // still answers belongs to a predecessor just killed, whose io_uring (and the listener
+        // its accept holds) the kernel releases asynchronously: wait for that rather than fail.
+        lo.retry_address_in_use = std::chrono::seconds(2);
+        control.emplace(ringd::listener::bind(*address, lo));
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    if (!failure.empty()) {
+        std::fprintf(stderr, "ringd-supervise: %s\n", failure.c_str());
+        co_return 1;
+    }
+    daemon_state d{opts, cfg, *sup, log};
+    resume(d, table);
+    log.logf(ringd::log_level::notice, "start: supervising %zu services; control socket %s%s",
+             sup->size(), opts.control.c_str(), opts.container ? "; container mode" : "");
+    dc.on_reload([&d] { return reload(d); });
+    dc.ready();
+    co_return co_await run_daemon(dc, d, *control);
+}
 
 int daemon_main(options opts) {
     supervise::config cfg;
@@ -353,80 +374,15 @@ int daemon_main(options opts) {
         cfg = std::move(*loaded);
     }
     if (opts.spawn_retry_s) cfg.spawn_retry_interval_s = *opts.spawn_retry_s;
-    startup_report report;
-    if (!opts.foreground) report.detach();
-
-    ringd::logger log("ringd-supervise");
-    log.use_stderr(opts.foreground);
-    log.set_threshold(opts.level);
-    log.use_syslog(opts.syslog_ident.value_or(cfg.syslog_ident),
-                   opts.syslog_facility.value_or(cfg.syslog_facility));
-
-    // Container mode: orphans come to us, and we reap them (PID 1 gets them anyway).
-    if (::getpid() == 1) opts.container = true;
-    if (opts.container && ::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        report.fail(std::string("prctl PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno));
-    for (const std::string& dir : {opts.log_dir, opts.state.substr(0, opts.state.rfind('/'))}) {
-        if (dir.empty()) continue;
-        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-            report.fail("create directory " + dir + ": " + std::strerror(errno));
-    }
-
-    try {
-        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
-        ::signal(SIGPIPE, SIG_IGN);
-        ringd::io_context ctx;
-        ringd::supervisor_options so;
-        so.log_dir = opts.log_dir;
-        so.table_path = opts.state;
-        so.reap_orphans = opts.container;
-        ringd::supervisor sup(ctx, log, so);
-
-        std::vector<ringd::table_entry> table;
-        if (opts.clean) {
-            std::vector<std::string> old_names;
-            try {
-                for (const auto& e : sup.load_table()) {
-                    old_names.push_back(e.spec.name);
-                    if (e.pid > 0 && ringd::process::adopt(e.pid, e.start_time))
-                        log.logf(ringd::log_level::warning,
-                                 "clean start: pid %d (%s) from the old table still runs; not "
-                                 "supervised",
-                                 e.pid, e.spec.name.c_str());
-                }
-            } catch (const std::exception& e) {
-                log.logf(ringd::log_level::warning, "clean start: %s (discarded)", e.what());
-            }
-            sup.discard_table();
-            sup.remove_unused_logs(old_names);
-        } else {
-            try {
-                table = sup.load_table();
-            } catch (const std::exception& e) {
-                report.fail(std::string(e.what()) +
-                            "; fix it, or start with -i for an empty table");
-            }
-        }
-
-        auto address = ringd::socket_address::parse(opts.control);
-        if (!address) report.fail("--control: " + address.error());
-        ringd::listen_options lo;
-        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
-        // We hold the table's lock, so no other supervisor of this table runs; a socket that
-        // still answers belongs to a predecessor just killed, whose io_uring (and the listener
-        // its accept holds) the kernel releases asynchronously: wait for that rather than fail.
-        lo.retry_address_in_use = std::chrono::seconds(2);
-        ringd::listener control = ringd::listener::bind(*address, lo);
-
-        daemon_state d{opts, cfg, sup, log};
-        resume(d, table);
-        log.logf(ringd::log_level::notice, "start: supervising %zu services; control socket %s%s",
-                 sup.size(), opts.control.c_str(), opts.container ? "; container mode" : "");
-        report.ready();
-        return ctx.run(run_daemon(ctx, d, control));
-    } catch (const std::exception& e) {
-        report.fail(e.what());
-    }
+    ringd::daemon_params params;
+    params.program = "ringd-supervise";
+    params.flags.foreground = opts.foreground;
+    // Services inherit the umask ringd-supervise was started with, as before daemon_run.
+    params.umask = ::umask(022);
+    ::umask(params.umask);
+    return ringd::daemon_run(std::move(params), [&](ringd::daemon_context& dc) {
+        return serve(dc, std::move(opts), std::move(cfg));
+    });
 }
 
 int ctl_main(int argc, char** argv, int first) {

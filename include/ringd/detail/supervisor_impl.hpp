@@ -504,6 +504,7 @@ inline std::vector<table_entry> supervisor::load_table() const {
                         e.pid = p.pid;
                         e.start_time = p.start_time;
                         e.log_path = p.log_path;
+                        e.ready = p.ready;
                     }
         }
     }
@@ -527,6 +528,7 @@ inline std::vector<table_entry> supervisor::table_entries() const {
         if (s.machine.has_process() && s.proc.valid()) {
             e.pid = s.proc.pid();
             e.start_time = s.proc.start_time();
+            e.ready = s.machine.current() != supervision::state::starting;
         }
         e.log_path = s.log_path;
         entries.push_back(std::move(e));
@@ -634,10 +636,20 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
             if (p) {
                 s.adopting = std::move(*p);
                 feed(s, supervision::start_requested{});
-                // Its readiness was reported to the previous supervisor (or it never will be:
-                // the channel is gone): take it as ready.
-                if (s.machine.current() == supervision::state::starting && s.machine.has_process())
-                    feed(s, supervision::ready{});
+                // Ready if it had told the previous supervisor; else it must tell us in time.
+                if (s.machine.current() == supervision::state::starting &&
+                    s.machine.has_process()) {
+                    if (previous->ready)
+                        feed(s, supervision::ready{});
+                    else
+                        log_->logf(
+                            log_level::notice,
+                            "adopt %s: pid %d has not reported readiness; waiting %s for it",
+                            s.spec.name.c_str(), previous->pid,
+                            s.spec.policy.ready_timeout > supervision::duration::zero()
+                                ? detail::supervisor_duration(s.spec.policy.ready_timeout).c_str()
+                                : "without a time limit");
+                }
                 if (!s.wanted_up) feed(s, supervision::stop_requested{});
                 wake();
                 return {};

@@ -10,7 +10,8 @@
 //   wanted up
 //   end
 // (A block may also carry "process PID START =LOG"; the supervisor keeps processes in
-// <table>.pids instead, one "=name PID START =LOG" line each, replaced without fsync.)
+// <table>.pids instead, one "=name PID START =LOG" line each, replaced without fsync, with a
+// fifth word "starting" for a process that has not reported readiness yet.)
 #pragma once
 
 #include <ringd/result.hpp>
@@ -99,8 +100,10 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
         out += "priority " + to_string(s.priority) + "\n";
         // Only when set: a table without it stays readable by a supervisor that predates it.
         if (!s.stop_sequence.empty()) out += "stop_sequence " + s.stop_sequence + "\n";
+        // Whether a spawn waits for it (policy.needs_readiness): a word that a supervisor which
+        // predates it ignores; without it, a service with a protocol waits.
         out += "readiness " + std::string(to_string(s.readiness)) + " " +
-               to_string(s.notification_fd) + "\n";
+               to_string(s.notification_fd) + (p.needs_readiness ? " wait" : " nowait") + "\n";
         out += "policy " + std::string(supervision::to_string(p.restart)) + " " +
                ms(p.restart_delay) + " " + to_string(p.backoff_factor) + " " +
                ms(p.max_restart_delay) + " " + ms(p.stable_after) + " " +
@@ -196,8 +199,12 @@ supervisor_table_parse(std::string_view text) {
             s.stop_sequence = std::string(words[1]);
         } else if (key == "readiness") {
             auto kind = words.size() > 1 ? parse_readiness(words[1]) : std::nullopt;
-            if (!kind || !integer_at(2, s.notification_fd)) return fail("bad readiness");
+            if (!kind || !integer_at(2, s.notification_fd) || words.size() > 4 ||
+                (words.size() == 4 && words[3] != "wait" && words[3] != "nowait"))
+                return fail("bad readiness");
             s.readiness = *kind;
+            s.policy.needs_readiness =
+                words.size() == 4 ? words[3] == "wait" : *kind != readiness_protocol::none;
         } else if (key == "policy") {
             if (words.size() != 12) return fail("'policy' needs 11 values");
             supervision::service_policy& p = s.policy;
@@ -247,17 +254,20 @@ supervisor_table_parse(std::string_view text) {
 
 inline constexpr std::string_view supervisor_pids_header = "ringd-supervise-pids 1";
 
-// The processes of the services, one line each: "=name pid start_time =log".
+// The processes of the services, one line each: "=name pid start_time =log", and " starting"
+// when the process has not reported readiness (only then: a supervisor that predates the word
+// reads every other line).
 inline std::string supervisor_pids_format(const std::vector<table_entry>& entries) {
     std::string out(supervisor_pids_header);
     out += '\n';
     for (const table_entry& e : entries)
         out += supervisor_table_encode(e.spec.name) + " " + std::to_string(e.pid) + " " +
-               std::to_string(e.start_time) + " " + supervisor_table_encode(e.log_path) + "\n";
+               std::to_string(e.start_time) + " " + supervisor_table_encode(e.log_path) +
+               (e.ready ? "\n" : " starting\n");
     return out;
 }
 
-// Entries with only a name, pid, start time and log path.
+// Entries with only a name, pid, start time, log path and readiness.
 inline expected<std::vector<table_entry>, std::string>
 supervisor_pids_parse(std::string_view text) {
     std::vector<table_entry> out;
@@ -276,16 +286,18 @@ supervisor_pids_parse(std::string_view text) {
         if (line.empty()) continue;
         const auto words = supervisor_table_split(line);
         table_entry e;
-        auto name = words.size() == 4 ? supervisor_table_decode(words[0]) : std::nullopt;
-        auto log = words.size() == 4 ? supervisor_table_decode(words[3]) : std::nullopt;
+        const bool shape = words.size() == 4 || (words.size() == 5 && words[4] == "starting");
+        auto name = shape ? supervisor_table_decode(words[0]) : std::nullopt;
+        auto log = shape ? supervisor_table_decode(words[3]) : std::nullopt;
         auto number_at = [&](std::size_t i, auto& v) {
             auto [end, ec] = std::from_chars(words[i].data(), words[i].data() + words[i].size(), v);
             return ec == std::errc() && end == words[i].data() + words[i].size();
         };
         if (!name || !log || !number_at(1, e.pid) || !number_at(2, e.start_time))
             return unexpected<std::string>("line " + std::to_string(number) +
-                                           ": expected '=name pid start_time =log'");
+                                           ": expected '=name pid start_time =log [starting]'");
         e.spec.name = *name;
+        e.ready = words.size() == 4;
         e.log_path = *log;
         out.push_back(std::move(e));
     }
