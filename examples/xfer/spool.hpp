@@ -160,16 +160,18 @@ inline ringd::result<incoming_file> spool::begin(std::uint64_t size) {
     incoming_file file(*this, std::move(fd), std::move(temp_name));
     if (size > 0) {
         if (size > static_cast<std::uint64_t>(INT64_MAX)) return ringd::errno_error(EFBIG);
-        int rc = ::fallocate(file.fd_.get(), 0, 0, static_cast<off_t>(size));
-        // A file system without fallocate: fall back to a free-space check.
-        if (rc != 0 && errno == EOPNOTSUPP) {
-            struct statvfs vfs {};
-            if (::fstatvfs(file.fd_.get(), &vfs) == 0 &&
-                static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize < size)
-                return ringd::errno_error(ENOSPC);
-            rc = 0;
-        }
-        if (rc != 0) return ringd::last_error();
+        // Free space for unprivileged users first. fallocate alone is not enough: as root it
+        // also takes the file system's reserved blocks, and ext4 keeps what it allocated before
+        // failing until the file is closed, so an oversize PUT would fill the disk for every
+        // other writer (transfers in progress, logs) before the 507 goes out.
+        struct statvfs vfs {};
+        if (::fstatvfs(file.fd_.get(), &vfs) == 0 &&
+            static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize < size)
+            return ringd::errno_error(ENOSPC);
+        // The reservation itself: racing writers can still take the space between the check
+        // and here. A file system without fallocate keeps the check alone.
+        if (::fallocate(file.fd_.get(), 0, 0, static_cast<off_t>(size)) != 0 && errno != EOPNOTSUPP)
+            return ringd::last_error();
     }
     return file;
 }

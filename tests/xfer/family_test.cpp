@@ -1,21 +1,32 @@
 // The xfer family end to end, with real peers (socat, openssl s_client): files over TCP, TLS and
 // UNIX arrive with matching digests; bad input gets the right ERR and leaves nothing; a receiving
-// child killed with SIGKILL mid-transfer is restarted and the sender's retry completes.
+// child killed with SIGKILL mid-transfer is restarted and the sender's retry completes; a full
+// spool answers 507 before any data; required client certificates are enforced; xferdebugd
+// rotates its file without losing a record; a second xferrd is refused as already running.
 // Needs XFER_BIN (the directory with xferrd, xferctl, xfersqd, xferdebugd).
 #include "sha256.hpp"
 
 #include "test_certs.hpp"
 #include "test_dir.hpp"
 
+#include <ringd/daemon.hpp>
+#include <ringd/fd.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -37,14 +48,15 @@ std::string bin(const std::string& program) {
     return std::string(dir) + "/" + program;
 }
 
-// Runs a shell command; its stdout.
-std::string run(const std::string& command) {
+// Runs a shell command; its stdout. `exit_status` (if given) receives its exit code.
+std::string run(const std::string& command, int* exit_status = nullptr) {
     std::string out;
     FILE* p = ::popen(command.c_str(), "r");
     REQUIRE(p != nullptr);
     char buf[4096];
     for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    ::pclose(p);
+    int status = ::pclose(p);
+    if (exit_status != nullptr) *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return out;
 }
 
@@ -80,14 +92,48 @@ bool wait_until(Predicate done, std::chrono::milliseconds limit) {
     return done();
 }
 
+// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN in its mount namespace).
+bool can_mount_tmpfs() {
+    if (::geteuid() != 0) return false;
+    temp_dir probe;
+    if (::mount("tmpfs", probe.str().c_str(), "tmpfs", 0, "size=64k") != 0) return false;
+    ::umount2(probe.str().c_str(), MNT_DETACH);
+    return true;
+}
+
+// A tmpfs mounted for a test; unmounted when it goes (after the family using it has stopped).
+struct tmpfs_mount {
+    std::string path; // empty: nothing mounted
+    tmpfs_mount() = default;
+    tmpfs_mount(const tmpfs_mount&) = delete;
+    tmpfs_mount& operator=(const tmpfs_mount&) = delete;
+    ~tmpfs_mount() {
+        if (!path.empty()) ::umount2(path.c_str(), MNT_DETACH);
+    }
+};
+
+struct family_options {
+    bool send_to_self = false;         // a partner "loop" whose address is our own UNIX socket
+    bool require_client_certs = false; // [tcpip_tls] client_ca = the test CA
+    std::string spool_tmpfs_size;      // non-empty ("1m"): the spool is a tmpfs of that size
+};
+
 // A running family in a temporary directory, stopped (and checked to stop) at the end.
 class family {
 public:
-    // `send_to_self`: a partner "loop" whose address is this family's own UNIX socket.
-    explicit family(bool send_to_self = false) {
-        std::string extra =
-            send_to_self ? "[[partner]]\nname = \"loop\"\naddress = \"" + unix_path() + "\"\n" : "";
+    explicit family(const family_options& options = {}) {
+        std::string extra = options.send_to_self ? "[[partner]]\nname = \"loop\"\naddress = \"" +
+                                                       unix_path() + "\"\n"
+                                                 : "";
+        if (!options.spool_tmpfs_size.empty()) {
+            fs::create_directories(spool());
+            std::string size = "size=" + options.spool_tmpfs_size;
+            REQUIRE(::mount("tmpfs", spool().c_str(), "tmpfs", 0, size.c_str()) == 0);
+            spool_mount_.path = spool();
+        }
         certs_ = xfer::testing::make_test_certs(dir_.str());
+        std::string client_ca =
+            options.require_client_certs ? "client_ca = \"" + certs_.ca() + "\"\n" : std::string();
         config_ = dir_.str() + "/xfer.toml";
         std::ofstream(config_) << "spool = \"" << spool() << "\"\n"
                                << "run_dir = \"" << dir_.str() << "/run\"\n"
@@ -100,7 +146,7 @@ public:
                                << "[tcpip_tls]\nlisten = [\"127.0.0.1:0\"]\n"
                                << "cert = \"" << certs_.server_cert() << "\"\nkey = \""
                                << certs_.server_key() << "\"\n"
-                               << "[unix]\npath = \"" << unix_path() << "\"\n"
+                               << client_ca << "[unix]\npath = \"" << unix_path() << "\"\n"
                                << extra;
         auto started = run(ctl("start") + " 2>&1");
         INFO(started);
@@ -131,6 +177,9 @@ public:
     }
     [[nodiscard]] std::string spool() const { return dir_.str() + "/spool"; }
     [[nodiscard]] std::string unix_path() const { return dir_.str() + "/run/xfer.sock"; }
+    [[nodiscard]] std::string config_path() const { return config_; }
+    [[nodiscard]] std::string log_dir() const { return dir_.str() + "/log"; }
+    [[nodiscard]] std::string run_dir() const { return dir_.str() + "/run"; }
     [[nodiscard]] const xfer::testing::test_certs& certs() const { return certs_; }
     [[nodiscard]] const temp_dir& dir() const { return dir_; }
 
@@ -175,6 +224,7 @@ public:
 
 private:
     temp_dir dir_;
+    tmpfs_mount spool_mount_; // declared after dir_: unmounted before dir_ is removed
     xfer::testing::test_certs certs_;
     std::string config_;
 };
@@ -269,7 +319,9 @@ TEST_CASE("bad input gets the right ERR and leaves nothing in the spool", "[fami
 
 TEST_CASE("a receiving child killed mid-transfer is restarted and every file arrives exactly once",
           "[family]") {
-    family f(true);
+    family_options options;
+    options.send_to_self = true;
+    family f(options);
     auto files = random_files("q", 40, 4, 90u << 20);
     files["0-big"] =
         std::move(files["q-big"]); // sorts first: sent first, so the kill finds it in flight
@@ -335,4 +387,141 @@ TEST_CASE("a reload applies new limits to new connections while a transfer in pr
     ::pclose(slow);
     CHECK(std::string(line) == "OK 2000000 " + sha_of(std::string(2000000, '\0')) + "\n");
     CHECK(f.process("xferrd_tcpip")["restarts"].get<int>() == 0);
+}
+
+TEST_CASE("a spool that cannot hold a file answers 507 before any data and keeps what it has",
+          "[family]") {
+    if (!can_mount_tmpfs()) {
+        WARN("skipped: needs root and permission to mount a tmpfs for a small spool");
+        return;
+    }
+    family_options options;
+    options.spool_tmpfs_size = "1m"; // the whole spool: 1 MiB
+    family f(options);
+    std::string tcp = "TCP:" + f.address("xferrd_tcpip");
+    std::mt19937_64 rng(5);
+    std::map<std::string, std::string> earlier{{"earlier", random_bytes(rng, 400 * 1024)}};
+    check_arrived(f, earlier, put_all(f, earlier, tcp));
+
+    // 800 KiB fits the file system but not what is left of it. Only the request line is sent,
+    // and the connection stays open for longer than the 1 s idle limit: the answer must come
+    // from the reservation, before any data (without it: "ERR 400 idle for 1000 ms").
+    auto refused = run("(printf 'PUT big 819200\\n'; sleep 2) | socat -T 10 - '" + tcp + "'");
+    INFO(refused);
+    CHECK(refused.starts_with("ERR 507 cannot store 819200 bytes: No space left on device"));
+    CHECK(files_in(f.spool() + "/in") == std::vector<std::string>{"earlier"});
+    CHECK(files_in(f.spool() + "/tmp").empty());
+    CHECK(sha_of(read_file(f.spool() + "/in/earlier")) == sha_of(earlier["earlier"]));
+
+    // The space reserved for the refused file was given back: 500 KiB fits again.
+    std::map<std::string, std::string> after{{"later", random_bytes(rng, 500 * 1024)}};
+    check_arrived(f, after, put_all(f, after, tcp));
+    CHECK(files_in(f.spool() + "/tmp").empty());
+}
+
+TEST_CASE("with client_ca, the TLS child refuses clients without a CA-signed certificate",
+          "[family]") {
+    family_options options;
+    options.require_client_certs = true;
+    family f(options);
+    std::string tls = "OPENSSL:" + f.address("xferrd_tcpip_tls") + ",cafile=" + f.certs().ca() +
+                      ",commonname=localhost";
+    auto put = [&](const std::string& name, const std::string& client_options) {
+        std::ofstream(f.dir().str() + "/" + name, std::ios::binary | std::ios::trunc)
+            << "PUT " << name << " 5\nhello";
+        return run("socat -t 5 -T 10 - '" + tls + client_options + "' < " + f.dir().str() + "/" +
+                   name + " 2>/dev/null");
+    };
+    // The reason is in the child's log (its stderr file in log_dir, and xferdebugd's records).
+    auto logged = [&](const std::string& reason) {
+        for (const auto& name : files_in(f.log_dir())) {
+            std::istringstream log(read_file(f.log_dir() + "/" + name));
+            for (std::string line; std::getline(log, line);)
+                if (line.find("TLS handshake with 127.0.0.1:") != std::string::npos &&
+                    line.find(reason) != std::string::npos)
+                    return true;
+        }
+        return false;
+    };
+
+    CHECK(put("anonymous", "") == "");
+    CHECK(wait_until([&] { return logged("peer did not return a certificate"); }, 5s));
+    CHECK(put("rogue", ",cert=" + f.certs().rogue_cert() + ",key=" + f.certs().rogue_key()) == "");
+    CHECK(wait_until([&] { return logged("certificate verify failed"); }, 5s));
+    CHECK(f.spool_clean_of({"anonymous", "rogue"}));
+
+    auto signed_reply =
+        put("signed", ",cert=" + f.certs().client_cert() + ",key=" + f.certs().client_key());
+    CHECK(signed_reply == "OK 5 " + sha_of("hello") + "\n");
+    CHECK(read_file(f.spool() + "/in/signed") == "hello");
+    CHECK(files_in(f.spool() + "/in") == std::vector<std::string>{"signed"});
+}
+
+TEST_CASE("xferdebugd rotates its records file by size and loses no record at the boundary",
+          "[family]") {
+    family f;
+    constexpr std::uint64_t rotate_at = 4u << 20; // xferdebugd.cpp: rotate_bytes
+    constexpr int count = 1500;                   // ~6 MB of records: exactly one rotation
+    std::string records = f.log_dir() + "/xferdebugd.records";
+    ringd::unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    timeval patience{10, 0}; // a collector that stops reading fails the test, never hangs it
+    REQUIRE(::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience) == 0);
+    sockaddr_un to{};
+    to.sun_family = AF_UNIX;
+    std::string socket_path = f.run_dir() + "/xferdebugd.sock";
+    REQUIRE(socket_path.size() < sizeof to.sun_path);
+    std::strcpy(to.sun_path, socket_path.c_str());
+    int sent = 0;
+    for (; sent < count; ++sent) {
+        char head[64];
+        std::snprintf(head, sizeof head, "info 0 rotation-test: seq=%05d ", sent);
+        std::string record = head + std::string(4000 - std::strlen(head), 'r');
+        // Blocking: when xferdebugd's queue is full this waits instead of dropping the record.
+        if (::sendto(fd.get(), record.data(), record.size(), 0,
+                     reinterpret_cast<const sockaddr*>(&to),
+                     sizeof to) != static_cast<ssize_t>(record.size()))
+            break;
+    }
+    REQUIRE(sent == count);
+
+    // The sequence numbers in the rotated file, then the current one.
+    auto sequence = [&] {
+        std::vector<int> seen;
+        for (const auto& file : {records + ".1", records}) {
+            std::istringstream lines(read_file(file));
+            for (std::string line; std::getline(lines, line);) {
+                auto at = line.find("rotation-test: seq=");
+                if (at != std::string::npos) seen.push_back(std::stoi(line.substr(at + 19, 5)));
+            }
+        }
+        return seen;
+    };
+    std::vector<int> expected(count);
+    for (int i = 0; i < count; ++i) expected[static_cast<std::size_t>(i)] = i;
+    CHECK(wait_until([&] { return sequence().size() == expected.size(); }, 30s));
+    REQUIRE(fs::exists(records + ".1"));
+    CHECK(fs::file_size(records + ".1") >= rotate_at);
+    CHECK(fs::file_size(records) < rotate_at);
+    CHECK(sequence() == expected); // in order, each once, nothing lost across the two files
+}
+
+TEST_CASE("a second xferrd on the same configuration is refused and the first one goes on",
+          "[family]") {
+    family f;
+    long master = f.process("xferrd").value("pid", 0L);
+    REQUIRE(master > 0);
+    for (const std::string mode : {"", " --foreground"}) {
+        INFO("xferrd" << mode);
+        int status = -1;
+        auto said =
+            run("timeout 20 " + bin("xferrd") + " -c " + f.config_path() + mode + " 2>&1", &status);
+        CHECK(status == ringd::exit_code::already_running); // 73
+        CHECK(said == "xferrd: start " + f.run_dir() + "/xferrd.pid: already running as PID " +
+                          std::to_string(master) + "\n");
+    }
+    CHECK(f.process("xferrd").value("pid", 0L) == master);
+    CHECK(f.process("xferrd_tcpip")["state"] == "running");
+    std::map<std::string, std::string> files{{"still-served", "data"}};
+    check_arrived(f, files, put_all(f, files, "TCP:" + f.address("xferrd_tcpip")));
 }

@@ -39,8 +39,14 @@ inline test_certs make_test_certs(const std::string& dir) {
         std::ofstream file(dir + "/make-certs.sh");
         file << script << "\n";
     }
-    std::string command = "cd '" + dir + "' && bash make-certs.sh >/dev/null 2>&1";
-    REQUIRE(std::system(command.c_str()) == 0);
+    std::string command = "cd '" + dir + "' && bash -x make-certs.sh >make-certs.log 2>&1";
+    int status = std::system(command.c_str());
+    if (status != 0) { // what openssl said, so that a failure here can be understood
+        std::ifstream log(dir + "/make-certs.log");
+        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        INFO("make-certs.sh in " << dir << ":\n" << text);
+        REQUIRE(status == 0);
+    }
     return test_certs{dir};
 }
 
