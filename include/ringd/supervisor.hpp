@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -162,10 +163,10 @@ public:
     // Adds a service, wanted up unless `previous` says it was stopped. If `previous` names a
     // process that still runs as the same incarnation, it is adopted (pidfd, start time) and not
     // started again: `running` if previous->ready, else `starting` until it reports readiness
-    // (an sd_notify socket has the same name for a supervisor with the same pid, as after an
-    // execve; a notification fd's pipe is gone) or its ready_timeout, counted from the adoption,
-    // stops it. Else the service starts in order. Errors: a bad spec, a name in use, or
-    // shutting down.
+    // (an sd_notify socket is named after the table, so it has the same name for the next
+    // supervisor on that table; a notification fd's pipe is gone) or its ready_timeout, counted
+    // from the adoption, stops it. Else the service starts in order. Errors: a bad spec, a name
+    // in use, or shutting down.
     expected<void, std::string> add(service_spec spec, const table_entry* previous = nullptr);
     // Stops the service and forgets it once it is down; its log files are deleted. Returns
     // what happens ("stopping pid 1234").

@@ -430,6 +430,52 @@ TEST_CASE("kill -9 of the supervisor and a restart re-adopt the children, none d
     CHECK(again.output().find("exit: every service is down") != std::string::npos);
 }
 
+TEST_CASE("a process adopted before it was ready reports readiness to a supervisor restarted "
+          "after kill -9") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    const std::string go = dir / "hold";
+    write_file(go, "");
+    // Ready once `hold` is gone; sd_notify from the service's process group.
+    const std::string body = "while [ -e " + quote(go) +
+                             " ]; do sleep 0.05; done; systemd-notify --ready; exec sleep 2301";
+    pid_t first_pid = 0;
+    {
+        daemon_process d(dir, {}, "first");
+        REQUIRE(eventually([&] { return d.up(); }));
+        auto r = run(dir, {"ctl", "--control", d.control(), "register", "late", "--notify",
+                           "--ready-timeout", "60", "--", "/bin/sh", "-c", body});
+        REQUIRE(r.status == 0);
+        REQUIRE(eventually([&] {
+            auto s = services(dir, d);
+            return s.count("late") && pid_of(s["late"]) != 0 && s["late"]["state"] == "starting";
+        }));
+        first_pid = pid_of(services(dir, d)["late"]);
+        d.crash();
+    }
+    reaper.watch_group(first_pid);
+    daemon_process again(dir, {"--log-level", "info"}, "second"); // info: "ready ..."
+    REQUIRE(eventually([&] { return again.up(); }));
+    std::map<std::string, nlohmann::json> s;
+    REQUIRE(eventually([&] {
+        s = services(dir, again);
+        return s.count("late") && s["late"]["state"] == "starting";
+    }));
+    CHECK(pid_of(s["late"]) == first_pid);
+    // The notify socket has the same name under the new supervisor (another pid), so the
+    // READY=1 sent now reaches it well before the 60 s ready timeout.
+    REQUIRE(::unlink(go.c_str()) == 0);
+    if (!eventually([&] {
+            s = services(dir, again);
+            return s["late"]["state"] == "running";
+        }))
+        FAIL("not ready after re-adoption:\n" << again.output());
+    CHECK(pid_of(s["late"]) == first_pid);
+    CHECK(again.output().find("ready late: pid " + std::to_string(first_pid)) != std::string::npos);
+    CHECK(again.stop() == 0);
+}
+
 TEST_CASE("a world-writable or group-writable script is refused, with the reason") {
     REQUIRE_BINARY();
     process_reaper reaper;

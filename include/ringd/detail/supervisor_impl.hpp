@@ -165,6 +165,20 @@ void supervisor_advance_groups(Services& services, KeyOf key_of, Waiting waiting
     }
 }
 
+// The middle part of the notify sockets' names: a hash of the table's absolute path (stable
+// across restarts on that table), or "pid<N>" without a table.
+inline std::string supervisor_notify_scope(const supervisor_options& options) {
+    if (options.table_path.empty()) return "pid" + std::to_string(::getpid());
+    std::error_code ec;
+    std::string path = std::filesystem::absolute(options.table_path, ec).lexically_normal();
+    if (ec) path = options.table_path;
+    std::uint64_t hash = 14695981039346656037ull; // FNV-1a: short, stable, no dependency
+    for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+    return hex;
+}
+
 } // namespace detail
 
 // ---- ring operations -------------------------------------------------------------------------
@@ -586,8 +600,12 @@ inline void supervisor::open_notify_socket(service& s) {
     int on = 1;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
         throw_errno(errno, "setsockopt SO_PASSCRED for " + s.spec.name);
-    // An abstract name: nothing to clean up, and it dies with us.
-    const std::string name = "ringd-supervise/" + std::to_string(::getpid()) + "/" + s.spec.name;
+    // An abstract name: nothing to clean up, and it dies with us. With a table, it is named
+    // after the table rather than our pid: a supervisor started again on the same table after a
+    // crash (the table's lock makes it the only one) binds the same names, so a process it
+    // re-adopts before that process was ready still reaches it through its NOTIFY_SOCKET.
+    const std::string name =
+        "ringd-supervise/" + detail::supervisor_notify_scope(options_) + "/" + s.spec.name;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path + 1, name.data(), std::min(name.size(), sizeof addr.sun_path - 2));
