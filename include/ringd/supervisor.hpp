@@ -316,6 +316,15 @@ private:
     void cancel_everything() noexcept;
     // helpers
     [[nodiscard]] service* lookup(std::string_view name) const noexcept;
+    // The service an operator command (`verb`) acts on, or its error ("start x: no such
+    // service"); a command that would bring it up is also refused while it is being removed or
+    // everything shuts down.
+    [[nodiscard]] expected<service*, std::string>
+    operand(std::string_view verb, std::string_view name, bool brings_up) const;
+    // Starts a stopped service, restarts any other (restart, and replace with restart).
+    void start_or_restart(service& s);
+    // After an operator command changed what a service should be: the table, and the loop.
+    void changed_by_operator() noexcept;
     [[nodiscard]] service_status status_of(const service& s) const;
     [[nodiscard]] std::string describe_exit(const service& s) const;
     void open_notify_socket(service& s);

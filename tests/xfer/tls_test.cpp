@@ -31,6 +31,20 @@ struct outcome {
     std::string subject;
 };
 
+// Reads until the peer's close_notify into out.received; false (with out.error) on an error.
+ringd::task<bool> read_to_end(ringd::tls_stream& s, outcome& out) {
+    std::byte buf[8192];
+    for (;;) {
+        auto n = co_await s.read(buf);
+        if (!n) {
+            out.error = n.error().message();
+            co_return false;
+        }
+        if (*n == 0) co_return true;
+        out.received.append(reinterpret_cast<const char*>(buf), *n);
+    }
+}
+
 // Server: handshake, read everything until close_notify, reply how much it got, close.
 ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ringd::tls_context& tls,
                          outcome& out) {
@@ -41,16 +55,7 @@ ringd::task<void> server(ringd::io_context& ctx, ringd::unique_fd fd, const ring
         co_return;
     }
     out.subject = s.peer_subject();
-    std::byte buf[8192];
-    for (;;) {
-        auto n = co_await s.read(buf);
-        if (!n) {
-            out.error = n.error().message();
-            co_return;
-        }
-        if (*n == 0) break;
-        out.received.append(reinterpret_cast<const char*>(buf), *n);
-    }
+    if (!co_await read_to_end(s, out)) co_return;
     std::string reply = "got " + std::to_string(out.received.size()) + "\n";
     auto w = co_await s.write(bytes_of(reply));
     if (w) (void)co_await s.shutdown();
@@ -94,16 +99,7 @@ ringd::task<void> client(ringd::io_context& ctx, ringd::unique_fd fd, const ring
         co_return;
     }
     (void)co_await s.shutdown();
-    std::byte buf[256];
-    for (;;) {
-        auto n = co_await s.read(buf);
-        if (!n) {
-            out.error = n.error().message();
-            co_return;
-        }
-        if (*n == 0) break;
-        out.received.append(reinterpret_cast<const char*>(buf), *n);
-    }
+    (void)co_await read_to_end(s, out);
 }
 
 ringd::task<void> pair(ringd::io_context& ctx, const ringd::tls_context& server_tls,

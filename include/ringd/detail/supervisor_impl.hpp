@@ -682,68 +682,81 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
     return {};
 }
 
-inline expected<std::string, std::string> supervisor::remove(std::string_view name) {
+inline expected<supervisor::service*, std::string>
+supervisor::operand(std::string_view verb, std::string_view name, bool brings_up) const {
     service* s = lookup(name);
-    if (s == nullptr)
-        return unexpected<std::string>("remove " + std::string(name) + ": no such service");
+    const auto fail = [&](const char* why) {
+        return unexpected<std::string>(std::string(verb) + " " + std::string(name) + ": " + why);
+    };
+    if (s == nullptr) return fail("no such service");
+    if (brings_up && s->removing) return fail("being removed");
+    if (brings_up && shutting_down_) return fail("shutting down");
+    return s;
+}
+
+inline void supervisor::start_or_restart(service& s) {
+    if (s.machine.current() == supervision::state::stopped)
+        feed(s, supervision::start_requested{});
+    else
+        feed(s, supervision::restart_requested{});
+}
+
+inline void supervisor::changed_by_operator() noexcept {
+    table_dirty_ = true;
+    wake();
+}
+
+inline expected<std::string, std::string> supervisor::remove(std::string_view name) {
+    auto found = operand("remove", name, false);
+    if (!found) return unexpected<std::string>(found.error());
+    service* s = *found;
     if (s->removing) return std::string("already being removed");
     s->removing = true;
     s->wanted_up = false;
     s->pending_start = false;
     const pid_t pid = s->machine.pid();
     feed(*s, supervision::stop_requested{});
-    table_dirty_ = true;
-    wake();
+    changed_by_operator();
     return pid != 0 ? "stopping pid " + std::to_string(pid) : std::string("removed");
 }
 
 inline expected<void, std::string> supervisor::start(std::string_view name) {
-    service* s = lookup(name);
-    if (s == nullptr)
-        return unexpected<std::string>("start " + std::string(name) + ": no such service");
-    if (s->removing) return unexpected<std::string>("start " + s->spec.name + ": being removed");
-    if (shutting_down_) return unexpected<std::string>("start " + s->spec.name + ": shutting down");
+    auto found = operand("start", name, true);
+    if (!found) return unexpected<std::string>(found.error());
+    service* s = *found;
     s->wanted_up = true;
     s->pending_start = false;
     feed(*s, supervision::start_requested{});
-    table_dirty_ = true;
-    wake();
+    changed_by_operator();
     return {};
 }
 
 inline expected<void, std::string> supervisor::stop(std::string_view name) {
-    service* s = lookup(name);
-    if (s == nullptr)
-        return unexpected<std::string>("stop " + std::string(name) + ": no such service");
+    auto found = operand("stop", name, false);
+    if (!found) return unexpected<std::string>(found.error());
+    service* s = *found;
     s->wanted_up = false;
     s->pending_start = false;
     feed(*s, supervision::stop_requested{});
-    table_dirty_ = true;
-    wake();
+    changed_by_operator();
     return {};
 }
 
 inline expected<void, std::string> supervisor::restart(std::string_view name) {
-    service* s = lookup(name);
-    if (s == nullptr)
-        return unexpected<std::string>("restart " + std::string(name) + ": no such service");
-    if (s->removing) return unexpected<std::string>("restart " + s->spec.name + ": being removed");
-    if (shutting_down_)
-        return unexpected<std::string>("restart " + s->spec.name + ": shutting down");
+    auto found = operand("restart", name, true);
+    if (!found) return unexpected<std::string>(found.error());
+    service* s = *found;
     s->wanted_up = true;
     s->pending_start = false;
-    if (s->machine.current() == supervision::state::stopped)
-        feed(*s, supervision::start_requested{});
-    else
-        feed(*s, supervision::restart_requested{});
-    table_dirty_ = true;
-    wake();
+    start_or_restart(*s);
+    changed_by_operator();
     return {};
 }
 
 inline expected<void, std::string> supervisor::replace(service_spec spec, bool restart) {
-    service* s = lookup(spec.name);
-    if (s == nullptr) return unexpected<std::string>("replace " + spec.name + ": no such service");
+    auto found = operand("replace", spec.name, false);
+    if (!found) return unexpected<std::string>(found.error());
+    service* s = *found;
     if (auto v = validate(spec); !v) return v;
     const bool needs_socket = spec.readiness == readiness_protocol::notify_socket;
     s->spec = std::move(spec);
@@ -760,14 +773,8 @@ inline expected<void, std::string> supervisor::replace(service_spec spec, bool r
             return unexpected<std::string>("replace " + s->spec.name + ": " + e.what());
         }
     }
-    if (restart && s->wanted_up && !s->pending_start && !shutting_down_) {
-        if (s->machine.current() == supervision::state::stopped)
-            feed(*s, supervision::start_requested{});
-        else
-            feed(*s, supervision::restart_requested{});
-    }
-    table_dirty_ = true;
-    wake();
+    if (restart && s->wanted_up && !s->pending_start && !shutting_down_) start_or_restart(*s);
+    changed_by_operator();
     return {};
 }
 
