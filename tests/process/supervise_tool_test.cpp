@@ -346,6 +346,11 @@ TEST_CASE("a register request from another uid is refused") {
     // A child that becomes nobody asks; its answer is captured through a file it can write.
     const std::string out = dir / "nobody.out";
     write_file(out, "", 0666);
+    // A copy nobody can execute: the build tree may sit in a directory only root can enter
+    // (a clone in `mktemp -d`, mode 0700).
+    const std::string bin = dir / "ringd-supervise";
+    std::filesystem::copy_file(binary(), bin);
+    REQUIRE(::chmod(bin.c_str(), 0755) == 0);
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
@@ -353,7 +358,6 @@ TEST_CASE("a register request from another uid is refused") {
         const int fd = ::open(out.c_str(), O_WRONLY | O_APPEND);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
-        const std::string bin = binary();
         ::execl(bin.c_str(), bin.c_str(), "ctl", "--control", d.control().c_str(), "register",
                 "evil", "--", "/bin/sleep", "1000", static_cast<char*>(nullptr));
         ::_exit(98);
