@@ -19,32 +19,12 @@ constexpr std::uint32_t ev_stop = 1;
 // at once (a busy loop), and an edge-triggered listener would not wake us again by itself.
 constexpr int backoff_ms = 10;
 
-enum class drain_result { empty, backoff };
-
 // Accepts and closes until the queue is empty (EAGAIN) or descriptors run out.
-drain_result drain(int listener, std::uint64_t& accepted) {
-    while (true) {
-        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            ::close(fd);
-            ++accepted;
-            continue;
-        }
-        switch (errno) {
-        case EAGAIN:
-            return drain_result::empty;
-        case EINTR:
-        case ECONNABORTED: // the peer gave up while queued
-            continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            return drain_result::backoff;
-        default:
-            throw bench::sys_error(errno, "accept4");
-        }
-    }
+bench::drain_result drain(int listener, std::uint64_t& accepted) {
+    return bench::accept_ready(listener, SOCK_CLOEXEC, [&](int fd) {
+        ::close(fd);
+        ++accepted;
+    });
 }
 
 std::uint64_t accept_loop(bench::worker_context& ctx) {
@@ -60,7 +40,8 @@ std::uint64_t accept_loop(bench::worker_context& ctx) {
     std::uint64_t accepted = 0;
     // Connections may have queued before the listener joined the epoll set; an edge-triggered
     // registration reports them only if it starts ready, so drain once up front to be sure.
-    int timeout = drain(ctx.listener.get(), accepted) == drain_result::backoff ? backoff_ms : -1;
+    int timeout =
+        drain(ctx.listener.get(), accepted) == bench::drain_result::backoff ? backoff_ms : -1;
     epoll_event events[2];
     while (true) {
         int n = ::epoll_wait(ep.get(), events, 2, timeout);
@@ -74,8 +55,9 @@ std::uint64_t accept_loop(bench::worker_context& ctx) {
             listener_ready = true;
         }
         if (listener_ready)
-            timeout =
-                drain(ctx.listener.get(), accepted) == drain_result::backoff ? backoff_ms : -1;
+            timeout = drain(ctx.listener.get(), accepted) == bench::drain_result::backoff
+                          ? backoff_ms
+                          : -1;
     }
 }
 

@@ -44,12 +44,9 @@ constexpr auto grace = 2s;             // for connects in flight when the run en
 constexpr std::uint64_t tag_close = ~std::uint64_t{0};
 constexpr std::uint64_t tag_recv = std::uint64_t{1} << 32;
 
-struct load_options {
-    bench::endpoint target;             // --host, --port
-    unsigned connections = 64;          // --connections: in flight, over all threads
-    std::optional<double> duration;     // --duration, seconds
+struct load_options
+    : bench::client_options {           // --host, --port, --connections, --duration, --threads
     std::optional<std::uint64_t> count; // --count: connections over all threads
-    unsigned threads = 1;               // --threads
     bool wait_close = false;            // --wait-close
 };
 
@@ -70,36 +67,16 @@ void print_usage() {
 
 load_options parse_args(int argc, char** argv) {
     load_options opt;
-    opt.target = *bench::endpoint::parse("127.0.0.1", 0);
-    std::optional<std::uint16_t> port;
-    bench::arg_reader args(prog, argc, argv);
-    while (args.next()) {
-        std::string_view f = args.flag();
-        if (f == "--port") {
-            port = args.integer<std::uint16_t>(1, 65535);
-        } else if (f == "--host") {
-            opt.target = bench::host_value(args);
-        } else if (f == "--connections") {
-            opt.connections = args.integer<unsigned>(1, 65536);
-        } else if (f == "--duration") {
-            opt.duration = args.seconds(3600);
-        } else if (f == "--count") {
-            opt.count = args.integer<std::uint64_t>(1, std::uint64_t{1} << 40);
-        } else if (f == "--threads") {
-            opt.threads = args.integer<unsigned>(1, 256);
-        } else if (f == "--wait-close") {
-            opt.wait_close = true;
-        } else if (f == "--help" || f == "-h") {
-            print_usage();
-            std::exit(0);
-        } else {
-            args.unknown();
-        }
-    }
-    if (!port) args.usage_error("missing --port (try --help)");
-    if (opt.connections < opt.threads)
-        args.usage_error("--connections must be at least --threads (each thread needs one)");
-    opt.target.set_port(*port);
+    static_cast<bench::client_options&>(opt) = bench::parse_client_args(
+        prog, argc, argv, 65536, print_usage, [&](std::string_view f, bench::arg_reader& args) {
+            if (f == "--count")
+                opt.count = args.integer<std::uint64_t>(1, std::uint64_t{1} << 40);
+            else if (f == "--wait-close")
+                opt.wait_close = true;
+            else
+                return false;
+            return true;
+        });
     return opt;
 }
 
@@ -135,9 +112,7 @@ public:
         close_flags_ = (ring_.features & IORING_FEAT_CQE_SKIP) ? IOSQE_CQE_SKIP_SUCCESS : 0;
         (void)io_uring_register_ring_fd(&ring_); // optional (5.18+): saves an fget per enter
 
-        if (target_.family() == AF_INET &&
-            (ntohl(reinterpret_cast<const sockaddr_in&>(target_.addr).sin_addr.s_addr) >> 24) ==
-                127) {
+        if (target_.is_loopback_v4()) {
             // Threads start at different sources so that they do not all begin on one.
             next_source_ = index * source_addresses / opt.threads;
             for (unsigned i = 0; i < source_addresses; ++i) {

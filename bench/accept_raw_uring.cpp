@@ -18,8 +18,8 @@
 //
 // Usage: see bench_server_common.hpp.
 #include "bench_server_common.hpp"
+#include "bench_uring.hpp"
 
-#include <liburing.h>
 #include <poll.h>
 #include <sys/resource.h>
 
@@ -61,59 +61,6 @@ std::optional<close_mode> close_mode_from_env() {
     return std::nullopt;
 }
 
-// One ring, set up with the best task-run mode the kernel accepts.
-class ring {
-public:
-    ring() {
-        // Newest first. SINGLE_ISSUER|DEFER_TASKRUN (6.1): completions run only when we enter
-        // the kernel to wait, with no IPIs; COOP_TASKRUN (5.19): no forced interrupts.
-        static constexpr struct {
-            unsigned flags;
-            const char* name;
-        } modes[] = {
-            {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, nullptr},
-            {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN (no DEFER_TASKRUN)"},
-            {0, "plain ring (no COOP_TASKRUN)"},
-        };
-        int rc = -EINVAL;
-        for (const auto& mode : modes) {
-            io_uring_params p{};
-            p.flags = mode.flags | IORING_SETUP_CQSIZE;
-            p.cq_entries = cq_entries;
-            rc = io_uring_queue_init_params(sq_entries, &ring_, &p);
-            if (rc == 0) {
-                features_ = p.features;
-                if (mode.name != nullptr)
-                    std::fprintf(stderr, "accept_raw_uring: falling back to %s\n", mode.name);
-                break;
-            }
-            if (rc != -EINVAL) break;
-        }
-        if (rc < 0) throw bench::sys_error(-rc, "io_uring_queue_init_params");
-        // Saves an fget/fput per io_uring_enter; optional (5.18+), so failure is fine.
-        (void)io_uring_register_ring_fd(&ring_);
-    }
-    ring(const ring&) = delete;
-    ring& operator=(const ring&) = delete;
-    ~ring() { io_uring_queue_exit(&ring_); }
-
-    io_uring* get() noexcept { return &ring_; }
-    [[nodiscard]] bool has_feature(unsigned f) const noexcept { return (features_ & f) != 0; }
-
-    // A free SQE; when the SQ is full, submits what is queued and takes one from the space made.
-    io_uring_sqe* sqe() {
-        while (true) {
-            if (io_uring_sqe* s = io_uring_get_sqe(&ring_)) return s;
-            if (int rc = io_uring_submit(&ring_); rc < 0 && rc != -EINTR && rc != -EBUSY)
-                throw bench::sys_error(-rc, "io_uring_submit");
-        }
-    }
-
-private:
-    io_uring ring_{};       // the liburing state
-    unsigned features_ = 0; // IORING_FEAT_* the kernel reported
-};
-
 // The accept loop of one thread: everything below runs on that thread only.
 class acceptor {
 public:
@@ -140,21 +87,8 @@ public:
 
         // Until shutdown has drained every op that will post a CQE (closes complete inline
         // during submit, so nothing of theirs is left in flight).
-        while (accept_armed_ || stop_armed_ || backoff_armed_ || cancels_ > 0) {
-            int rc = io_uring_submit_and_wait(ring_.get(), 1);
-            // EINTR: a signal (all are blocked here, but be safe); EBUSY/EAGAIN: CQ overflow
-            // backlog, cleared by reaping below.
-            if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
-                throw bench::sys_error(-rc, "io_uring_submit_and_wait");
-            unsigned head;
-            unsigned seen = 0;
-            io_uring_cqe* cqe;
-            io_uring_for_each_cqe(ring_.get(), head, cqe) {
-                ++seen;
-                complete(*cqe);
-            }
-            io_uring_cq_advance(ring_.get(), seen);
-        }
+        while (accept_armed_ || stop_armed_ || backoff_armed_ || cancels_ > 0)
+            ring_.wait_and_reap([this](const io_uring_cqe& cqe) { complete(cqe); });
         // The last reap may have queued closes; they must run before the ring goes away.
         io_uring_submit(ring_.get());
         return accepted_;
@@ -284,8 +218,8 @@ private:
     }
 
     // Data: all of it written by this thread only.
-    bench::worker_context& ctx_; // listener and stop fd
-    ring ring_;                  // this thread's ring
+    bench::worker_context& ctx_;                                   // listener and stop fd
+    bench::ring ring_{"accept_raw_uring", sq_entries, cq_entries}; // this thread's ring
     close_mode mode_;            // how accepted connections are closed
     unsigned close_flags_ = 0;   // IOSQE_CQE_SKIP_SUCCESS when the kernel has it
     bool multishot_ = true;      // false once the kernel refused multishot accept

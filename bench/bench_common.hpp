@@ -165,6 +165,13 @@ struct endpoint {
             reinterpret_cast<sockaddr_in6&>(addr).sin6_port = htons(port);
     }
 
+    // An IPv4 loopback address (127.0.0.0/8): the load clients can spread their connections
+    // over several source addresses 127.0.0.x, each with its own ephemeral ports.
+    [[nodiscard]] bool is_loopback_v4() const noexcept {
+        return family() == AF_INET &&
+               (ntohl(reinterpret_cast<const sockaddr_in&>(addr).sin_addr.s_addr) >> 24) == 127;
+    }
+
     // "127.0.0.1:8080" or "[::1]:8080".
     [[nodiscard]] std::string to_string() const {
         char buf[INET6_ADDRSTRLEN] = {};
@@ -203,6 +210,68 @@ inline endpoint host_value(arg_reader& args) {
     auto ep = endpoint::parse(text, 0);
     if (!ep) args.bad_value("expected a numeric IPv4 or IPv6 address");
     return *ep;
+}
+
+// Reads a command line of `--flag value` pairs: --port P (required, at least min_port) and
+// --host ADDR (default 127.0.0.1) here; --help/-h prints `usage()` and exits 0; every other flag
+// goes to `other(flag, args)`, which reads its value and returns true, or returns false for an
+// unknown flag (a usage error). Returns the address with the port.
+template <class Usage, class Other>
+endpoint parse_address_args(std::string_view prog, int argc, char** argv, std::uint16_t min_port,
+                            Usage&& usage, Other&& other) {
+    endpoint address = *endpoint::parse("127.0.0.1", 0);
+    std::optional<std::uint16_t> port;
+    arg_reader args(prog, argc, argv);
+    while (args.next()) {
+        std::string_view f = args.flag();
+        if (f == "--port") {
+            port = args.integer<std::uint16_t>(min_port, 65535);
+        } else if (f == "--host") {
+            address = host_value(args);
+        } else if (f == "--help" || f == "-h") {
+            usage();
+            std::exit(0);
+        } else if (!other(f, args)) {
+            args.unknown();
+        }
+    }
+    if (!port)
+        args.usage_error(min_port == 0 ? "missing --port (0 = ephemeral; try --help)"
+                                       : "missing --port (try --help)");
+    address.set_port(*port);
+    return address;
+}
+
+// What both load clients (accept_load, echo_load) take.
+struct client_options {
+    endpoint target;                // --host, --port
+    unsigned connections = 64;      // --connections, over all threads
+    std::optional<double> duration; // --duration, seconds
+    unsigned threads = 1;           // --threads, each with its own ring
+};
+
+// A load client's command line: the client_options flags here (--connections at most
+// max_connections, and at least --threads), the others as in parse_address_args.
+template <class Usage, class Other>
+client_options parse_client_args(std::string_view prog, int argc, char** argv,
+                                 unsigned max_connections, Usage&& usage, Other&& other) {
+    client_options opt;
+    opt.target =
+        parse_address_args(prog, argc, argv, 1, usage, [&](std::string_view f, arg_reader& args) {
+            if (f == "--connections")
+                opt.connections = args.integer<unsigned>(1, max_connections);
+            else if (f == "--duration")
+                opt.duration = args.seconds(3600);
+            else if (f == "--threads")
+                opt.threads = args.integer<unsigned>(1, 256);
+            else
+                return other(f, args);
+            return true;
+        });
+    if (opt.connections < opt.threads)
+        arg_reader(prog, argc, argv)
+            .usage_error("--connections must be at least --threads (each thread needs one)");
+    return opt;
 }
 
 } // namespace bench
