@@ -15,7 +15,8 @@
 //   FRESH  = clear the start-limit window and reset the backoff delay to restart_delay.
 //   AFTER(f) = policy step for a run that ended, f = it failed: restart (always, or on_failure and
 //            f) → backoff [arm(delay)], delay grows ×backoff_factor up to the cap; else f → failed,
-//            !f → stopped.
+//            !f → stopped. An exit (not a stop) with a status in policy.no_restart_exit_codes
+//            (default 64, 77, 78: permanent failures) never restarts.
 //   Every change of state appends notify_state_changed{from, to} as the last action.
 //
 // state     event              next [actions]
@@ -108,8 +109,11 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <variant>
@@ -129,6 +133,36 @@ enum class restart_policy : std::uint8_t {
     on_failure, // restart after a failure; a clean exit (status 0) leaves it stopped
     never,      // never restart: a clean exit → stopped, a failure → failed
 };
+
+// A set of exit statuses (0..255), e.g. the ones that mean "do not restart". No allocation.
+class exit_code_set {
+public:
+    constexpr exit_code_set() noexcept = default;
+    constexpr exit_code_set(std::initializer_list<int> codes) noexcept {
+        for (int c : codes) add(c);
+    }
+    // Codes outside 0..255 are ignored (no exit status has them).
+    constexpr void add(int code) noexcept {
+        if (code >= 0 && code < 256)
+            bits_[static_cast<unsigned>(code) / 64] |= std::uint64_t{1} << (code % 64);
+    }
+    [[nodiscard]] constexpr bool contains(int code) const noexcept {
+        return code >= 0 && code < 256 &&
+               (bits_[static_cast<unsigned>(code) / 64] >> (code % 64) & 1) != 0;
+    }
+    [[nodiscard]] constexpr bool empty() const noexcept {
+        return (bits_[0] | bits_[1] | bits_[2] | bits_[3]) == 0;
+    }
+    friend constexpr bool operator==(const exit_code_set&, const exit_code_set&) noexcept = default;
+
+private:
+    std::array<std::uint64_t, 4> bits_{}; // bit c: code c is in the set
+};
+
+// The permanent-failure exit codes of ringd's daemons (docs/lifecycle: sysexits.h usage 64,
+// no_permission 77, config 78; systemd's RestartPreventExitStatus=64 77 78): restarting cannot
+// help, so by default they are not restarted.
+inline constexpr exit_code_set permanent_failure_exit_codes{64, 77, 78};
 
 // The knobs of one service. Durations of zero mean "none" where noted. normalized() says how
 // out-of-range values are read; the machine applies it to every policy it is given.
@@ -154,7 +188,26 @@ struct service_policy {
     duration ready_timeout = duration::zero();
     // After a failed spawn (nothing ran), try again after this (keepalive -t).
     duration spawn_retry_interval = std::chrono::seconds(5);
+    // A process that exits by itself with one of these statuses is not restarted, whatever
+    // `restart` says: `failed` (or `stopped` for 0). Killed by a signal never matches.
+    exit_code_set no_restart_exit_codes = permanent_failure_exit_codes;
 };
+
+// The longest duration a policy holds: what the table writes in whole milliseconds and reads
+// back without overflowing `duration` (int64 nanoseconds: about 292 years).
+inline constexpr std::int64_t max_policy_duration_ms =
+    std::numeric_limits<duration::rep>::max() / 1'000'000;
+
+// A number of seconds (a config value, an option) as a policy duration, rounded to the
+// millisecond; nothing when it is not finite, negative, above max_policy_duration_ms, or above
+// 0 but below 1 ms (it would silently become 0, which means "none" or "at once").
+[[nodiscard]] constexpr std::optional<duration> policy_duration(double seconds) noexcept {
+    if (!(seconds >= 0) || seconds > static_cast<double>(max_policy_duration_ms / 1000))
+        return std::nullopt; // also NaN and infinity
+    if (seconds > 0 && seconds < 0.001) return std::nullopt;
+    const auto ms = static_cast<std::int64_t>(seconds * 1000 + 0.5);
+    return std::chrono::duration_cast<duration>(std::chrono::milliseconds(ms));
+}
 
 // The longest start-limit burst the machine tracks (its start history is a fixed array).
 inline constexpr unsigned max_start_limit_burst = 64;
@@ -383,7 +436,7 @@ private:
     void begin_stop(step& s, after_stop then) noexcept;
     void send_stop(step& s) noexcept;
     void enter_running(step& s) noexcept;
-    void after_run(step& s, bool failure, duration ran) noexcept;
+    void after_run(step& s, bool failure, duration ran, bool no_restart = false) noexcept;
     void schedule_spawn_retry(step& s, bool is_restart) noexcept;
     void fresh() noexcept;
     void arm(step& s, time_point deadline) noexcept;
@@ -392,6 +445,8 @@ private:
     static void unexpected(step& s) noexcept;
     [[nodiscard]] static time_point after(time_point t, duration d) noexcept;
     [[nodiscard]] duration grown(duration d) const noexcept;
+    // The process exited by itself with a status of policy_.no_restart_exit_codes.
+    [[nodiscard]] bool no_restart(const exit_status& e) const noexcept;
 
     [[nodiscard]] bool start_limit_hit(time_point now) const noexcept;
     void record_start(time_point now) noexcept;
@@ -704,12 +759,12 @@ inline void service_machine::handle(const exited& e, step& s) noexcept {
     switch (state_) {
     case state::starting: // died before it reported readiness
         log(s, log_level::err, reason::exit_failure);
-        return after_run(s, true, duration::zero());
+        return after_run(s, true, duration::zero(), no_restart(e.status));
     case state::running: {
         const bool failure = !e.status.clean(false, policy_.stop_signal);
         log(s, failure ? log_level::err : log_level::notice,
             failure ? reason::exit_failure : reason::exit_clean);
-        return after_run(s, failure, s.now - running_since_);
+        return after_run(s, failure, s.now - running_since_, no_restart(e.status));
     }
     case state::stopping: {
         const bool clean = e.status.clean(true, policy_.stop_signal) && !kill_sent_;
@@ -799,9 +854,15 @@ inline void service_machine::enter_running(step& s) noexcept {
     state_ = state::running;
 }
 
-inline void service_machine::after_run(step& s, bool failure, duration ran) noexcept {
-    const bool restart = policy_.restart == restart_policy::always ||
-                         (policy_.restart == restart_policy::on_failure && failure);
+inline bool service_machine::no_restart(const exit_status& e) const noexcept {
+    return !e.signalled && policy_.no_restart_exit_codes.contains(e.value);
+}
+
+inline void service_machine::after_run(step& s, bool failure, duration ran,
+                                       bool no_restart) noexcept {
+    const bool restart =
+        !no_restart && (policy_.restart == restart_policy::always ||
+                        (policy_.restart == restart_policy::on_failure && failure));
     if (!restart) {
         state_ = failure ? state::failed : state::stopped;
         return;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,61 @@ TEST_CASE("never leaves a clean exit stopped and a failed one failed") {
     REQUIRE(r.next == state::failed);
     REQUIRE_FALSE(r.actions.contains<arm_timer>());
     REQUIRE(h.m.last_exit() == exit_status::exited_with(1));
+}
+
+TEST_CASE("an exit with a permanent-failure code (64, 77, 78) is failed, not restarted") {
+    for (int code : {64, 77, 78}) {
+        harness h; // restart = always
+        h.start();
+        auto r = h.after(1s, exited{exit_status::exited_with(code)});
+        CHECK(r.next == state::failed);
+        CHECK_FALSE(r.actions.contains<arm_timer>());
+        CHECK(h.m.last_exit() == exit_status::exited_with(code));
+    }
+    harness before_ready([] {
+        service_policy p;
+        p.needs_readiness = true;
+        return p;
+    }());
+    before_ready.start();
+    CHECK(before_ready.after(1s, exited{exit_status::exited_with(78)}).next == state::failed);
+    harness other; // any other code, and a death by signal 78, still restart
+    other.start();
+    CHECK(other.after(1s, exited{exit_status::exited_with(75)}).next == state::backoff);
+    other.fire();
+    other.feed(spawned{101});
+    CHECK(other.after(1s, exited{exit_status::killed_by(64)}).next == state::backoff);
+}
+
+TEST_CASE("the no-restart exit codes are per service: empty restarts them, 0 stops cleanly") {
+    service_policy p;
+    p.no_restart_exit_codes = {};
+    harness h(p);
+    h.start();
+    CHECK(h.after(1s, exited{exit_status::exited_with(78)}).next == state::backoff);
+    p.no_restart_exit_codes = {0, 3};
+    harness zero(p);
+    zero.start();
+    CHECK(zero.after(1s, clean_exit).next == state::stopped);
+    zero.start();
+    CHECK(zero.after(1s, exited{exit_status::exited_with(3)}).next == state::failed);
+}
+
+TEST_CASE("policy durations: out of range, negative, NaN and sub-millisecond seconds are refused") {
+    using ringd::supervision::policy_duration;
+    CHECK(policy_duration(5) == std::chrono::seconds(5));
+    CHECK(policy_duration(0) == duration::zero());
+    CHECK(policy_duration(0.0015) == std::chrono::milliseconds(2)); // rounded to the millisecond
+    CHECK(policy_duration(0.001) == std::chrono::milliseconds(1));
+    CHECK_FALSE(policy_duration(0.0004)); // would become 0: "none"
+    CHECK_FALSE(policy_duration(-1));
+    CHECK_FALSE(policy_duration(1e30)); // overflowed to 0 before: a restart loop without delay
+    CHECK_FALSE(policy_duration(1e300));
+    CHECK_FALSE(policy_duration(std::numeric_limits<double>::infinity()));
+    CHECK_FALSE(policy_duration(std::numeric_limits<double>::quiet_NaN()));
+    const double most = static_cast<double>(ringd::supervision::max_policy_duration_ms / 1000);
+    REQUIRE(policy_duration(most));
+    CHECK(*policy_duration(most) > std::chrono::hours(24 * 365 * 290));
 }
 
 TEST_CASE("always restarts even after a clean exit") {

@@ -42,23 +42,32 @@ inline std::string format_reload_record(const reload_record& r) {
     return body + end;
 }
 
-// A complete, consistent record, or nothing (empty file, torn read, foreign content).
+// A complete, consistent record, or nothing (empty file, torn read, foreign content). Every
+// field is checked in place: nothing is read outside `text`, whatever it holds.
 inline std::optional<reload_record> parse_reload_record(std::string_view text) {
-    if (text.size() != reload_record_size || text.back() != '\n') return std::nullopt;
+    constexpr std::size_t digits = 20;
+    constexpr std::size_t tail_at = reload_record_size - digits - 1; // the tail's first digit
+    if (text.size() != reload_record_size || text.back() != '\n' || text[digits] != ' ' ||
+        text[tail_at - 1] != ' ')
+        return std::nullopt;
+    // A number that fills [from, from + size) exactly.
+    auto whole = [](std::string_view field, auto& out) {
+        const char* end = field.data() + field.size();
+        auto [ptr, ec] = std::from_chars(field.data(), end, out);
+        return !field.empty() && ec == std::errc{} && ptr == end;
+    };
     reload_record r;
     std::uint64_t tail_gen = 0;
-    auto head_end = text.data() + 20;
-    if (std::from_chars(text.data(), head_end, r.generation).ptr != head_end) return std::nullopt;
-    auto tail = text.substr(reload_record_size - 21, 20);
-    if (std::from_chars(tail.data(), tail.data() + 20, tail_gen).ptr != tail.data() + 20 ||
-        tail_gen != r.generation)
+    if (!whole(text.substr(0, digits), r.generation) ||
+        !whole(text.substr(tail_at, digits), tail_gen) || tail_gen != r.generation)
         return std::nullopt;
-    auto rest = text.substr(21, reload_record_size - 22 - 21);
+    std::string_view rest = text.substr(digits + 1, tail_at - 1 - (digits + 1));
     auto sp = rest.find(' ');
-    if (std::from_chars(rest.data(), rest.data() + sp, r.pid).ec != std::errc{})
+    if (sp == std::string_view::npos || !whole(rest.substr(0, sp), r.pid) || r.pid <= 0)
         return std::nullopt;
     rest.remove_prefix(sp + 1);
     while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
+    if (rest.empty()) return std::nullopt; // no state
     sp = rest.find(' ');
     r.state = std::string(rest.substr(0, sp));
     if (sp != std::string_view::npos) r.reason = std::string(rest.substr(sp + 1));

@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,6 +102,13 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
         out += "priority " + to_string(s.priority) + "\n";
         // Only when set: a table without it stays readable by a supervisor that predates it.
         if (!s.stop_sequence.empty()) out += "stop_sequence " + s.stop_sequence + "\n";
+        // Only when not the default, for the same reason (absent: the default).
+        if (p.no_restart_exit_codes != supervision::permanent_failure_exit_codes) {
+            out += "no_restart_exit";
+            for (int c = 0; c < 256; ++c)
+                if (p.no_restart_exit_codes.contains(c)) out += " " + to_string(c);
+            out += "\n";
+        }
         // Whether a spawn waits for it (policy.needs_readiness): a word that a supervisor which
         // predates it ignores; without it, a service with a protocol waits.
         out += "readiness " + std::string(to_string(s.readiness)) + " " +
@@ -143,8 +152,11 @@ supervisor_table_parse(std::string_view text) {
             header = true;
             continue;
         }
-        if (line.empty()) continue;
         const auto words = supervisor_table_split(line);
+        if (words.empty()) {
+            if (line.empty()) continue;
+            return fail("a line of only spaces");
+        }
         const std::string_view key = words[0];
         auto text_at = [&](std::size_t i) -> std::optional<std::string> {
             return i < words.size() ? supervisor_table_decode(words[i]) : std::nullopt;
@@ -211,14 +223,30 @@ supervisor_table_parse(std::string_view text) {
             auto restart = parse_restart_policy(words[1]);
             if (!restart) return fail("bad restart policy '" + std::string(words[1]) + "'");
             p.restart = *restart;
+            // Milliseconds, except the burst (value 5 here, 0..max_start_limit_burst) and the
+            // stop signal (value 7, 1..64); every value in range of what it becomes.
+            static constexpr const char* names[9] = {
+                "restart delay",     "max restart delay",    "stable after",
+                "start limit burst", "start limit interval", "stop signal",
+                "stop timeout",      "ready timeout",        "spawn retry interval"};
             long long v[9] = {};
             const std::size_t at[9] = {2, 4, 5, 6, 7, 8, 9, 10, 11};
-            for (int i = 0; i < 9; ++i)
-                if (!integer_at(at[i], v[i])) return fail("bad number in 'policy'");
+            for (int i = 0; i < 9; ++i) {
+                const long long high = i == 3   ? supervision::max_start_limit_burst
+                                       : i == 5 ? 64
+                                                : supervision::max_policy_duration_ms;
+                const long long low = i == 5 ? 1 : 0;
+                if (!integer_at(at[i], v[i]) || v[i] < low || v[i] > high)
+                    return fail("'policy': " + std::string(names[i]) + " '" +
+                                std::string(words[at[i]]) + "' is not an integer in " +
+                                std::to_string(low) + ".." + std::to_string(high));
+            }
             std::string factor(words[3]);
             char* end = nullptr;
             p.backoff_factor = std::strtod(factor.c_str(), &end);
-            if (end == factor.c_str() || *end != '\0') return fail("bad backoff factor");
+            if (end == factor.c_str() || *end != '\0' || !std::isfinite(p.backoff_factor) ||
+                p.backoff_factor < 1)
+                return fail("bad backoff factor '" + factor + "' (a finite number, at least 1)");
             using std::chrono::milliseconds;
             p.restart_delay = milliseconds(v[0]);
             p.max_restart_delay = milliseconds(v[1]);
@@ -233,9 +261,20 @@ supervisor_table_parse(std::string_view text) {
             if (words.size() != 2 || (words[1] != "up" && words[1] != "down"))
                 return fail("'wanted' is up or down");
             current->wanted_up = words[1] == "up";
+        } else if (key == "no_restart_exit") {
+            supervision::exit_code_set codes;
+            for (std::size_t i = 1; i < words.size(); ++i) {
+                int code = -1;
+                if (!integer_at(i, code) || code < 0 || code > 255)
+                    return fail("'no_restart_exit': '" + std::string(words[i]) +
+                                "' is not an exit status in 0..255");
+                codes.add(code);
+            }
+            s.policy.no_restart_exit_codes = codes;
         } else if (key == "process") {
             auto log = text_at(3);
-            if (!integer_at(1, current->pid) || !integer_at(2, current->start_time) || !log)
+            if (!integer_at(1, current->pid) || current->pid <= 0 ||
+                !integer_at(2, current->start_time) || !log)
                 return fail("'process' needs a pid, a start time and a log path");
             current->log_path = *log;
         } else if (key == "log") {
@@ -293,7 +332,7 @@ supervisor_pids_parse(std::string_view text) {
             auto [end, ec] = std::from_chars(words[i].data(), words[i].data() + words[i].size(), v);
             return ec == std::errc() && end == words[i].data() + words[i].size();
         };
-        if (!name || !log || !number_at(1, e.pid) || !number_at(2, e.start_time))
+        if (!name || !log || !number_at(1, e.pid) || e.pid < 0 || !number_at(2, e.start_time))
             return unexpected<std::string>("line " + std::to_string(number) +
                                            ": expected '=name pid start_time =log [starting]'");
         e.spec.name = *name;
