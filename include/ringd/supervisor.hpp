@@ -3,11 +3,14 @@
 //
 // Also: ordered start (priority, then the S<nn> prefix; a group starts once the groups before it
 // are up) and stop (init.d's K<nn> first, then the reverse of start); per-process logs
-// <log_dir>/<name>.<pid> (the previous instance's file goes at each respawn and on removal);
+// <log_dir>/<name>.<pid> (the last few instances' files are kept, the crashed one always; all
+// go on removal);
 // readiness by sd_notify (a datagram socket per service, passed as NOTIFY_SOCKET) or an s6
 // notification fd; a persistent table from which a restarted supervisor re-adopts the children
 // still running (pidfd + start time), never starting a second copy; orphan reaping for a subreaper
-// or PID 1. Everything runs on the loop's thread.
+// or PID 1. Everything runs on the loop's thread. The work of one event does not grow with the
+// number of services: the table files are rewritten at most once per interval under a burst, and
+// a burst of due events is fed in slices between which the loop serves its other operations.
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
@@ -136,6 +139,11 @@ struct supervisor_options {
     // call list() and the API functions; it must not throw. ({}: brace-initialisers that end
     // before it stay free of -Wmissing-field-initializers.)
     std::function<void()> on_change{};
+    // Logs of earlier processes kept per service (at a respawn the previous process's log joins
+    // them, the oldest beyond the count go): at most keep_logs files, together at most
+    // keep_logs_bytes, but the newest earlier one (the crashed instance's) always stays.
+    std::size_t keep_logs{5};
+    std::uint64_t keep_logs_bytes{std::uint64_t{64} << 20};
 };
 
 class supervisor {
@@ -252,6 +260,13 @@ private:
         supervisor* owner;
         bool in_flight = false;
     };
+    // The deadline of a coalesced write of the table files (IORING_OP_TIMEOUT, absolute).
+    struct flush_op : detail::io_op {
+        explicit flush_op(supervisor* s) noexcept;
+        supervisor* owner;
+        __kernel_timespec when{}; // read by the kernel while in flight
+        bool in_flight = false;
+    };
 
     struct service {
         service(supervisor* s, service_spec sp);
@@ -280,12 +295,14 @@ private:
         unique_fd ready_pipe;             // notification fd: our read end, per process
         unique_fd next_ready_pipe;        // a new pipe waiting for the old read to end
         // For messages and status.
-        std::string log_path;               // current (or last) process's log file
-        std::string spawn_error;            // the last spawn failure, in words
-        std::string status_text;            // sd_notify STATUS=
-        std::optional<exit_info> last_exit; // the last process's end
-        supervision::time_point since{};    // when it entered its current state
-        pid_t last_pid = 0;                 // the last process, for messages after its exit
+        std::string log_path;                     // current (or last) process's log file
+        std::vector<std::string> old_logs;        // earlier processes' logs, oldest first
+        std::vector<std::uint64_t> old_log_sizes; // their sizes (bytes), by index
+        std::string spawn_error;                  // the last spawn failure, in words
+        std::string status_text;                  // sd_notify STATUS=
+        std::optional<exit_info> last_exit;       // the last process's end
+        supervision::time_point since{};          // when it entered its current state
+        pid_t last_pid = 0;                       // the last process, for messages after its exit
         // Ring operations (their memory must outlive their completions).
         timer_op timer{this};
         exit_watch watch{this};
@@ -299,7 +316,8 @@ private:
     void log_reason(service& s, const supervision::log_message& m,
                     const supervision::transition_result& r);
     void handle_exit(service& s);
-    void process_due();
+    // Feeds the due events, for at most a slice of time; false if some are left for later.
+    bool process_due();
     void advance_start_order();
     void advance_shutdown();
     void sweep_removed();
@@ -331,16 +349,38 @@ private:
     [[nodiscard]] std::vector<table_entry> table_entries() const;
     void write_table();
     void write_pids();
+    // Writes the dirty table files now, or arms flush_ for when the interval since the last
+    // write has passed (a burst of events costs one write per interval, not one per event).
+    void flush_tables();
+    void arm_flush(supervision::time_point when) noexcept;
     void remove_log(const std::string& path) noexcept;
+    // At a respawn: the previous process's log joins the kept ones; the oldest beyond the
+    // limits go (never the one just added).
+    void retire_log(service& s, const std::string& new_log);
+    // The earlier logs of `name` found in log_dir (the directory is read once, at the first call).
+    std::vector<std::pair<std::string, std::uint64_t>> take_found_logs(const std::string& name);
+    void set_pending_start(service& s, bool pending) noexcept;
     static void timer_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void ready_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void kick_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void orphan_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void flush_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
 
     struct park_awaiter {
         supervisor* s;
         bool await_ready() const noexcept { return s->due_head_ != nullptr || s->kicked_; }
         void await_suspend(std::coroutine_handle<> h) noexcept { s->parked_ = h; }
+        void await_resume() const noexcept { s->kicked_ = false; }
+    };
+    // Lets the loop run its other completions (the control socket, signals) in the middle of a
+    // burst: resumed by the kick, or by any completion of ours.
+    struct yield_awaiter {
+        supervisor* s;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) noexcept {
+            s->parked_ = h;
+            s->wake();
+        }
         void await_resume() const noexcept { s->kicked_ = false; }
     };
 
@@ -366,7 +406,19 @@ private:
     std::size_t active_ops_ = 0;          // our ops the ring still holds
     std::unique_ptr<kick_op> kick_;       // heap: may have to outlive us if the loop never ran
     std::unique_ptr<orphan_op> orphans_;  // SIGCHLD watch (reap_orphans only)
-    unique_fd sigchld_fd_;                // signalfd for SIGCHLD (reap_orphans only)
+    std::unique_ptr<flush_op> flush_;     // heap, as kick_: the coalesced write's deadline
+    supervision::time_point table_written_{}; // when the table was last written ...
+    supervision::duration table_interval_{};  // ... and the least wait before the next write
+    supervision::time_point pids_written_{};  // the same for <table>.pids
+    supervision::duration pids_interval_{};
+    std::size_t busy_ = 0;           // services not quiescent (for all_down without a scan)
+    std::size_t removing_ = 0;       // services being removed (sweep_removed looks at them)
+    std::size_t pending_starts_ = 0; // services with pending_start
+    bool all_stop_sent_ = false;     // shutdown: every service has been told to stop
+    bool logs_scanned_ = false;      // log_dir was read for found_logs_
+    std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>, std::less<>>
+        found_logs_;       // earlier logs in log_dir by service name, oldest first, not yet claimed
+    unique_fd sigchld_fd_; // signalfd for SIGCHLD (reap_orphans only)
 };
 
 } // namespace ringd

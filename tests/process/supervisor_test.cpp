@@ -165,11 +165,98 @@ TEST_CASE("a crash loop reaches backoff and then failed at the start limit") {
     auto st = sup.status("crasher");
     REQUIRE(st.has_value());
     CHECK(st->state == state::stopped); // the shutdown acknowledged the failure
-    // Only the last instance's log file is left.
+    // Every instance's log is kept (up to keep_logs earlier ones): the crashes explain
+    // themselves.
     CHECK(ringd::testing::read_file(st->log_path).empty());
     std::size_t files = 0;
     for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(logs.path())) ++files;
-    CHECK(files == 1);
+    CHECK(files == 3);
+}
+
+namespace {
+
+// The pids of the <name>.<pid> log files in `dir`, ascending.
+std::vector<int> log_pids(const std::string& dir, const std::string& name) {
+    std::vector<int> out;
+    for (auto& e : std::filesystem::directory_iterator(dir)) {
+        const std::string file = e.path().filename();
+        if (file.starts_with(name + ".")) out.push_back(std::stoi(file.substr(name.size() + 1)));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a respawn keeps the crashed instance's log and the last keep_logs earlier ones") {
+    process_reaper reaper;
+    temp_dir logs;
+    io_context ctx;
+    captured_log out;
+    ringd::supervisor_options o{logs.path(), {}, false, ringd::wait_method::automatic};
+    o.keep_logs = 2;
+    supervisor sup(ctx, out.log, o);
+    // Each run prints its pid and crashes; the sixth run stays up.
+    const std::string count = logs / "runs";
+    service_spec spec =
+        make_spec("crasher", {"/bin/sh", "-c",
+                              "echo crash $$; echo x >> " + count + "; [ $(wc -l < " + count +
+                                  ") -ge 6 ] && exec sleep 1000; exit 3"});
+    spec.policy.restart_delay = 10ms;
+    spec.policy.backoff_factor = 1;
+    spec.policy.start_limit_burst = 0;
+    REQUIRE(sup.add(spec).has_value());
+    std::vector<int> pids;
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] {
+            auto st = sup.status("crasher");
+            return st->state == state::running && st->restarts == 5;
+        });
+        REQUIRE(up);
+        pids = log_pids(logs.path(), "crasher");
+        // The current log and the two before it; the crashed ones say why.
+        REQUIRE(pids.size() == 3);
+        const int current = sup.status("crasher")->pid;
+        CHECK(std::find(pids.begin(), pids.end(), current) != pids.end());
+        for (int pid : pids)
+            if (pid != current)
+                CHECK(read_file(logs / ("crasher." + std::to_string(pid))) ==
+                      "crash " + std::to_string(pid) + "\n");
+    });
+    INFO(out.all());
+    CHECK(out.count("exited with status 3") == 5);
+}
+
+TEST_CASE("over keep_logs_bytes the oldest logs go, never the crashed instance's") {
+    process_reaper reaper;
+    temp_dir logs;
+    io_context ctx;
+    captured_log out;
+    ringd::supervisor_options o{logs.path(), {}, false, ringd::wait_method::automatic};
+    o.keep_logs_bytes = 1; // every earlier log is over it
+    supervisor sup(ctx, out.log, o);
+    const std::string count = logs / "runs";
+    service_spec spec =
+        make_spec("big", {"/bin/sh", "-c",
+                          "echo a long line of output; echo x >> " + count + "; [ $(wc -l < " +
+                              count + ") -ge 4 ] && exec sleep 1000; exit 3"});
+    spec.policy.restart_delay = 10ms;
+    spec.policy.backoff_factor = 1;
+    spec.policy.start_limit_burst = 0;
+    REQUIRE(sup.add(spec).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        bool up = co_await wait_until(ctx, [&] {
+            auto st = sup.status("big");
+            return st->state == state::running && st->restarts == 3;
+        });
+        REQUIRE(up);
+        auto pids = log_pids(logs.path(), "big");
+        REQUIRE(pids.size() == 2); // the current one and the last crashed one
+        for (int pid : pids)
+            if (pid != sup.status("big")->pid)
+                CHECK(read_file(logs / ("big." + std::to_string(pid))) ==
+                      "a long line of output\n");
+    });
 }
 
 TEST_CASE(
@@ -249,6 +336,69 @@ TEST_CASE("an sd_notify READY=1 on NOTIFY_SOCKET makes a service running, with i
     });
     INFO(out.all());
     CHECK(out.saw("ready notifier: pid"));
+}
+
+TEST_CASE("services with legal 100-character names and --notify become ready, each its own") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    // With a table the socket names carry its 16-digit hash: the longest prefix there is.
+    supervisor sup(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+    const std::string stem(99, 'n');
+    for (const char* last : {"a", "b"}) {
+        service_spec s =
+            make_spec(stem + last, {"/bin/sh", "-c",
+                                    "systemd-notify --ready --status=" + std::string(last) +
+                                        "; exec sleep 1000"});
+        s.readiness = ringd::readiness_protocol::notify_socket;
+        s.policy.needs_readiness = true;
+        s.policy.ready_timeout = 10s;
+        auto added = sup.add(s); // the names differ only after the 99th character
+        const std::string why = added.has_value() ? std::string() : added.error();
+        INFO(why);
+        REQUIRE(added.has_value());
+    }
+    drive(ctx, sup, [&]() -> task<void> {
+        bool ready = co_await wait_until(ctx, [&] { return all_running(sup); });
+        REQUIRE(ready);
+        CHECK(sup.status(stem + "a")->status_text == "a");
+        CHECK(sup.status(stem + "b")->status_text == "b");
+    });
+    INFO(out.all());
+    CHECK(out.count("reported readiness") == 2);
+}
+
+TEST_CASE(
+    "a service exiting with a permanent-failure code is failed with that code, not restarted") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
+    REQUIRE(sup.add(make_spec("misconfigured", {"/bin/sh", "-c", "exit 78"})).has_value());
+    service_spec own = make_spec("own-list", {"/bin/sh", "-c", "exit 78"});
+    own.policy.no_restart_exit_codes = {}; // this one restarts after anything
+    own.policy.start_limit_burst = 2;
+    own.policy.start_limit_interval = 60s;
+    REQUIRE(sup.add(own).has_value());
+    drive(ctx, sup, [&]() -> task<void> {
+        bool failed = co_await wait_until(ctx, [&] {
+            return sup.status("misconfigured")->state == state::failed &&
+                   sup.status("own-list")->state == state::failed;
+        });
+        REQUIRE(failed);
+        auto st = sup.status("misconfigured");
+        CHECK(st->restarts == 0);
+        REQUIRE(st->last_exit.has_value());
+        CHECK(st->last_exit->status == 78);
+        CHECK(sup.status("own-list")->restarts == 1); // the start limit, not the code, ended it
+    });
+    INFO(out.all());
+    CHECK(out.saw("exit misconfigured: pid "));
+    CHECK(out.saw("exited with status 78; not restarted: exit status 78 means do not restart "
+                  "(failed)"));
+    CHECK(out.count("restart misconfigured") == 0);
 }
 
 TEST_CASE("a spawn that fails is retried at the polling interval until it works") {
@@ -593,6 +743,59 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
     auto alien = ringd::detail::supervisor_table_parse("hello\n");
     REQUIRE_FALSE(alien.has_value());
     CHECK(alien.error().starts_with("line 1: not a ringd-supervise table"));
+}
+
+namespace {
+
+// The table of one service, "web".
+std::string one_service_table() {
+    ringd::table_entry e;
+    e.spec = make_spec("web", {"/bin/true"});
+    return ringd::detail::supervisor_table_format({e});
+}
+
+} // namespace
+
+TEST_CASE("a table line of only spaces is an error naming the line, not a crash") {
+    std::string text = one_service_table();
+    text.insert(text.find("argv "), "   \n"); // line 5
+    auto parsed = ringd::detail::supervisor_table_parse(text);
+    REQUIRE_FALSE(parsed.has_value());
+    CHECK(parsed.error() == "line 5: a line of only spaces");
+    auto pids = ringd::detail::supervisor_pids_parse("ringd-supervise-pids 1\n \n");
+    REQUIRE_FALSE(pids.has_value());
+    CHECK(pids.error().starts_with("line 2: "));
+}
+
+TEST_CASE("table values out of their type's range are errors naming the line and the value") {
+    const std::string text = one_service_table();
+    const auto policy_at = text.find("policy ");
+    REQUIRE(policy_at != std::string::npos);
+    const auto policy_end = text.find('\n', policy_at);
+    // "policy always RESTART_MS FACTOR MAX_MS STABLE_MS BURST INTERVAL_MS SIGNAL STOP_MS ..."
+    auto with_policy = [&](const std::string& line) {
+        std::string t = text;
+        t.replace(policy_at, policy_end - policy_at, line);
+        return ringd::detail::supervisor_table_parse(t);
+    };
+    const std::string tail = " 5000 2 60000 10000 5 10000 15 5000 0 50";
+    REQUIRE(with_policy("policy always" + tail).has_value());
+    // 9.3e12 ms overflowed the nanosecond duration (into the past: a restart without delay).
+    auto huge = with_policy("policy always 9300000000000 2 60000 10000 5 10000 15 5000 0 50");
+    REQUIRE_FALSE(huge.has_value());
+    CHECK(huge.error() == "line 11: 'policy': restart delay '9300000000000' is not an integer in "
+                          "0..9223372036854");
+    auto burst = with_policy("policy always 5000 2 60000 10000 4294967297 10000 15 5000 0 50");
+    REQUIRE_FALSE(burst.has_value()); // wrapped to 1 through the cast to unsigned
+    CHECK(burst.error().find("start limit burst '4294967297'") != std::string::npos);
+    CHECK_FALSE(with_policy("policy always 5000 2 60000 10000 5 10000 0 5000 0 50").has_value());
+    CHECK_FALSE(with_policy("policy always -1 2 60000 10000 5 10000 15 5000 0 50").has_value());
+    auto factor = with_policy("policy always 5000 inf 60000 10000 5 10000 15 5000 0 50");
+    REQUIRE_FALSE(factor.has_value());
+    CHECK(factor.error() == "line 11: bad backoff factor 'inf' (a finite number, at least 1)");
+    std::string process = text;
+    process.insert(process.find("end\n"), "process -7 1 =/x\n");
+    CHECK_FALSE(ringd::detail::supervisor_table_parse(process).has_value());
 }
 
 TEST_CASE("a torn <table>.pids costs the adoption, never the services") {

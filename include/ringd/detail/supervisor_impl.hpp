@@ -179,6 +179,28 @@ inline std::string supervisor_notify_scope(const supervisor_options& options) {
     return hex;
 }
 
+// The abstract name of a service's notify socket: "ringd-supervise/<scope>/<name>", or, when that
+// would not fit in sun_path (a long name), "ringd-supervise/<scope>/#<hash of the name>". Either
+// is the same for every supervisor on the table and distinct per name (a clash of the 64-bit
+// hashes would fail the bind with EADDRINUSE, never share a socket).
+inline std::string supervisor_notify_name(const std::string& scope, std::string_view service) {
+    constexpr std::size_t fits = sizeof(sockaddr_un::sun_path) - 2; // the leading NUL, a spare
+    std::string name = "ringd-supervise/" + scope + "/";
+    if (name.size() + service.size() <= fits) return name + std::string(service);
+    std::uint64_t hash = 14695981039346656037ull;
+    for (unsigned char c : service) hash = (hash ^ c) * 1099511628211ull;
+    char hex[18];
+    std::snprintf(hex, sizeof hex, "#%016llx", static_cast<unsigned long long>(hash));
+    return name + hex;
+}
+
+// An absolute deadline of the steady clock as IORING_TIMEOUT_ABS reads it.
+inline __kernel_timespec supervisor_timespec(supervision::time_point when) noexcept {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+    return {static_cast<long long>(ns / 1'000'000'000), static_cast<long long>(ns % 1'000'000'000)};
+}
+
 } // namespace detail
 
 // ---- ring operations -------------------------------------------------------------------------
@@ -224,6 +246,15 @@ inline supervisor::orphan_op::orphan_op(supervisor* s) noexcept
               io_uring_prep_poll_add(sqe, o->owner->sigchld_fd_.get(), POLLIN);
           },
           &supervisor::orphan_complete),
+      owner(s) {}
+
+inline supervisor::flush_op::flush_op(supervisor* s) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* f = static_cast<flush_op*>(self);
+              io_uring_prep_timeout(sqe, &f->when, 0, IORING_TIMEOUT_ABS);
+          },
+          &supervisor::flush_complete),
       owner(s) {}
 
 inline supervisor::service::service(supervisor* s, service_spec sp)
@@ -334,14 +365,28 @@ inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_
     owner->ctx_->submit(o);
 }
 
+inline void supervisor::flush_complete(detail::io_op* op, int, std::uint32_t) noexcept {
+    auto* f = static_cast<flush_op*>(op);
+    f->in_flight = false;
+    supervisor* owner = f->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    owner->kicked_ = true; // run() writes what is due (or, draining, counts the op back)
+    owner->resume_parked();
+}
+
+inline void supervisor::arm_flush(supervision::time_point when) noexcept {
+    if (flush_->in_flight || draining_) return;
+    flush_->when = detail::supervisor_timespec(when);
+    flush_->in_flight = true;
+    ++active_ops_;
+    ctx_->submit(flush_.get());
+}
+
 inline void supervisor::submit_timer(service& s) noexcept {
     timer_op& t = s.timer;
     t.submitted = *t.wanted;
-    const auto ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(t.submitted.time_since_epoch())
-            .count();
-    t.when = {static_cast<long long>(ns / 1'000'000'000),
-              static_cast<long long>(ns % 1'000'000'000)};
+    t.when = detail::supervisor_timespec(t.submitted);
     t.in_flight = true;
     ++active_ops_;
     ctx_->submit(&t);
@@ -415,12 +460,14 @@ inline void supervisor::cancel_everything() noexcept {
         if (s->ready.in_flight) ctx_->cancel(&s->ready);
     }
     if (orphans_ && orphans_->in_flight) ctx_->cancel(orphans_.get());
+    if (flush_->in_flight) ctx_->cancel(flush_.get());
 }
 
 // ---- construction ----------------------------------------------------------------------------
 
 inline supervisor::supervisor(io_context& ctx, logger& log, supervisor_options options)
-    : ctx_(&ctx), log_(&log), options_(std::move(options)), kick_(std::make_unique<kick_op>(this)) {
+    : ctx_(&ctx), log_(&log), options_(std::move(options)), kick_(std::make_unique<kick_op>(this)),
+      flush_(std::make_unique<flush_op>(this)) {
     if (!options_.table_path.empty()) {
         const std::string lock = options_.table_path + ".lock";
         table_lock_.reset(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -472,6 +519,8 @@ inline supervisor::~supervisor() {
     }
     kick_->owner = nullptr;
     (void)kick_.release();
+    flush_->owner = nullptr;
+    (void)flush_.release();
     if (orphans_) {
         orphans_->owner = nullptr;
         (void)orphans_.release();
@@ -532,9 +581,17 @@ inline void supervisor::discard_table() {
 }
 
 inline std::vector<table_entry> supervisor::table_entries() const {
+    std::vector<const service*> order;
+    order.reserve(services_.size());
+    for (const auto& [name, s] : services_) order.push_back(s.get());
+    std::sort(order.begin(), order.end(), [](const service* a, const service* b) {
+        if (a->spec.priority != b->spec.priority) return a->spec.priority < b->spec.priority;
+        return supervision::starts_before(a->spec.name, b->spec.name);
+    });
     std::vector<table_entry> entries;
-    for (const service_status& st : list()) {
-        const service& s = *lookup(st.name);
+    entries.reserve(order.size());
+    for (const service* each : order) {
+        const service& s = *each;
         if (s.removing && !s.machine.has_process()) continue; // forgotten once down
         table_entry e;
         e.spec = s.spec;
@@ -566,6 +623,46 @@ inline void supervisor::write_table() {
                    written.error().message().c_str());
         table_dirty_ = true; // the next turn tries again
     }
+}
+
+inline void supervisor::flush_tables() {
+    if (!table_dirty_ && !pids_dirty_) return;
+    if (options_.table_path.empty()) {
+        table_dirty_ = pids_dirty_ = false;
+        return;
+    }
+    // Each file waits at least 10 times as long as its last write took (at least 10 ms): at most
+    // a tenth of the loop's time goes to the table under a burst, and an isolated change is
+    // written at once.
+    auto interval = [](supervision::duration took) {
+        return std::max<supervision::duration>(std::chrono::milliseconds(10), took * 10);
+    };
+    supervision::time_point now = supervision::clock::now();
+    std::optional<supervision::time_point> later;
+    if (table_dirty_) {
+        if (now - table_written_ >= table_interval_) {
+            write_table();
+            const auto done = supervision::clock::now();
+            table_interval_ = interval(done - now);
+            table_written_ = now = done;
+        } else {
+            later = table_written_ + table_interval_;
+        }
+    }
+    if (pids_dirty_) {
+        if (now - pids_written_ >= pids_interval_) {
+            write_pids();
+            const auto done = supervision::clock::now();
+            pids_interval_ = interval(done - now);
+            pids_written_ = done;
+        } else {
+            const auto when = pids_written_ + pids_interval_;
+            later = later ? std::min(*later, when) : when;
+        }
+    }
+    if (table_dirty_ && !later) later = now + table_interval_; // a failed write: try again
+    if (pids_dirty_ && !later) later = now + pids_interval_;
+    if (later) arm_flush(*later);
 }
 
 inline void supervisor::write_pids() {
@@ -604,13 +701,15 @@ inline void supervisor::open_notify_socket(service& s) {
     // after the table rather than our pid: a supervisor started again on the same table after a
     // crash (the table's lock makes it the only one) binds the same names, so a process it
     // re-adopts before that process was ready still reaches it through its NOTIFY_SOCKET.
+    // A name too long for sun_path is hashed (supervisor_notify_name), never cut.
     const std::string name =
-        "ringd-supervise/" + detail::supervisor_notify_scope(options_) + "/" + s.spec.name;
+        detail::supervisor_notify_name(detail::supervisor_notify_scope(options_), s.spec.name);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path + 1, name.data(), std::min(name.size(), sizeof addr.sun_path - 2));
-    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
-                                            std::min(name.size(), sizeof addr.sun_path - 2));
+    if (name.size() > sizeof addr.sun_path - 2) // cannot happen: the name is made to fit
+        throw std::runtime_error("notify socket name @" + name + " is too long");
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
         throw_errno(errno, "bind @" + name);
     s.notify_socket = std::move(fd);
@@ -647,8 +746,13 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
     services_.emplace(s.spec.name, std::move(owned));
     table_dirty_ = true;
     changed_ = true;
+    if (previous != nullptr) s.log_path = previous->log_path;
+    for (auto& [path, size] : take_found_logs(s.spec.name)) {
+        if (path == s.log_path) continue; // the current (or last) one
+        s.old_logs.push_back(std::move(path));
+        s.old_log_sizes.push_back(size);
+    }
     if (previous != nullptr) {
-        s.log_path = previous->log_path;
         if (previous->pid > 0) {
             auto p = process::adopt(previous->pid, previous->start_time);
             if (p) {
@@ -677,9 +781,18 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
                        p.error().value() == ESTALE ? "is another process now" : "is gone");
         }
     }
-    if (s.wanted_up) s.pending_start = true;
+    if (s.wanted_up) set_pending_start(s, true);
     wake();
     return {};
+}
+
+inline void supervisor::set_pending_start(service& s, bool pending) noexcept {
+    if (s.pending_start == pending) return;
+    s.pending_start = pending;
+    if (pending)
+        ++pending_starts_;
+    else
+        --pending_starts_;
 }
 
 inline expected<supervisor::service*, std::string>
@@ -712,8 +825,9 @@ inline expected<std::string, std::string> supervisor::remove(std::string_view na
     service* s = *found;
     if (s->removing) return std::string("already being removed");
     s->removing = true;
+    ++removing_;
     s->wanted_up = false;
-    s->pending_start = false;
+    set_pending_start(*s, false);
     const pid_t pid = s->machine.pid();
     feed(*s, supervision::stop_requested{});
     changed_by_operator();
@@ -725,7 +839,7 @@ inline expected<void, std::string> supervisor::start(std::string_view name) {
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
     s->wanted_up = true;
-    s->pending_start = false;
+    set_pending_start(*s, false);
     feed(*s, supervision::start_requested{});
     changed_by_operator();
     return {};
@@ -736,7 +850,7 @@ inline expected<void, std::string> supervisor::stop(std::string_view name) {
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
     s->wanted_up = false;
-    s->pending_start = false;
+    set_pending_start(*s, false);
     feed(*s, supervision::stop_requested{});
     changed_by_operator();
     return {};
@@ -747,7 +861,7 @@ inline expected<void, std::string> supervisor::restart(std::string_view name) {
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
     s->wanted_up = true;
-    s->pending_start = false;
+    set_pending_start(*s, false);
     start_or_restart(*s);
     changed_by_operator();
     return {};
@@ -796,6 +910,76 @@ inline expected<void, std::string> supervisor::signal(std::string_view name, int
 
 inline void supervisor::remove_log(const std::string& path) noexcept {
     if (!path.empty()) ::unlink(path.c_str());
+}
+
+inline void supervisor::retire_log(service& s, const std::string& new_log) {
+    // A recycled pid reuses a name: that file is the new process's now, not a kept one.
+    for (std::size_t i = 0; i < s.old_logs.size(); ++i) {
+        if (s.old_logs[i] != new_log) continue;
+        s.old_logs.erase(s.old_logs.begin() + static_cast<std::ptrdiff_t>(i));
+        s.old_log_sizes.erase(s.old_log_sizes.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+    }
+    if (s.log_path.empty() || s.log_path == new_log) return;
+    struct stat st {};
+    if (::stat(s.log_path.c_str(), &st) != 0) return; // gone already: nothing to keep
+    s.old_logs.push_back(s.log_path);
+    s.old_log_sizes.push_back(static_cast<std::uint64_t>(st.st_size));
+    std::uint64_t total = 0;
+    for (std::uint64_t size : s.old_log_sizes) total += size;
+    const std::size_t keep = std::max<std::size_t>(options_.keep_logs, 1);
+    // The oldest go first; the one just added (the crashed instance's) stays whatever its size.
+    std::size_t doomed = 0;
+    while (s.old_logs.size() - doomed > 1 &&
+           (s.old_logs.size() - doomed > keep || total > options_.keep_logs_bytes)) {
+        remove_log(s.old_logs[doomed]);
+        total -= s.old_log_sizes[doomed];
+        ++doomed;
+    }
+    const auto cut = static_cast<std::ptrdiff_t>(doomed);
+    s.old_logs.erase(s.old_logs.begin(), s.old_logs.begin() + cut);
+    s.old_log_sizes.erase(s.old_log_sizes.begin(), s.old_log_sizes.begin() + cut);
+}
+
+inline std::vector<std::pair<std::string, std::uint64_t>>
+supervisor::take_found_logs(const std::string& name) {
+    if (options_.log_dir.empty()) return {};
+    if (!logs_scanned_) {
+        // Once: what earlier supervisors left, <name>.<digits>, oldest first (by mtime).
+        logs_scanned_ = true;
+        struct found {
+            std::string name, path;
+            std::uint64_t size;
+            std::int64_t mtime_ns;
+        };
+        std::vector<found> all;
+        if (DIR* dir = ::opendir(options_.log_dir.c_str())) {
+            while (dirent* e = ::readdir(dir)) {
+                const std::string_view file(e->d_name);
+                const auto dot = file.rfind('.');
+                if (dot == std::string_view::npos || dot == 0 || dot + 1 == file.size() ||
+                    file.find_first_not_of("0123456789", dot + 1) != std::string_view::npos)
+                    continue;
+                const std::string path = options_.log_dir + "/" + std::string(file);
+                struct stat st {};
+                if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+                all.push_back({std::string(file.substr(0, dot)), path,
+                               static_cast<std::uint64_t>(st.st_size),
+                               static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                                   st.st_mtim.tv_nsec});
+            }
+            ::closedir(dir);
+        }
+        std::sort(all.begin(), all.end(), [](const found& a, const found& b) {
+            return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.path < b.path;
+        });
+        for (found& f : all) found_logs_[f.name].emplace_back(std::move(f.path), f.size);
+    }
+    auto it = found_logs_.find(name);
+    if (it == found_logs_.end()) return {};
+    auto out = std::move(it->second);
+    found_logs_.erase(it);
+    return out;
 }
 
 inline void supervisor::remove_unused_logs(const std::vector<std::string>& more_names) {
@@ -867,7 +1051,15 @@ inline std::optional<service_status> supervisor::status(std::string_view name) c
 inline void supervisor::feed(service& s, const supervision::event& e) {
     const supervision::time_point now = supervision::clock::now();
     const supervision::time_point outer = std::exchange(feed_time_, now);
-    perform(s, s.machine.on(e, now));
+    const bool was_quiescent = s.machine.quiescent();
+    const supervision::transition_result r = s.machine.on(e, now);
+    if (was_quiescent != s.machine.quiescent()) {
+        if (was_quiescent)
+            ++busy_;
+        else
+            --busy_;
+    }
+    perform(s, r);
     feed_time_ = outer;
 }
 
@@ -963,7 +1155,7 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
     auto p = spawn(o);
     pipe_write.reset(); // the child has its copy
     if (!p) return fail(p.error().code.value(), p.error().message());
-    if (!s.log_path.empty() && s.log_path != p->log_path()) remove_log(s.log_path);
+    retire_log(s, p->log_path());
     s.log_path = p->log_path();
     s.spawn_error.clear();
     s.status_text.clear();
@@ -1002,6 +1194,10 @@ inline void supervisor::log_reason(service& s, const supervision::log_message& m
             return "; restart in " +
                    detail::supervisor_duration(std::max(wait, supervision::duration::zero()));
         }
+        if (r.next != state::backoff && s.last_exit && s.last_exit->exited() &&
+            p.no_restart_exit_codes.contains(s.last_exit->status))
+            return "; not restarted: exit status " + std::to_string(s.last_exit->status) +
+                   " means do not restart (" + (r.next == state::failed ? "failed)" : "stopped)");
         if (r.next == state::failed) return "; not restarted (failed)";
         if (r.next == state::stopped) return "; not restarted";
         return {};
@@ -1088,8 +1284,12 @@ inline void supervisor::reap_orphans() noexcept {
 
 // ---- the loop --------------------------------------------------------------------------------
 
-inline void supervisor::process_due() {
+inline bool supervisor::process_due() {
+    // A slice of 20 ms: a burst (10,000 exits at once) is fed in slices, and between them the
+    // loop answers the control socket and signals.
+    const auto until = supervision::clock::now() + std::chrono::milliseconds(20);
     while (service* s = due_head_) {
+        if (supervision::clock::now() >= until) return false;
         due_head_ = s->next_due;
         if (due_head_ == nullptr) due_tail_ = nullptr;
         s->in_due_list = false;
@@ -1107,33 +1307,43 @@ inline void supervisor::process_due() {
             feed(*s, supervision::timer_fired{});
         }
     }
+    return true;
 }
 
 inline void supervisor::advance_start_order() {
+    if (pending_starts_ == 0) return; // the usual case: nothing to look at
     // A group starts once every earlier group is up (or given up): nothing there `starting`.
     detail::supervisor_advance_groups(
         services_, detail::supervisor_group_of, [](service& s) { return s.pending_start; },
         [](service& s) { return s.machine.current() == supervision::state::starting; },
         [this](service& s) {
-            s.pending_start = false;
+            set_pending_start(s, false);
             feed(s, supervision::start_requested{});
         });
 }
 
 inline void supervisor::advance_shutdown() {
+    if (all_stop_sent_) return; // nothing can be added while shutting down
+    bool waiting = false;
+    for (const auto& [name, s] : services_) waiting = waiting || !s->stop_sent;
+    if (!waiting) {
+        all_stop_sent_ = true;
+        return;
+    }
     // A group stops once every group before it in stop order is down.
     detail::supervisor_advance_groups(
         services_, detail::supervisor_stop_group_of, [](service& s) { return !s.stop_sent; },
         [](service& s) { return !s.machine.quiescent(); },
         [this](service& s) {
             s.stop_sent = true;
-            s.pending_start = false;
+            set_pending_start(s, false);
             feed(s, supervision::stop_requested{});
         });
 }
 
 inline void supervisor::sweep_removed() {
     sweep_waiting_ = false;
+    if (removing_ == 0) return;
     for (auto it = services_.begin(); it != services_.end();) {
         service& s = *it->second;
         if (!s.removing || !s.machine.quiescent() || s.in_due_list) {
@@ -1149,6 +1359,9 @@ inline void supervisor::sweep_removed() {
         }
         log_->logf(log_level::notice, "remove %s: done", s.spec.name.c_str());
         remove_log(s.log_path);
+        for (const std::string& old : s.old_logs) remove_log(old);
+        --removing_;
+        set_pending_start(s, false);
         table_dirty_ = true;
         changed_ = true;
         it = services_.erase(it);
@@ -1156,16 +1369,14 @@ inline void supervisor::sweep_removed() {
 }
 
 inline bool supervisor::all_down() const noexcept {
-    for (const auto& [name, s] : services_)
-        if (!s->machine.quiescent() || s->in_due_list) return false;
-    return true;
+    return busy_ == 0 && due_head_ == nullptr; // the due list: services with events to feed
 }
 
 inline void supervisor::shutdown(bool keep_table) {
     if (shutting_down_) return;
     shutting_down_ = true;
     keep_table_ = keep_table;
-    for (auto& [name, s] : services_) s->pending_start = false;
+    for (auto& [name, s] : services_) set_pending_start(*s, false);
     wake();
 }
 
@@ -1178,15 +1389,18 @@ inline void supervisor::detach() noexcept {
 inline task<void> supervisor::run() {
     running_ = true;
     for (;;) {
-        process_due();
+        if (!process_due()) {
+            flush_tables();
+            co_await yield_awaiter{this}; // the rest of the burst after the loop's other work
+            continue;
+        }
         sweep_removed();
         if (shutting_down_)
             advance_shutdown();
         else
             advance_start_order();
         if (due_head_ != nullptr) continue; // the actions made more events (a due timer)
-        if (table_dirty_) write_table();
-        if (pids_dirty_) write_pids();
+        flush_tables();
         if (changed_ && options_.on_change) {
             changed_ = false;
             options_.on_change();
