@@ -564,6 +564,105 @@ TEST_CASE("bad flags, config lines and requests get one-line errors naming the i
     CHECK(d.stop() == 0);
 }
 
+TEST_CASE("durations and counts out of their type's range are refused, naming the key") {
+    REQUIRE_BINARY();
+    temp_dir dir;
+    auto config_error = [&](const std::string& line) {
+        write_file(dir / "range.toml", "directories = []\n" + line + "\n");
+        auto r = run(dir, {"--config", dir / "range.toml", "--foreground", "--state", dir / "table",
+                           "--control", dir / "c.sock", "--log-dir", dir / "logs"});
+        CHECK(r.status == 1);
+        return r.output;
+    };
+    const std::string prefix = "ringd-supervise: config " + (dir / "range.toml") + ": line 2: ";
+    // 1e30 s overflowed into a delay of 0: a crashing service restarted without a pause.
+    CHECK(config_error("restart_delay_s = 1e30") ==
+          prefix + "restart_delay_s = 1e+30: out of range (0 for none, or 0.001 to 9223372036 "
+                   "seconds)\n(ringd-supervise --help shows the usage)\n");
+    CHECK(config_error("stop_timeout_s = 0.0004")
+              .starts_with(prefix + "stop_timeout_s = 0.0004: out of range"));
+    CHECK(config_error("start_limit_burst = 1E41")
+              .starts_with(prefix + "start_limit_burst must be an integer in 0..64"));
+    CHECK(config_error("backoff_factor = inf").starts_with(prefix + "backoff_factor must be"));
+    CHECK(config_error("no_restart_exit_codes = [64, 300]")
+              .starts_with(prefix + "no_restart_exit_codes must hold exit statuses in 0..255"));
+
+    process_reaper reaper;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    auto huge = run(dir, {"ctl", "--control", d.control(), "register", "x", "--restart-delay",
+                          "1e300", "--", "/bin/true"});
+    CHECK(huge.status == 1);
+    CHECK(huge.output == "ringd-supervise: register x: --restart-delay '1e300': out of range (0 "
+                         "for none, or 0.001 to 9223372036 seconds)\n");
+    auto tiny = run(dir, {"ctl", "--control", d.control(), "register", "x", "--stop-timeout",
+                          "0.0001", "--", "/bin/true"});
+    CHECK(tiny.output.starts_with("ringd-supervise: register x: --stop-timeout '0.0001': out"));
+    auto codes = run(dir, {"ctl", "--control", d.control(), "register", "x", "--no-restart-exit",
+                           "64,x", "--", "/bin/true"});
+    CHECK(codes.output.starts_with("ringd-supervise: register x: --no-restart-exit '64,x': "));
+    CHECK(services(dir, d).empty());
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("bytes that are not UTF-8 in an argv or a STATUS= still give valid JSON and a clean "
+          "stop") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    // $0 of the shell is "\xff\xfe"; its STATUS= carries "\xff" too.
+    REQUIRE(run(dir,
+                {"ctl", "--control", d.control(), "register", "latin1", "--notify", "--", "/bin/sh",
+                 "-c", "systemd-notify --ready \"--status=caf$(printf '\\351')\"; exec sleep 2404",
+                 "\xff\xfe"})
+                .status == 0);
+    std::map<std::string, nlohmann::json> s;
+    REQUIRE(eventually([&] {
+        s = services(dir, d); // empty when the answer is missing or not JSON
+        return all_running(s, 1);
+    }));
+    const auto argv = s["latin1"]["argv"];
+    REQUIRE(argv.size() == 4);
+    CHECK(argv[3].get<std::string>() == "\xEF\xBF\xBD\xEF\xBF\xBD"); // U+FFFD twice
+    CHECK(s["latin1"]["status"].get<std::string>() == "caf\xEF\xBF\xBD");
+    auto one = run(dir, {"ctl", "--control", d.control(), "status", "latin1", "--json"});
+    CHECK(one.status == 0);
+    CHECK_NOTHROW(nlohmann::json::parse(one.output));
+    CHECK(d.stop() == 0); // the supervisor exited 1 here: the failed answer ended it
+}
+
+TEST_CASE("a service exiting 78 is listed failed with its code and not restarted") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "badconf", "--", "/bin/sh", "-c",
+                      "exit 78"})
+                .status == 0);
+    REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "retries", "--restart-delay",
+                      "0.05", "--no-restart-exit", "none", "--", "/bin/sh", "-c", "exit 78"})
+                .status == 0);
+    std::map<std::string, nlohmann::json> s;
+    REQUIRE(eventually([&] {
+        s = services(dir, d);
+        return s.size() == 2 && s["badconf"]["state"] == "failed" &&
+               s["retries"]["restarts"].get<int>() >= 2;
+    }));
+    CHECK(s["badconf"]["exit_status"] == 78);
+    CHECK(s["badconf"]["restarts"] == 0);
+    auto list = run(dir, {"ctl", "--control", d.control(), "list"});
+    CHECK(list.output.find("badconf                  failed:78") != std::string::npos);
+    auto status = run(dir, {"ctl", "--control", d.control(), "status", "badconf"});
+    CHECK(status.output.find("state: failed (exited with status 78) for ") != std::string::npos);
+    CHECK(d.output().find("exit badconf: pid ") != std::string::npos);
+    CHECK(d.output().find("not restarted: exit status 78 means do not restart (failed)") !=
+          std::string::npos);
+    CHECK(d.stop() == 0);
+}
+
 TEST_CASE("-i starts with an empty table and ctl shutdown removes it") {
     REQUIRE_BINARY();
     process_reaper reaper;

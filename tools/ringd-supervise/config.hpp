@@ -37,6 +37,13 @@ struct config {
     double start_limit_interval_s = 10;
     double stop_timeout_s = 10;
     double spawn_retry_interval_s = 5; // keepalive -t: retry a failed fork/exec
+    // Exit statuses after which a service is not restarted (failed): sysexits' permanent ones.
+    ringd::supervision::exit_code_set no_restart_exit_codes =
+        ringd::supervision::permanent_failure_exit_codes;
+    // Per service: the logs of this many earlier processes are kept beside the current one, as
+    // long as they total at most keep_logs_bytes (the newest earlier one is always kept).
+    std::size_t keep_logs = 5;
+    std::uint64_t keep_logs_bytes = 64 << 20;
     std::string syslog_ident = "ringd-supervise";
     int syslog_facility = LOG_DAEMON;
     std::string syslog_facility_name = "daemon";
@@ -87,13 +94,27 @@ struct scan_result {
 
 inline constexpr std::string_view directory_origin_prefix = "directory ";
 
+// What a duration may be, for error messages.
+inline constexpr std::string_view duration_range =
+    "out of range (0 for none, or 0.001 to 9223372036 seconds)";
+
+// A number as a message shows it: "5", "0.0004", "1e+30".
+[[nodiscard]] std::string format_number(double v);
+
 // =============================================================================================
 // Implementation
 
+inline std::string format_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
 inline ringd::supervision::service_policy config::policy() const {
-    using namespace std::chrono;
+    // load_config and the options checked every value; one that is not valid is 0 here, never
+    // an overflowed conversion.
     auto seconds = [](double s) {
-        return duration_cast<ringd::supervision::duration>(duration<double>(s));
+        return ringd::supervision::policy_duration(s).value_or(ringd::supervision::duration{});
     };
     ringd::supervision::service_policy p;
     p.restart = ringd::supervision::restart_policy::always;
@@ -104,6 +125,7 @@ inline ringd::supervision::service_policy config::policy() const {
     p.start_limit_interval = seconds(start_limit_interval_s);
     p.stop_timeout = seconds(stop_timeout_s);
     p.spawn_retry_interval = seconds(spawn_retry_interval_s);
+    p.no_restart_exit_codes = no_restart_exit_codes;
     return p;
 }
 
@@ -125,14 +147,19 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     for (auto&& [key, node] : table) {
         const std::uint32_t line = node.source().begin.line;
         const std::string k(key.str());
-        // A number of seconds: integer or float, not negative, finite.
+        // An integer or float.
+        auto number = [&]() -> std::optional<double> {
+            if (const auto* i = node.as_integer()) return static_cast<double>(i->get());
+            if (const auto* f = node.as_floating_point()) return f->get();
+            return std::nullopt;
+        };
+        // A number of seconds that a policy duration can hold (supervision::policy_duration).
         auto seconds = [&](double& out) -> ringd::expected<void, std::string> {
-            std::optional<double> v =
-                node.is_integer()
-                    ? std::optional<double>(static_cast<double>(*node.value<std::int64_t>()))
-                    : node.value<double>();
-            if (!node.is_number() || !v) return fail_at(line, k + " must be a number of seconds");
-            if (*v < 0 || !std::isfinite(*v)) return fail_at(line, k + " must not be negative");
+            const std::optional<double> v = number();
+            if (!v) return fail_at(line, k + " must be a number of seconds");
+            if (!ringd::supervision::policy_duration(*v))
+                return fail_at(line,
+                               k + " = " + format_number(*v) + ": " + std::string(duration_range));
             out = *v;
             return {};
         };
@@ -158,17 +185,42 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
         } else if (k == "spawn_retry_interval_s") {
             ok = seconds(c.spawn_retry_interval_s);
         } else if (k == "backoff_factor") {
-            ok = seconds(c.backoff_factor);
-            if (ok && c.backoff_factor < 1)
-                return fail_at(line, "backoff_factor must be at least 1");
+            const std::optional<double> v = number();
+            if (!v || !std::isfinite(*v) || *v < 1)
+                return fail_at(line, "backoff_factor must be a finite number of at least 1");
+            c.backoff_factor = *v;
         } else if (k == "start_limit_burst") {
-            auto v = node.value<std::int64_t>();
-            if (!node.is_integer() || !v || *v < 0 ||
-                *v > ringd::supervision::max_start_limit_burst)
+            // Checked as an integer before it is read as one: 1E41 is a float, out of range.
+            const auto* v = node.as_integer();
+            if (v == nullptr || v->get() < 0 ||
+                v->get() > ringd::supervision::max_start_limit_burst)
                 return fail_at(line, "start_limit_burst must be an integer in 0.." +
                                          std::to_string(ringd::supervision::max_start_limit_burst) +
                                          " (0: no limit)");
-            c.start_limit_burst = static_cast<unsigned>(*v);
+            c.start_limit_burst = static_cast<unsigned>(v->get());
+        } else if (k == "no_restart_exit_codes") {
+            const toml::array* list = node.as_array();
+            if (list == nullptr)
+                return fail_at(line, "no_restart_exit_codes must be a list of exit statuses");
+            ringd::supervision::exit_code_set codes;
+            for (auto&& item : *list) {
+                const auto* code = item.as_integer();
+                if (code == nullptr || code->get() < 0 || code->get() > 255)
+                    return fail_at(item.source().begin.line != 0 ? item.source().begin.line : line,
+                                   "no_restart_exit_codes must hold exit statuses in 0..255");
+                codes.add(static_cast<int>(code->get()));
+            }
+            c.no_restart_exit_codes = codes;
+        } else if (k == "keep_logs") {
+            const auto* v = node.as_integer();
+            if (v == nullptr || v->get() < 1 || v->get() > 1000)
+                return fail_at(line, "keep_logs must be an integer in 1..1000");
+            c.keep_logs = static_cast<std::size_t>(v->get());
+        } else if (k == "keep_logs_bytes") {
+            const auto* v = node.as_integer();
+            if (v == nullptr || v->get() < 0)
+                return fail_at(line, "keep_logs_bytes must be a number of bytes (an integer >= 0)");
+            c.keep_logs_bytes = static_cast<std::uint64_t>(v->get());
         } else if (k == "syslog_ident") {
             auto v = node.value<std::string>();
             if (!node.is_string() || !v || v->empty())
@@ -187,6 +239,7 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
                                "' (known: directories, restart_delay_s, "
                                "backoff_factor, max_restart_delay_s, start_limit_burst, "
                                "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
+                               "no_restart_exit_codes, keep_logs, keep_logs_bytes, "
                                "syslog_ident, syslog_facility)");
         }
         if (!ok) return ringd::unexpected<std::string>(ok.error());

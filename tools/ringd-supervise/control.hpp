@@ -64,6 +64,8 @@ inline constexpr std::string_view ctl_usage =
     "  --restart always|on-failure|never --restart-delay S --backoff FACTOR\n"
     "  --max-restart-delay S --stable-after S --start-limit-burst N --start-limit-interval S\n"
     "  --stop-signal SIG --stop-timeout S\n"
+    "  --no-restart-exit CODES|none (exit statuses that mean failed, not restarted; default\n"
+    "    no_restart_exit_codes of the config: 64,77,78)\n"
     "  --notify (sd_notify READY=1 on $NOTIFY_SOCKET) | --notification-fd N (s6: a line on fd N)\n"
     "  --ready-timeout S (default 60 with --notify or --notification-fd)\n";
 
@@ -112,9 +114,22 @@ integer_value(const std::string& option, const std::string& text, long low, long
     return v;
 }
 
-inline ringd::supervision::duration seconds(double s) {
-    return std::chrono::duration_cast<ringd::supervision::duration>(
-        std::chrono::duration<double>(s));
+// "64,77,78" or "none".
+inline ringd::expected<ringd::supervision::exit_code_set, std::string>
+exit_codes_value(const std::string& option, const std::string& text) {
+    ringd::supervision::exit_code_set codes;
+    if (text == "none") return codes;
+    for (std::size_t start = 0; start <= text.size();) {
+        std::size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        auto code = integer_value(option, text.substr(start, comma - start), 0, 255);
+        if (!code)
+            return ringd::unexpected<std::string>(
+                option + " '" + text + "': expected exit statuses in 0..255 (64,77,78) or none");
+        codes.add(static_cast<int>(*code));
+        start = comma + 1;
+    }
+    return codes;
 }
 
 // The file CMD names: itself if it has a '/', else the first executable in our PATH.
@@ -180,7 +195,9 @@ parse_register(const std::vector<std::string>& words, const config& defaults) {
         auto secs = [&](ringd::supervision::duration& out) -> ringd::expected<void, std::string> {
             auto v = detail::seconds_value(opt, value);
             if (!v) return fail(v.error());
-            out = detail::seconds(*v);
+            auto d = ringd::supervision::policy_duration(*v);
+            if (!d) return fail(opt + " '" + value + "': " + std::string(duration_range));
+            out = *d;
             return {};
         };
         ringd::expected<void, std::string> ok;
@@ -237,6 +254,10 @@ parse_register(const std::vector<std::string>& words, const config& defaults) {
             auto sig = ringd::parse_signal(value);
             if (!sig) return fail("--stop-signal '" + value + "': not a signal name or number");
             s.policy.stop_signal = *sig;
+        } else if (opt == "--no-restart-exit") {
+            auto codes = detail::exit_codes_value(opt, value);
+            if (!codes) return fail(codes.error());
+            s.policy.no_restart_exit_codes = *codes;
         } else if (opt == "--notify") {
             s.readiness = ringd::readiness_protocol::notify_socket;
         } else if (opt == "--notification-fd") {
@@ -259,20 +280,67 @@ parse_register(const std::vector<std::string>& words, const config& defaults) {
     return s;
 }
 
+namespace detail {
+
+// JSON text that is valid UTF-8 whatever the strings hold (an argv, a STATUS=, a path): an
+// invalid byte becomes U+FFFD instead of an exception.
+inline std::string dump_json(const nlohmann::json& j, int indent = -1) {
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+inline std::string last_exit_text(const ringd::service_status& s) {
+    return s.last_exit ? s.last_exit->to_string() : std::string();
+}
+
+// A failed service says how its last process ended: "failed (exited with status 78)", or in a
+// list's column "failed:78" (exit status) / "failed:SIGSEGV".
+inline std::string state_text(const ringd::service_status& s, bool column = false) {
+    std::string text = state_name(s.state);
+    if (s.state != ringd::supervision::state::failed || !s.last_exit || !s.last_exit->known())
+        return text;
+    if (!column) return text + " (" + last_exit_text(s) + ")";
+    if (s.last_exit->exited()) return text + ":" + std::to_string(s.last_exit->status);
+    return text + ":" + ringd::signal_name(s.last_exit->status);
+}
+
+inline nlohmann::json status_json(const ringd::service_status& s) {
+    nlohmann::json j;
+    j["name"] = s.name;
+    j["state"] = state_name(s.state);
+    j["wanted"] = s.wanted_up ? "up" : "down";
+    j["pid"] = s.pid;
+    j["in_state_s"] = s.in_state.count();
+    j["restarts"] = s.restarts;
+    j["last_exit"] = last_exit_text(s);
+    if (s.last_exit && s.last_exit->exited()) j["exit_status"] = s.last_exit->status;
+    j["last_error"] = s.last_error;
+    j["status"] = s.status_text;
+    j["log"] = s.log_path;
+    j["origin"] = s.origin;
+    j["priority"] = s.priority;
+    j["stop_sequence"] = s.stop_sequence;
+    j["readiness"] = std::string(ringd::to_string(s.readiness));
+    j["argv"] = s.argv;
+    j["adopted"] = s.adopted;
+    return j;
+}
+
+} // namespace detail
+
 inline std::string format_list(const std::vector<ringd::service_status>& services, bool json) {
     if (json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& s : services) out.push_back(nlohmann::json::parse(format_status(s, true)));
-        return out.dump(2) + "\n";
+        for (const auto& s : services) out.push_back(detail::status_json(s));
+        return detail::dump_json(out, 2) + "\n";
     }
     std::string out;
     char line[512];
-    std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8s  %s\n", "NAME", "STATE", "PID",
+    std::snprintf(line, sizeof line, "%-24s %-10s %8s %9s %8s  %s\n", "NAME", "STATE", "PID",
                   "SINCE", "RESTARTS", "ORIGIN");
     out += line;
     for (const auto& s : services) {
-        std::snprintf(line, sizeof line, "%-24s %-9s %8s %9s %8u  %s\n", s.name.c_str(),
-                      detail::state_name(s.state).c_str(),
+        std::snprintf(line, sizeof line, "%-24s %-10s %8s %9s %8u  %s\n", s.name.c_str(),
+                      detail::state_text(s, true).c_str(),
                       s.pid != 0 ? std::to_string(s.pid).c_str() : "-",
                       format_duration(s.in_state).c_str(), s.restarts, s.origin.c_str());
         out += line;
@@ -283,33 +351,14 @@ inline std::string format_list(const std::vector<ringd::service_status>& service
 inline std::string format_status(const ringd::service_status& s, bool json) {
     std::string command;
     for (const auto& a : s.argv) command += (command.empty() ? "" : " ") + a;
-    const std::string last_exit = s.last_exit ? s.last_exit->to_string() : std::string();
-    if (json) {
-        nlohmann::json j;
-        j["name"] = s.name;
-        j["state"] = detail::state_name(s.state);
-        j["wanted"] = s.wanted_up ? "up" : "down";
-        j["pid"] = s.pid;
-        j["in_state_s"] = s.in_state.count();
-        j["restarts"] = s.restarts;
-        j["last_exit"] = last_exit;
-        j["last_error"] = s.last_error;
-        j["status"] = s.status_text;
-        j["log"] = s.log_path;
-        j["origin"] = s.origin;
-        j["priority"] = s.priority;
-        j["stop_sequence"] = s.stop_sequence;
-        j["readiness"] = std::string(ringd::to_string(s.readiness));
-        j["argv"] = s.argv;
-        j["adopted"] = s.adopted;
-        return j.dump();
-    }
+    const std::string last_exit = detail::last_exit_text(s);
+    if (json) return detail::dump_json(detail::status_json(s));
     std::string out;
     auto row = [&](const char* key, const std::string& value) {
         if (!value.empty()) out += std::string(key) + ": " + value + "\n";
     };
     row("name", s.name);
-    row("state", detail::state_name(s.state) + " for " + format_duration(s.in_state) +
+    row("state", detail::state_text(s) + " for " + format_duration(s.in_state) +
                      (s.wanted_up ? "" : " (wanted down)"));
     row("pid",
         s.pid != 0 ? std::to_string(s.pid) + (s.adopted ? " (adopted)" : "") : std::string());
@@ -325,7 +374,24 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
     return out;
 }
 
+namespace detail {
+inline answer handle_request_or_throw(const std::vector<std::string>& words, control_context& c);
+} // namespace detail
+
 inline answer handle_request(const std::vector<std::string>& words, control_context& c) {
+    // Whatever goes wrong in one request (out of memory, a formatting error) is that request's
+    // answer: it never reaches the control server, whose end would end the supervisor.
+    try {
+        return detail::handle_request_or_throw(words, c);
+    } catch (const std::exception& e) {
+        c.log.logf(ringd::log_level::err, "control: %s: %s",
+                   words.empty() ? "(empty request)" : words[0].c_str(), e.what());
+        return {1, "internal error: " + std::string(e.what()) + "\n"};
+    }
+}
+
+inline answer detail::handle_request_or_throw(const std::vector<std::string>& words,
+                                              control_context& c) {
     auto error = [](const std::string& text) { return answer{1, text + "\n"}; };
     if (words.empty()) return error("no command\n" + std::string(ctl_usage));
     const std::string& cmd = words[0];

@@ -38,13 +38,16 @@ constexpr const char* help_text =
     "                     K file without its S file is skipped), restart_delay_s = 5,\n"
     "                     backoff_factor = 1, max_restart_delay_s = 60, start_limit_burst = 5,\n"
     "                     start_limit_interval_s = 10, stop_timeout_s = 10,\n"
-    "                     spawn_retry_interval_s = 5, syslog_ident, syslog_facility.\n"
+    "                     spawn_retry_interval_s = 5, no_restart_exit_codes = [64, 77, 78]\n"
+    "                     (a service exiting so is failed, not restarted), keep_logs = 5\n"
+    "                     and keep_logs_bytes = 67108864 (earlier logs kept per service;\n"
+    "                     the crashed one always), syslog_ident, syslog_facility.\n"
     "                     SIGHUP re-reads it and reconciles: a changed script is restarted,\n"
     "                     a new one started, a deleted one stopped; a K file added or\n"
     "                     removed changes the stop order only.\n"
     "  --state FILE       the persistent table (default /var/lib/ringd-supervise/table): a\n"
     "                     restarted supervisor resumes it and re-adopts running children\n"
-    "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid>\n"
+    "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid> (kept after it ends)\n"
     "                     (default /var/log/ringd-supervise)\n"
     "  --control SOCKET   the control socket for `ctl` (default /run/ringd-supervise.sock)\n"
     "  --foreground       do not detach; log to stderr as well as syslog. Under systemd\n"
@@ -107,7 +110,8 @@ bool same_policy(const ringd::supervision::service_policy& a,
            a.stable_after == b.stable_after && a.start_limit_burst == b.start_limit_burst &&
            a.start_limit_interval == b.start_limit_interval && a.stop_signal == b.stop_signal &&
            a.stop_timeout == b.stop_timeout && a.needs_readiness == b.needs_readiness &&
-           a.ready_timeout == b.ready_timeout && a.spawn_retry_interval == b.spawn_retry_interval;
+           a.ready_timeout == b.ready_timeout && a.spawn_retry_interval == b.spawn_retry_interval &&
+           a.no_restart_exit_codes == b.no_restart_exit_codes;
 }
 
 bool is_directory_service(const ringd::service_spec& s) {
@@ -338,6 +342,8 @@ ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::confi
         so.log_dir = opts.log_dir;
         so.table_path = opts.state;
         so.reap_orphans = opts.container;
+        so.keep_logs = cfg.keep_logs; // read at start (a reload does not change them)
+        so.keep_logs_bytes = cfg.keep_logs_bytes;
         sup.emplace(dc.io(), log, so);
         table = previous_table(opts, *sup, log);
 
