@@ -77,31 +77,21 @@ for s in "${servers[@]}"; do
 done
 load=$bench_dir/accept_load
 [[ -x $load ]] || die "no load client $load (built? BUILD_DIR?)"
-server_cmd=()
-client_cmd=()
-[[ -n $server_cpus ]] && server_cmd=(taskset -c "$server_cpus")
-[[ -n $client_cpus ]] && client_cmd=(taskset -c "$client_cpus")
-if ((${#server_cmd[@]} + ${#client_cmd[@]})); then
-    command -v taskset >/dev/null || die "--server-cpus/--client-cpus need taskset (util-linux)"
-fi
 clk_tck=$(getconf CLK_TCK)
 
 # Everything this script starts is stopped on the way out, however it ends.
 tmp=$(mktemp -d)
-server_pid=
+# cpu_ticks PID: the server's CPU time so far, in clock ticks; server_start/server_stop.
+source "$repo/bench/proc_cpu.sh"
+source "$repo/bench/bench_lib.sh"
+pin_commands
 cleanup() {
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    server_cleanup
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkfifo "$tmp/out"
-
-# cpu_ticks PID: the server's CPU time so far, in clock ticks.
-source "$repo/bench/proc_cpu.sh"
+server_init
 
 # threads_of SERVER: the N of NAME:N, else --threads.
 threads_of() {
@@ -111,22 +101,15 @@ threads_of() {
 # run_one SERVER SECONDS: one run; sets connections_done, client_seconds, conn_per_s (from
 # accept_load), accepted and ticks (the server's CPU time).
 run_one() {
-    local name=${1%%:*} server_threads line out load_out
+    local name=${1%%:*} server_threads load_out
     local seconds=$2
     server_threads=$(threads_of "$1")
     local -a load_flags=()
     [[ $client_mode == wait-close ]] && load_flags+=(--wait-close)
-    # exec: the pid is the server's, with or without taskset in front.
-    "${server_cmd[@]}" "$bench_dir/accept_$name" --port 0 --threads "$server_threads" \
-        >"$tmp/out" 2>"$tmp/err" &
-    server_pid=$!
-    exec {out}<"$tmp/out"
-    if ! read -r -t 10 -u "$out" line || [[ ! $line =~ ^listening\ on\ .*:([0-9]+)$ ]]; then
-        die "accept_$name did not report 'listening on': ${line:-}$(cat "$tmp/err")"
-    fi
-    local port=${BASH_REMATCH[1]}
+    server_start "accept_$name" "${server_cmd[@]}" "$bench_dir/accept_$name" --port 0 \
+        --threads "$server_threads"
 
-    load_out=$("${client_cmd[@]}" "$load" --port "$port" --connections "$connections" --duration "$seconds" \
+    load_out=$("${client_cmd[@]}" "$load" --port "$server_port" --connections "$connections" --duration "$seconds" \
         --threads "$client_threads" "${load_flags[@]}") ||
         die "accept_load failed against accept_$name"
     [[ $load_out =~ ^connections=([0-9]+)\ seconds=([0-9.]+)\ conn_per_s=([0-9]+)$ ]] ||
@@ -135,16 +118,8 @@ run_one() {
     conn_per_s=${BASH_REMATCH[3]}
 
     ticks=$(cpu_ticks "$server_pid")
-    kill -TERM "$server_pid"
-    if ! read -r -t 10 -u "$out" line || [[ ! $line =~ ^accepted=([0-9]+)$ ]]; then
-        die "accept_$name did not report 'accepted=N' after SIGTERM: ${line:-}$(cat "$tmp/err")"
-    fi
-    accepted=${BASH_REMATCH[1]}
-    local rc=0
-    wait "$server_pid" || rc=$?
-    server_pid=
-    exec {out}<&-
-    ((rc == 0)) || die "accept_$name exited with $rc after SIGTERM: $(cat "$tmp/err")"
+    server_stop "accept_$name" '^accepted=([0-9]+)$'
+    accepted=${server_final[1]}
 }
 
 echo "accept benchmark: servers ${servers[*]}; $rounds rounds of ${duration} s;" \
@@ -180,16 +155,7 @@ for ((round = 1; round <= rounds; round++)); do
 done
 
 # Medians per server, in the order given; ratios against raw_uring (or the first server).
-awk -F'\t' -v order="${servers[*]}" '
-function median(list,    n, a, i, j, v) {
-    n = split(list, a, " ")
-    for (i = 2; i <= n; i++) {         # insertion sort: a handful of rounds
-        v = a[i] + 0
-        for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
-        a[j + 1] = v
-    }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' -v order="${servers[*]}" "$(<"$repo/bench/stats.awk")"$'\n''
 NR > 1 {
     rate[$2] = rate[$2] " " $9; cpu[$2] = cpu[$2] " " $13; acc[$2] = acc[$2] " " $10; n[$2]++
 }

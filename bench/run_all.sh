@@ -108,17 +108,9 @@ wait_for_quiet() {
 }
 
 # ---- the machine ----
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-cpu_mhz=$(awk -F': ' '/^cpu MHz/ { printf "%.0f MHz", $2; exit }' /proc/cpuinfo)
-cpu_virt=$(grep -qw hypervisor /proc/cpuinfo && echo ", virtual machine" || true)
-os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-Linux}" || echo Linux)
-kernel=$(uname -srm)
-cxx=$(sed -n 's/^C++ compiler for the host machine: [^ ]* (\([^"]*\) ".*/\1/p' \
-    "$build_dir/meson-logs/meson-log.txt" 2>/dev/null | tail -1)
-cxx="${cxx:-C++ compiler unknown}, -O2"
-liburing=$(dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null || echo "?")
+source "$repo/bench/bench_lib.sh"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-machine="$cpu_model, $(nproc) cores ($cpu_mhz$cpu_virt); $kernel; $os; $cxx; liburing $liburing"
+machine=$(machine_description "$build_dir")
 echo "machine: $machine; $priority_note" >&2
 
 # load_range TSV: "min–max" of the load1 column.
@@ -130,20 +122,7 @@ load_range() {
 # medians TSV "SERVER...": per server, in that order:
 #   server conn_per_s cpu_us_per_accept min_cpu max_cpu min_rate max_rate rounds
 medians() {
-    awk -F'\t' -v order="$2" '
-    function sort(a, n,    i, j, v) {
-        for (i = 2; i <= n; i++) {
-            v = a[i] + 0
-            for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
-            a[j + 1] = v
-        }
-    }
-    function median(list,    n, a) {
-        n = split(list, a, " "); sort(a, n)
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    function lo(list,    n, a) { n = split(list, a, " "); sort(a, n); return a[1] }
-    function hi(list,    n, a) { n = split(list, a, " "); sort(a, n); return a[n] }
+    awk -F'\t' -v order="$2" "$(<"$repo/bench/stats.awk")"$'\n''
     NR > 1 { rate[$2] = rate[$2] " " $9; cpu[$2] = cpu[$2] " " $13; n[$2]++ }
     END {
         ns = split(order, name, " ")
@@ -406,14 +385,5 @@ fi
     echo "<!-- results:end -->"
 } >"$out/section.md"
 
-mkdir -p "$(dirname "$doc")"
-if [[ -f $doc ]] && grep -q '^<!-- results:begin' "$doc" && grep -q '^<!-- results:end' "$doc"; then
-    awk -v section="$out/section.md" '
-        /^<!-- results:begin/ { while ((getline line < section) > 0) print line; skipping = 1; next }
-        /^<!-- results:end/ { skipping = 0; next }
-        !skipping' "$doc" >"$out/doc.md"
-    cp "$out/doc.md" "$doc"
-else
-    { echo "# Accept hot path: benchmarks"; echo; cat "$out/section.md"; } >"$doc"
-fi
+write_results "$doc" "$out/section.md" "Accept hot path: benchmarks"
 echo "$prog: wrote $doc and $plot" >&2

@@ -1,0 +1,97 @@
+# bench_lib.sh — sourced by the benchmark scripts (run_accept.sh, run_echo.sh, run_all.sh): one
+# benchmark server's life, as bench_server_common.hpp defines it (a "listening on ADDR:PORT" line
+# first, one final line after SIGTERM, exit 0); pinning; the machine description that goes with
+# every result; and the results section of a document.
+#
+# The sourcing script defines die() and a private directory $tmp, calls server_init once before
+# starting servers, and server_cleanup from its EXIT trap.
+
+server_pid=
+server_out=
+
+server_init() {
+    mkfifo "$tmp/server_out"
+}
+
+# server_start LABEL CMD...: starts CMD (its stdout through a fifo, stderr into $tmp/server_err)
+# and waits for its "listening on" line; sets server_pid and server_port.
+server_start() {
+    local label=$1 line
+    shift
+    # exec in the caller's wrappers (taskset) keeps the pid the server's.
+    "$@" >"$tmp/server_out" 2>"$tmp/server_err" &
+    server_pid=$!
+    exec {server_out}<"$tmp/server_out"
+    if ! read -r -t 10 -u "$server_out" line || [[ ! $line =~ ^listening\ on\ .*:([0-9]+)$ ]]; then
+        die "$label did not report 'listening on': ${line:-}$(cat "$tmp/server_err")"
+    fi
+    server_port=${BASH_REMATCH[1]}
+}
+
+# server_stop LABEL REGEX: SIGTERM; the final line must match REGEX, whose groups are left in
+# server_final (server_final[1] is the first); the server must exit 0.
+server_stop() {
+    local label=$1 pattern=$2 line rc=0
+    kill -TERM "$server_pid"
+    if ! read -r -t 10 -u "$server_out" line || [[ ! $line =~ $pattern ]]; then
+        die "$label: no final line matching '$pattern' after SIGTERM: ${line:-}$(cat "$tmp/server_err")"
+    fi
+    server_final=("${BASH_REMATCH[@]}")
+    wait "$server_pid" || rc=$?
+    server_pid=
+    exec {server_out}<&-
+    ((rc == 0)) || die "$label exited with $rc after SIGTERM: $(cat "$tmp/server_err")"
+}
+
+server_cleanup() {
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+
+# machine_description BUILD_DIR: "CPU, cores (MHz, virtual machine); kernel; OS; compiler;
+# liburing" for the result documents.
+machine_description() {
+    local cpu_model cpu_mhz cpu_virt os kernel cxx liburing
+    cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    cpu_mhz=$(awk -F': ' '/^cpu MHz/ { printf "%.0f MHz", $2; exit }' /proc/cpuinfo)
+    cpu_virt=$(grep -qw hypervisor /proc/cpuinfo && echo ", virtual machine" || true)
+    os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-Linux}" || echo Linux)
+    kernel=$(uname -srm)
+    cxx=$(sed -n 's/^C++ compiler for the host machine: [^ ]* (\([^"]*\) ".*/\1/p' \
+        "$1/meson-logs/meson-log.txt" 2>/dev/null | tail -1)
+    cxx="${cxx:-C++ compiler unknown}, -O2"
+    liburing=$(dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null || echo "?")
+    echo "$cpu_model, $(nproc) cores ($cpu_mhz$cpu_virt); $kernel; $os; $cxx; liburing $liburing"
+}
+
+# pin_commands: server_cmd and client_cmd, the prefixes that pin the server and the load client
+# to $server_cpus and $client_cpus (taskset -c LIST; empty: no prefix).
+pin_commands() {
+    server_cmd=()
+    client_cmd=()
+    [[ -n $server_cpus ]] && server_cmd=(taskset -c "$server_cpus")
+    [[ -n $client_cpus ]] && client_cmd=(taskset -c "$client_cpus")
+    if ((${#server_cmd[@]} + ${#client_cmd[@]})); then
+        command -v taskset >/dev/null || die "--server-cpus/--client-cpus need taskset (util-linux)"
+    fi
+    return 0
+}
+
+# write_results DOC SECTION TITLE: puts the file SECTION (which starts with a "<!-- results:begin"
+# line and ends with "<!-- results:end -->") into DOC in place of its results section, keeping
+# the hand-written notes around it; a DOC without the markers becomes "# TITLE" and SECTION.
+write_results() {
+    local doc=$1 section=$2 title=$3
+    mkdir -p "$(dirname "$doc")"
+    if [[ -f $doc ]] && grep -q '^<!-- results:begin' "$doc" && grep -q '^<!-- results:end' "$doc"; then
+        awk -v section="$section" '
+            /^<!-- results:begin/ { while ((getline line < section) > 0) print line; skipping = 1; next }
+            /^<!-- results:end/ { skipping = 0; next }
+            !skipping' "$doc" >"$doc.new.$$"
+        mv "$doc.new.$$" "$doc"
+    else
+        { echo "# $title"; echo; cat "$section"; } >"$doc"
+    fi
+}
