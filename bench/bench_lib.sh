@@ -95,3 +95,22 @@ write_results() {
         { echo "# $title"; echo; cat "$section"; } >"$doc"
     fi
 }
+
+# paired_ratio TSV A B [COLUMN]: the median over rounds of server A's figure in COLUMN (default
+# 13, CPU per accept in run_accept.sh's TSV) divided by server B's in the same round (A and B
+# ran back to back, so a drift in the machine's state cancels out), with quartiles. Rounds are
+# column 1, servers column 2; only numbered rounds count.
+paired_ratio() {
+    awk -F'\t' -v a="$2" -v b="$3" -v col="${4:-13}" "$(<"$repo/bench/stats.awk")"$'\n''
+    NR > 1 && $1 ~ /^[0-9]+$/ && $2 == a { x[$1] = $col }
+    NR > 1 && $1 ~ /^[0-9]+$/ && $2 == b { y[$1] = $col }
+    END {
+        n = 0
+        for (r in x) if ((r in y) && y[r] > 0) v[++n] = x[r] / y[r]
+        sort_numbers(v, n)
+        if (n == 0) { print "n/a"; exit }
+        q = int((n + 3) / 4)
+        printf "%.3f (quartiles %.3f–%.3f)", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2,
+            v[q], v[n + 1 - q]
+    }' "$1"
+}

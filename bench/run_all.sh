@@ -134,22 +134,7 @@ medians() {
     }' "$1"
 }
 
-# paired_ratio TSV A B: the median over rounds of A's CPU per accept / B's in the same round
-# (A and B ran back to back, so a drift in the machine's state cancels out), with quartiles.
-paired_ratio() {
-    awk -F'\t' -v a="$2" -v b="$3" '
-    NR > 1 && $2 == a { x[$1] = $13 }
-    NR > 1 && $2 == b { y[$1] = $13 }
-    END {
-        n = 0
-        for (r in x) if ((r in y) && y[r] > 0) v[++n] = x[r] / y[r]
-        for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-        if (n == 0) { print "n/a"; exit }
-        q = int((n + 3) / 4)
-        printf "%.3f (quartiles %.3f–%.3f)", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2,
-            v[q], v[n + 1 - q]
-    }' "$1"
-}
+# paired_ratio TSV A B: in bench_lib.sh (column 13 is the CPU per accept).
 
 # comparison_table MEDIANS TSV: the markdown table of one comparison, then the paired ratios.
 comparison_table() {
