@@ -114,3 +114,29 @@ paired_ratio() {
             v[q], v[n + 1 - q]
     }' "$1"
 }
+
+# raise_priority NICE: as root and unless NICE is 0, runs the rest of the script (and what it
+# starts) at that nice value, so that builds beside it on a shared machine take less of the CPU
+# from the benchmark; sets priority_note for the results. With autogroups (the default) a nice
+# value only counts among the processes of one session, so it is the session's scheduling group
+# that gets it; restore_priority (call it from the EXIT trap) gives the group its old value back.
+priority_note="run at normal priority"
+restore_nice=
+raise_priority() {
+    local priority=$1 old_nice
+    [[ $priority != 0 && $(id -u) == 0 ]] || return 0
+    if [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/self/autogroup ]]; then
+        old_nice=$(sed -n 's/.* nice \(-\{0,1\}[0-9]*\)$/\1/p' /proc/self/autogroup)
+        if echo "$priority" >/proc/self/autogroup 2>/dev/null; then
+            restore_nice=${old_nice:-0}
+            priority_note="run with its session's scheduling group at nice $priority (autogroup)"
+        fi
+    elif renice -n "$priority" -p $$ >/dev/null 2>&1; then
+        priority_note="run at nice $priority"
+    fi
+    return 0
+}
+restore_priority() {
+    [[ -n $restore_nice ]] && echo "$restore_nice" >/proc/self/autogroup 2>/dev/null
+    return 0
+}

@@ -36,6 +36,7 @@ die() {
 (($# == 1)) || die "usage: bench/run_all.sh BUILD_DIR"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo/bench/bench_lib.sh"
 build_dir=$(cd "$1" 2>/dev/null && pwd) || die "no build directory '$1'"
 bench_dir=$build_dir/bench
 rounds=${ROUNDS:-9}
@@ -69,29 +70,14 @@ if (($(nproc) >= 2)); then
 fi
 
 out=$(mktemp -d)
-restore_priority=
 cleanup() {
     rm -rf "$out"
-    [[ -n $restore_priority ]] && echo "$restore_priority" >/proc/self/autogroup 2>/dev/null
-    return 0
+    restore_priority
 }
 trap cleanup EXIT
 
-# Priority. With autogroups (the default), a nice value only counts among the processes of one
-# session, so it is the session's group that gets it, and its old value back at the end.
-priority=${PRIORITY:--15}
-priority_note="run at normal priority"
-if [[ $priority != 0 && $(id -u) == 0 ]]; then
-    if [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/self/autogroup ]]; then
-        old_nice=$(sed -n 's/.* nice \(-\{0,1\}[0-9]*\)$/\1/p' /proc/self/autogroup)
-        if echo "$priority" >/proc/self/autogroup 2>/dev/null; then
-            restore_priority=${old_nice:-0}
-            priority_note="run with its session's scheduling group at nice $priority (autogroup)"
-        fi
-    elif renice -n "$priority" -p $$ >/dev/null 2>&1; then
-        priority_note="run at nice $priority"
-    fi
-fi
+# Priority (bench_lib.sh): as root, the session's scheduling group at PRIORITY for the run.
+raise_priority "${PRIORITY:--15}"
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -108,7 +94,6 @@ wait_for_quiet() {
 }
 
 # ---- the machine ----
-source "$repo/bench/bench_lib.sh"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 machine=$(machine_description "$build_dir")
 echo "machine: $machine; $priority_note" >&2

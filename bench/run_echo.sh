@@ -20,7 +20,8 @@
 #   64), IDLE (idle connections during every run, 10000), SIZE (bytes per message, 64),
 #   CAPACITY_IDLE (idle connections of the capacity run, 19000; 0 = no capacity run),
 #   WARMUP (seconds of an unrecorded first run, 1; 0 = none), BUILD_DIR (build), TSV,
-#   DOC (docs/bench/echo.md), PLOT (docs/bench/echo.png)
+#   DOC (docs/bench/echo.md), PLOT (docs/bench/echo.png), PRIORITY (-15; 0 = leave alone: as
+#   root, the nice value of the session's scheduling group during the run, as run_all.sh does)
 #
 # Per run: start the server on an ephemeral port and read its RSS; start echo_load --sync, which
 # connects IDLE idle and CONNECTIONS ping-pong connections and says "ready"; wait until the server
@@ -116,11 +117,13 @@ cleanup() {
     fi
     server_cleanup
     rm -rf "$tmp"
+    restore_priority
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 server_init
 mkfifo "$tmp/load_in" "$tmp/load_out"
+raise_priority "${PRIORITY:--15}"
 
 # load_line SECONDS PATTERN WHAT: the next line from echo_load must match PATTERN.
 load_line() {
@@ -336,7 +339,7 @@ fi
     echo "Command: \`$command_line\` (BUILD_DIR=${build_dir#"$repo"/}; \`./run bench\` runs it after" \
         "the accept benchmark); ROUNDS=$rounds DURATION=$duration CONNECTIONS=$connections" \
         "IDLE=$idle SIZE=$size CAPACITY_IDLE=$capacity_idle; server threads $threads, client" \
-        "threads $client_threads; ${placement%, }. Load average (1 min) during the rounds:" \
+        "threads $client_threads; ${placement%, }; $priority_note. Load average (1 min) during the rounds:" \
         "$(awk -F'\t' 'NR > 1 { if (m == "" || $21 + 0 < m) m = $21 + 0; if ($21 + 0 > x) x = $21 + 0 } END { printf "%s–%s", m, x }' "$tsv")."
     echo
     echo "$rounds interleaved rounds ($(printf '%s, ' "${servers[@]}")${servers[0]}, ...); medians."
