@@ -35,11 +35,13 @@ TEST_CASE("a reload record whose pid field runs to the end is refused") {
 TEST_CASE("a reload record with a bad frame, pid or state is refused") {
     CHECK(parse_reload_record(framed("1234 ok")));
     CHECK(parse_reload_record(framed("1234 failed why it failed"))->reason == "why it failed");
-    CHECK_FALSE(parse_reload_record(framed("12x4 ok")));  // the pid is not a number
-    CHECK_FALSE(parse_reload_record(framed("0 ok")));     // no process has pid 0
-    CHECK_FALSE(parse_reload_record(framed("-5 ok")));    // nor a negative one
-    CHECK_FALSE(parse_reload_record(framed("1234 ")));    // no state
-    CHECK_FALSE(parse_reload_record(framed(" 1234 ok"))); // an empty pid field
+    CHECK_FALSE(parse_reload_record(framed("12x4 ok")));   // the pid is not a number
+    CHECK_FALSE(parse_reload_record(framed("0 ok")));      // no process has pid 0
+    CHECK_FALSE(parse_reload_record(framed("-5 ok")));     // nor a negative one
+    CHECK_FALSE(parse_reload_record(framed("1234 ")));     // no state
+    CHECK_FALSE(parse_reload_record(framed("1234  x")));   // an empty state (found by fuzzing)
+    CHECK_FALSE(parse_reload_record(framed("1234 o\nk"))); // two lines: not a record
+    CHECK_FALSE(parse_reload_record(framed(" 1234 ok")));  // an empty pid field
     std::string text = format_reload_record({7, 1234, "ok", ""});
     std::string glued = text;
     glued[20] = '0'; // the generation runs into the pid

@@ -19,8 +19,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +56,9 @@ struct config {
 
 // Reads FILE. Errors: "config FILE: line N: ..." (syntax, unknown key, wrong type, bad value).
 [[nodiscard]] ringd::expected<config, std::string> load_config(const std::string& path);
+// The same for TOML text already read; `path` only names it in errors.
+[[nodiscard]] ringd::expected<config, std::string> parse_config(std::string_view text,
+                                                                const std::string& path);
 
 // Why a script may not run, or nothing: it must be a regular executable file, owned by root or
 // by the supervisor's user, and not writable by group or others.
@@ -130,13 +135,24 @@ inline ringd::supervision::service_policy config::policy() const {
 }
 
 inline ringd::expected<config, std::string> load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return ringd::unexpected<std::string>("config " + path + ": " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    if (in.bad())
+        return ringd::unexpected<std::string>("config " + path + ": " + std::strerror(errno));
+    return parse_config(text.str(), path);
+}
+
+inline ringd::expected<config, std::string> parse_config(std::string_view text,
+                                                         const std::string& path) {
     auto fail_at = [&](std::uint32_t line, const std::string& why) {
         return ringd::unexpected<std::string>("config " + path + ": line " + std::to_string(line) +
                                               ": " + why);
     };
     toml::table table;
     try {
-        table = toml::parse_file(path);
+        table = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) // it never got to a line: the file itself
             return ringd::unexpected<std::string>("config " + path + ": " +

@@ -47,8 +47,9 @@ inline std::string format_reload_record(const reload_record& r) {
 inline std::optional<reload_record> parse_reload_record(std::string_view text) {
     constexpr std::size_t digits = 20;
     constexpr std::size_t tail_at = reload_record_size - digits - 1; // the tail's first digit
-    if (text.size() != reload_record_size || text.back() != '\n' || text[digits] != ' ' ||
-        text[tail_at - 1] != ' ')
+    // One line (the writer turns any newline of a reason into a space).
+    if (text.size() != reload_record_size || text.find('\n') != reload_record_size - 1 ||
+        text[digits] != ' ' || text[tail_at - 1] != ' ')
         return std::nullopt;
     // A number that fills [from, from + size) exactly.
     auto whole = [](std::string_view field, auto& out) {
@@ -67,7 +68,7 @@ inline std::optional<reload_record> parse_reload_record(std::string_view text) {
         return std::nullopt;
     rest.remove_prefix(sp + 1);
     while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
-    if (rest.empty()) return std::nullopt; // no state
+    if (rest.empty() || rest.front() == ' ') return std::nullopt; // no state after the pid
     sp = rest.find(' ');
     r.state = std::string(rest.substr(0, sp));
     if (sp != std::string_view::npos) r.reason = std::string(rest.substr(sp + 1));
