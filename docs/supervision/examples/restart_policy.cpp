@@ -34,7 +34,7 @@ int main() {
     ringd::logger log("restart_policy"); // stderr: "restart_policy: exit crasher: ..."
     // [supervisor]
     ringd::supervisor_options options;
-    options.log_dir = dir;   // <dir>/<name>.<pid>; the previous instance's file goes at respawn
+    options.log_dir = dir;   // <dir>/<name>.<pid>; earlier instances' files are kept (keep_logs)
     options.table_path = {}; // no persistent table in this example
     ringd::supervisor sup(ctx, log, options);
     // [/supervisor]
