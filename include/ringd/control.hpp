@@ -3,8 +3,12 @@
 //
 // Every action holds the guard file's flock for its whole length, so actions never interleave.
 // Running = the PID file is flock()ed (pidfile.hpp). A signal goes through a pidfd opened while
-// the PID file is locked and names that PID, and the lock and PID are checked again after
-// pidfd_open: the pidfd then refers to the daemon itself, never to a process that recycled its PID.
+// the PID file is locked *by the process it names* (the daemon's record lock names its holder's
+// PID; /proc/PID/fdinfo for daemons without one), and that proof is made again after pidfd_open:
+// the pidfd then refers to the lock holder itself, never to a process that recycled its PID, and
+// never to a process that a file locked by someone else merely names (then nothing is sent).
+// Every wait is bounded by one deadline (control_params::timeout, or a default per action) and
+// wakes on events (inotify, pidfd), never by polling in a loop.
 #pragma once
 
 #include <ringd/detail/daemon_reload_status.hpp>
@@ -69,15 +73,33 @@ struct control_params {
     control_action action = control_action::check;
     std::vector<std::string> command; // start: the daemon's argv (it must detach when ready)
     int signal = 0;                   // signal: which one
-    // start: how long the daemon may take to be ready; stop: SIGKILL after this; reload: how
-    // long to wait for the acknowledgement (default 30 s). Unset: wait as long as it takes.
+    // Bounds the whole action, from the wait for the guard lock on. start: until the daemon is
+    // ready; stop: then SIGKILL; reload: until acknowledged; check, signal: a daemon caught
+    // starting. Unset: control_default_timeout(action).
     std::optional<std::chrono::milliseconds> timeout;
 };
 
+// The deadline of an action without control_params::timeout: start and stop 90 s (systemd's
+// default start and stop timeouts; --stop then sends SIGKILL), reload 30 s, check and signal 10 s.
+inline std::chrono::milliseconds control_default_timeout(control_action a) noexcept {
+    using std::chrono::seconds;
+    switch (a) {
+    case control_action::start:
+    case control_action::stop:
+        return seconds(90);
+    case control_action::reload:
+        return seconds(30);
+    case control_action::check:
+    case control_action::signal:
+        return seconds(10);
+    }
+    return seconds(10);
+}
+
 struct control_outcome {
     int exit_code = control_exit::error;
-    std::string state;         // started, running, starting, exiting, stopped, killed, not running,
-                               // stale, reloaded, signalled, failed
+    std::string state;         // started, running, exiting, stopped, killed, not running, stale,
+                               // reloaded, signalled, failed
     pid_t pid = 0;             // the daemon the action concerned (0: none)
     std::string message;       // "<action> <object>: <reason>" for errors and notices; else empty
     std::string daemon_output; // start: what the daemon wrote on stderr before it was ready
@@ -125,6 +147,42 @@ inline int control_poll_ms(std::optional<std::chrono::steady_clock::time_point> 
     return left.count() < 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
+// Waits for changes to one file, woken by inotify events, never by polling in a loop. Two bounded
+// fallbacks: the kernel reports a close (IN_CLOSE_*) a moment *before* it drops that open file's
+// flock, so after an event a few quick looks follow (1, 2, 4 ... 64 ms); and a lock dropped with no
+// event we watch for is caught by a look every second (every 50 ms without inotify).
+class control_file_watch {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+
+    control_file_watch(const std::string& path, std::uint32_t mask)
+        : fd_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
+        if (fd_ && ::inotify_add_watch(fd_.get(), path.c_str(), mask) < 0) fd_.reset();
+    }
+
+    // False once `limit` has passed; otherwise true after an event or a fallback's interval.
+    bool wait(time_point limit) {
+        if (std::chrono::steady_clock::now() >= limit) return false;
+        int ms = follow_up_ms_ > 0 ? follow_up_ms_ : fd_ ? 1000 : 50;
+        ms = std::min(ms, control_poll_ms(limit));
+        pollfd p{fd_ ? fd_.get() : -1, POLLIN, 0};
+        int n = ::poll(&p, 1, ms);
+        if (n > 0) {
+            char drain[4096];
+            while (::read(fd_.get(), drain, sizeof drain) > 0) {
+            }
+            follow_up_ms_ = 1;
+        } else if (follow_up_ms_ > 0) {
+            follow_up_ms_ = follow_up_ms_ >= 64 ? 0 : follow_up_ms_ * 2;
+        }
+        return true;
+    }
+
+private:
+    unique_fd fd_;         // the inotify instance (empty: unavailable)
+    int follow_up_ms_ = 0; // the next quick look after an event (0: none pending)
+};
+
 // Waits until the process behind `pidfd` has exited. True: exited; false: deadline passed.
 inline bool control_wait_exit(borrowed_fd pidfd,
                               std::optional<std::chrono::steady_clock::time_point> deadline) {
@@ -135,6 +193,30 @@ inline bool control_wait_exit(borrowed_fd pidfd,
         if (n == 0) return false;
         if (errno != EINTR) return true; // cannot wait: let the lock probe decide
     }
+}
+
+// posix_spawnp(argv) with an empty signal mask and every signal at its default in the child (a
+// daemon must not inherit what its starter blocked), plus `extra_flags` (POSIX_SPAWN_SETPGROUP:
+// a process group of its own). Returns posix_spawnp's answer (0 or an errno value).
+inline int control_spawn(const std::vector<std::string>& argv,
+                         const posix_spawn_file_actions_t& actions, short extra_flags,
+                         pid_t& pid) noexcept {
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(
+        &attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | extra_flags));
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    return rc;
 }
 
 // A consistent reload record, or nothing.
@@ -158,7 +240,8 @@ public:
         guard_ = p.guard_file.empty() ? pid_file_sibling(p.pid_file, ".lock") : p.guard_file;
         status_path_ =
             p.reload_status.empty() ? pid_file_sibling(p.pid_file, ".reload") : p.reload_status;
-        if (p.timeout) deadline_ = std::chrono::steady_clock::now() + *p.timeout;
+        timeout_ = p.timeout ? *p.timeout : control_default_timeout(p.action);
+        deadline_ = std::chrono::steady_clock::now() + timeout_;
     }
 
     control_outcome run() {
@@ -166,8 +249,19 @@ public:
         if (!guard && (errno == EACCES || errno == EROFS))
             guard.reset(::open(guard_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!guard) return fail(guard_, "cannot open: " + control_errno_text(errno));
-        while (::flock(guard.get(), LOCK_EX) != 0) {
-            if (errno != EINTR) return fail(guard_, "cannot lock: " + control_errno_text(errno));
+        // Another action holds the guard: wait for it, woken when a holder closes the file.
+        std::optional<control_file_watch> watch;
+        for (;;) {
+            auto locked = try_flock(guard, LOCK_EX);
+            if (!locked) return fail(guard_, "cannot lock: " + locked.error().message());
+            if (*locked) break;
+            if (!watch) {
+                watch.emplace(guard_, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+                continue; // look once more now that no release can go unseen
+            }
+            if (!watch->wait(deadline_))
+                return fail(guard_, "another action holds the lock; gave up after " +
+                                        seconds_text(timeout_));
         }
         out_.guard_acquired_ns = control_now_ns();
         switch (p_.action) {
@@ -219,45 +313,37 @@ private:
         return buf;
     }
 
-    // The PID file's state; a "starting" file is waited on (inotify, bounded) until it names a
-    // PID, since a signal needs one. Errors end the action.
+    // The PID file's state; a "starting" file is waited on until it names a PID (a signal needs
+    // one), or until the deadline. Woken by the daemon's write (IN_MODIFY), by the last close of
+    // its descriptor when it dies (IN_CLOSE_WRITE), by its removal; our own probes open the file
+    // read-only, so they wake nobody (they once woke themselves: a busy loop). Errors end the
+    // action.
     std::optional<pid_file_status> probe(bool clean_stale) {
-        auto st = probe_pid_file(p_.pid_file, clean_stale);
-        if (!st) {
-            error("cannot read: " + st.error().message());
-            return std::nullopt;
-        }
-        if (st->state != pid_file_state::starting) return *st;
-        unique_fd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-        if (in)
-            ::inotify_add_watch(in.get(), p_.pid_file.c_str(),
-                                IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB);
-        auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        if (deadline_ && *deadline_ < limit) limit = *deadline_;
-        while (st->state == pid_file_state::starting) {
-            if (std::chrono::steady_clock::now() >= limit) {
-                error("the daemon holds the lock but wrote no PID within the time limit");
-                return std::nullopt;
-            }
-            // The lock drop itself makes no inotify event we could rely on: look again every
-            // 50 ms as well. Rare path (a start that is not ours, caught half-way).
-            pollfd pf{in.get(), POLLIN, 0};
-            if (::poll(&pf, in ? 1 : 0, 50) > 0) {
-                char drain[4096];
-                while (::read(in.get(), drain, sizeof drain) > 0) {
-                }
-            }
-            st = probe_pid_file(p_.pid_file, clean_stale);
+        std::optional<control_file_watch> watch;
+        for (;;) {
+            auto st = probe_pid_file(p_.pid_file, clean_stale);
             if (!st) {
                 error("cannot read: " + st.error().message());
                 return std::nullopt;
             }
+            if (st->state != pid_file_state::starting) return *st;
+            if (!watch) {
+                watch.emplace(p_.pid_file, IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF |
+                                               IN_MOVE_SELF);
+                continue; // look once more now that no change can go unseen
+            }
+            if (!watch->wait(deadline_)) {
+                error("the file is locked but names no PID after " + seconds_text(timeout_) +
+                      " (a daemon that never finished starting?)");
+                return std::nullopt;
+            }
         }
-        return *st;
     }
 
-    // A pidfd for the daemon that the (running or exiting) status names, proven to be it: opened
-    // while the file is locked with that PID, then the lock and the PID are checked once more.
+    // A pidfd for the daemon that the (running or exiting) status names, proven to be it: the
+    // probe found that PID holding the lock, the pidfd is opened, and the probe is made once
+    // more. A live process behind the pidfd is then the holder (PIDs are unique among live
+    // processes); one that died meanwhile can no longer be signalled (ESRCH), never a stranger.
     // Nothing: the daemon went away meanwhile (look again).
     std::optional<unique_fd> open_daemon(const pid_file_status& st) {
         auto pidfd = control_pidfd_open(st.pid);
@@ -269,24 +355,55 @@ private:
         return std::move(*pidfd);
     }
 
-    // Probes until the state is settled and, when a daemon runs, opens its pidfd.
-    // A daemon that died a moment ago may leave its lock with a child it forked just before,
-    // until the kernel first runs that child (whose atfork handler closes it): hence up to
-    // 200 ms of patience before calling the lock orphaned.
+    // Probes until the state is settled and, when a daemon runs, opens its pidfd. The answer is
+    // absent, stale, running or exiting (with the pidfd); anything else ends the action with
+    // exit 102 and a message, having changed and signalled nothing.
+    // A lock held by a process the file does not name ("foreign") may be a moment's: a daemon
+    // that died just now leaves its lock with a child it forked just before, until the kernel
+    // first runs that child (whose atfork handler closes it); a libucw-style prober holds it for
+    // microseconds. Hence up to ~250 ms of patience (back-off 1, 2, 4 ... 128 ms) before saying so.
     std::optional<pid_file_status> settle(bool clean_stale, std::optional<unique_fd>& pidfd) {
-        for (int attempt = 0; attempt < 200; ++attempt) {
-            auto st = probe(clean_stale);
+        std::optional<pid_file_status> st;
+        for (int wait_ms = 1;; wait_ms *= 2) {
+            st = probe(clean_stale);
             if (!st) return std::nullopt;
-            if (st->state != pid_file_state::running && st->state != pid_file_state::exiting)
-                return st;
-            pidfd = open_daemon(*st);
-            if (pidfd) return st;
-            ::usleep(1000);
+            if (st->state == pid_file_state::invalid) {
+                error("not a PID file (it holds other data): left unchanged");
+                return std::nullopt;
+            }
+            bool daemon =
+                st->state == pid_file_state::running || st->state == pid_file_state::exiting;
+            if (daemon && (pidfd = open_daemon(*st))) return st;
+            if (!daemon && st->state != pid_file_state::foreign) return st;
+            if (wait_ms > 128 || std::chrono::steady_clock::now() >= deadline_) break;
+            ::usleep(static_cast<useconds_t>(wait_ms) * 1000);
         }
-        auto st = probe_pid_file(p_.pid_file);
-        error("the PID file is locked but PID " + std::to_string(st ? st->pid : 0) +
-              " does not exist: a process that inherited the lock keeps it");
+        std::string who = "PID " + std::to_string(st->pid);
+        bool alive = st->pid > 0 && ::kill(st->pid, 0) == 0;
+        error("the file is locked, but not by " + who + " that it names (" +
+              (alive ? "a process that does not hold the lock" : "no such process") + "): " +
+              (p_.action == control_action::start   ? "not started"
+               : p_.action == control_action::check ? "cannot tell which process runs"
+                                                    : "nothing sent"));
         return std::nullopt;
+    }
+
+    // What the probe did with a stale file, for the message.
+    static std::string stale_text(const pid_file_status& st) {
+        std::string pid = "PID " + std::to_string(st.pid) + " was not running";
+        switch (st.cleanup) {
+        case stale_cleanup::removed:
+            return "stale PID file removed (" + pid + ")";
+        case stale_cleanup::emptied:
+            return "stale PID file emptied (" + pid +
+                   "; cannot remove it: " + st.cleanup_error.message() + ")";
+        case stale_cleanup::failed:
+            return "stale PID file left in place (" + pid +
+                   "; cannot remove or empty it: " + st.cleanup_error.message() + ")";
+        case stale_cleanup::none:
+            break;
+        }
+        return "stale PID file found (" + pid + ")";
     }
 
     void check() {
@@ -296,8 +413,7 @@ private:
         if (st->state == pid_file_state::absent)
             finish(control_exit::not_running, "not running", 0, "not running");
         else if (st->state == pid_file_state::stale)
-            finish(control_exit::stale, "stale", st->pid,
-                   "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)");
+            finish(control_exit::stale, "stale", st->pid, stale_text(*st));
         else
             finish(control_exit::done, to_string(st->state), st->pid);
     }
@@ -309,9 +425,7 @@ private:
         if (st->state == pid_file_state::absent)
             return void(finish(control_exit::not_running, "not running", 0, "not running"));
         if (st->state == pid_file_state::stale)
-            return void(finish(control_exit::stale, "stale", st->pid,
-                               "stale PID file removed (PID " + std::to_string(st->pid) +
-                                   " was not running)"));
+            return void(finish(control_exit::stale, "stale", st->pid, stale_text(*st)));
         if (st->state == pid_file_state::exiting)
             return void(finish(control_exit::not_running, "exiting", st->pid,
                                "not running (PID " + std::to_string(st->pid) + " is exiting)"));
@@ -334,8 +448,7 @@ private:
         if (!before)
             return void(finish(control_exit::done, "signalled", st->pid,
                                "sent SIGHUP; this daemon does not acknowledge reloads"));
-        auto limit =
-            deadline_ ? *deadline_ : std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        auto limit = deadline_;
         for (;;) {
             auto now = control_read_reload(status_path_);
             if (now && now->pid == st->pid && now->generation > before->generation &&
@@ -367,9 +480,7 @@ private:
         if (st->state == pid_file_state::absent)
             return void(finish(control_exit::already, "not running", 0, "not running"));
         if (st->state == pid_file_state::stale)
-            return void(finish(control_exit::stale, "stale", st->pid,
-                               "stale PID file removed (PID " + std::to_string(st->pid) +
-                                   " was not running)"));
+            return void(finish(control_exit::stale, "stale", st->pid, stale_text(*st)));
         pid_t pid = st->pid;
         if (st->state == pid_file_state::running) {
             if (auto s = control_pidfd_signal(*pidfd, SIGTERM); !s && s.error().value() != ESRCH)
@@ -380,7 +491,7 @@ private:
             (void)control_pidfd_signal(*pidfd, SIGKILL);
             out_.killed = true;
             out_.message = "stop " + p_.pid_file + ": PID " + std::to_string(pid) +
-                           " did not stop within " + seconds_text(*p_.timeout) + ": sent SIGKILL";
+                           " did not stop within " + seconds_text(timeout_) + ": sent SIGKILL";
             if (!control_wait_exit(*pidfd,
                                    std::chrono::steady_clock::now() + std::chrono::seconds(10)))
                 return error("PID " + std::to_string(pid) + " survived SIGKILL for 10 s", pid);
@@ -414,9 +525,7 @@ private:
             return void(finish(control_exit::already, "running", st->pid,
                                "already running as PID " + std::to_string(st->pid)));
         std::string stale_note;
-        if (st->state == pid_file_state::stale)
-            stale_note =
-                "stale PID file removed (PID " + std::to_string(st->pid) + " was not running)";
+        if (st->state == pid_file_state::stale) stale_note = stale_text(*st);
         if (p_.command.empty()) return error("no command to start");
 
         // The starter's stderr comes to us until it exits (daemon_run moves the daemon's stderr
@@ -425,23 +534,11 @@ private:
         if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
         unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
         posix_spawn_file_actions_t actions;
-        posix_spawnattr_t attr;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDERR_FILENO);
-        posix_spawnattr_init(&attr);
-        sigset_t none, all;
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        std::vector<char*> argv;
-        for (auto& a : p_.command) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
         pid_t child = 0;
-        int rc = ::posix_spawnp(&child, argv[0], &actions, &attr, argv.data(), environ);
+        int rc = control_spawn(p_.command, actions, 0, child);
         posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
         out_write.reset();
         if (rc != 0) return error("cannot run " + p_.command[0] + ": " + control_errno_text(rc));
         auto child_fd = control_pidfd_open(child);
@@ -465,7 +562,7 @@ private:
                 exited = true;
         }
         if (timed_out)
-            return error(p_.command[0] + " was not ready within " + seconds_text(*p_.timeout) +
+            return error(p_.command[0] + " was not ready within " + seconds_text(timeout_) +
                          " (PID " + std::to_string(child) + " left running)");
         int status = 0;
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
@@ -497,9 +594,10 @@ private:
     }
 
     const control_params& p_;
-    std::string guard_;                  // the guard file's path
-    std::string status_path_;            // the reload-status file's path, or "-"
-    std::optional<time_point> deadline_; // from params.timeout
+    std::string guard_;                   // the guard file's path
+    std::string status_path_;             // the reload-status file's path, or "-"
+    std::chrono::milliseconds timeout_{}; // params.timeout, or the action's default
+    time_point deadline_;                 // every wait of the action ends by then
     control_outcome out_;
 };
 

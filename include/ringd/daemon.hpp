@@ -136,8 +136,10 @@ expected<daemon_start, daemon_failure> daemon_init(daemon_params params);
 // objects (a listener unlinking its socket path) runs in it. In the final process: setsid, chdir,
 // umask, stdio, drop privileges (verified), write the PID, create the io_context, run `body` (a
 // callable daemon_context& → task<int>) with the signal loop beside it, then clear the PID file and
-// return the body's code. The PID-file lock is kept until the process exits. Never throws: failures
-// print "program: ..." and return a code.
+// return the body's code. The PID-file locks (the exclusive flock, and the record lock that says
+// running or exiting) are kept until the process exits, and the file is removed as it exits
+// (pid_file::remove_at_exit; an _exit leaves it empty). Never throws: failures print
+// "program: ..." and return a code.
 template <class Body>
 int daemon_run(daemon_start&& start, Body body);
 
@@ -337,16 +339,24 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
         // microseconds: ask again for up to 100 ms before believing another daemon runs.
         for (int attempt = 0;; ++attempt) {
             auto got = f->try_lock();
+            if (!got && got.error() == std::errc::bad_message)
+                return fail(exit_code::config, "lock " + params.pid_file +
+                                                   ": not a PID file (it holds other data); "
+                                                   "left unchanged");
             if (!got)
                 return fail(exit_code_for(got.error()),
                             "lock " + params.pid_file + ": " + got.error().message());
             if (*got == lock_outcome::locked) break;
             auto holder = probe_pid_file(params.pid_file);
-            bool daemon_there = holder && holder->state != pid_file_state::absent &&
-                                holder->state != pid_file_state::stale;
-            if (attempt >= 50 || (daemon_there && holder->state != pid_file_state::starting)) {
+            bool daemon_there = holder && (holder->state == pid_file_state::running ||
+                                           holder->state == pid_file_state::exiting ||
+                                           holder->state == pid_file_state::foreign);
+            if (attempt >= 50 || daemon_there) {
                 std::string who =
                     holder && holder->pid != 0 ? " as PID " + std::to_string(holder->pid) : "";
+                if (holder && holder->state == pid_file_state::foreign)
+                    who = " (locked by a process other than PID " + std::to_string(holder->pid) +
+                          " that it names)";
                 std::string how =
                     holder && holder->state == pid_file_state::exiting ? " (exiting)" : "";
                 return fail(exit_code::already_running,
@@ -581,11 +591,14 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         say(e.what());
         code = exit_code::failure;
     }
-    // A clean end: nothing stale left behind. The lock goes with the process.
+    // A clean end: nothing stale left behind. The locks go with the process, and the file
+    // with its exit (after main()'s objects): start-stop-daemon and pidofproc then say "not
+    // running". If the process ends by _exit instead, the emptied file says the same to ringd.
     if (start.reload_status_) (void)::ftruncate(start.reload_status_.get(), 0);
     if (start.pid_.locked()) {
+        (void)start.pid_.mark_exiting();
         (void)start.pid_.clear();
-        start.pid_.hold_until_exit();
+        (void)start.pid_.remove_at_exit();
     }
     return code;
 }

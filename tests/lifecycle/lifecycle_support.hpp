@@ -3,6 +3,7 @@
 // and a subreaper so that detached daemons come back to the test to be ended and reaped.
 #pragma once
 
+#include <ringd/control.hpp>
 #include <ringd/fd.hpp>
 
 #include <catch2/catch.hpp>
@@ -12,7 +13,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -77,21 +80,9 @@ inline command_result run_command(const std::vector<std::string>& argv,
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+    int rc = ringd::detail::control_spawn(argv, fa, 0, pid);
     posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]);
@@ -132,6 +123,46 @@ inline command_result run_command(const std::vector<std::string>& argv,
             FAIL("command did not finish in time: " << argv[0]);
         }
     }
+}
+
+// Starts argv in the background, in a process group of its own (signals unblocked and at their
+// defaults, stdout and stderr to /dev/null), and returns its PID; end_background() ends it.
+inline pid_t spawn_background(const std::vector<std::string>& argv) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    int rc = ringd::detail::control_spawn(argv, fa, POSIX_SPAWN_SETPGROUP, pid);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    return pid;
+}
+
+// Ends a process that spawn_background() started, with its process group (children that
+// share a lock with it), and reaps it.
+inline void end_background(pid_t pid) {
+    if (pid <= 0) return;
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+}
+
+// CPU time (user + system) of the children reaped so far.
+inline std::chrono::microseconds children_cpu() {
+    rusage ru{};
+    ::getrusage(RUSAGE_CHILDREN, &ru);
+    auto us = [](const timeval& t) {
+        return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+    };
+    return us(ru.ru_utime) + us(ru.ru_stime);
+}
+
+// Whether some process holds a flock on `path` (an exclusive probe fails), as libucw's probe
+// would see it.
+inline bool flock_held(const std::string& path) {
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return false;
+    return ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 }
 
 // Makes this process the reaper of orphans below it (detached daemons), for the test's life.

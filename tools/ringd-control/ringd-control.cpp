@@ -2,8 +2,11 @@
 //   ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]
 //                 (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)
 // Exit: 0 done (check: running) · 100 already done (start: running; stop: not running) ·
-// 101 not running · 102 error (one line on stderr) · 103 stale PID file found and cleaned ·
-// 1 bad usage.
+// 101 not running · 102 error (one line on stderr; also: the file is locked by a process other
+// than the one it names, so nothing is sent; or it is not a PID file) · 103 stale PID file found
+// (and removed, or emptied where it cannot be removed) · 1 bad usage.
+// --timeout S bounds the whole action, the wait for the guard lock included; without it: start
+// and stop 90 s (stop then sends SIGKILL), reload 30 s, check and signal 10 s.
 #include <ringd/control.hpp>
 
 #include <charconv>
@@ -22,18 +25,22 @@ constexpr const char* help_text =
     "                     (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)\n"
     "\n"
     "  --start -- CMD ARGS  run CMD (a daemon that detaches when ready); returns when it is ready\n"
-    "  --stop               SIGTERM, then wait until the daemon has exited (--timeout S: SIGKILL "
-    "after S)\n"
+    "  --stop               SIGTERM, then wait until the daemon has exited; SIGKILL after the "
+    "timeout\n"
     "  --check              print the daemon's PID if it runs\n"
-    "  --reload             SIGHUP, then wait for the daemon's acknowledgement (--timeout S, "
-    "default 30)\n"
+    "  --reload             SIGHUP, then wait for the daemon's acknowledgement\n"
     "  --signal SIG         send SIG (HUP, SIGUSR1, 10, ...)\n"
+    "  --timeout S          bounds the whole action, the wait for the guard lock included\n"
+    "                       (default: start and stop 90, reload 30, check and signal 10)\n"
     "  --guard-file G       lock held during the action (default: F with .pid replaced by .lock)\n"
     "  --reload-status R    the daemon's reload acknowledgements (default: F with .pid → .reload)\n"
     "  --json               one JSON object on stdout\n"
     "\n"
     "exit: 0 done (check: running), 100 already done (start: running; stop: not running),\n"
-    "      101 not running, 102 error, 103 stale PID file found and cleaned, 1 bad usage\n";
+    "      101 not running, 102 error (also: locked by a process other than the one the file\n"
+    "      names, nothing sent; not a PID file, left unchanged), 103 stale PID file found and\n"
+    "      removed (or emptied where it cannot be removed), 1 bad usage\n"
+    "Nothing is signalled unless the process the PID file names is the one holding its lock.\n";
 
 int usage(const std::string& why) {
     std::fprintf(stderr, "ringd-control: %s (try --help)\n", why.c_str());
