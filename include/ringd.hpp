@@ -3,6 +3,7 @@
 // should not have to pull in; include it yourself when you use it.
 #pragma once
 
+#include <ringd/buffer_ring.hpp>
 #include <ringd/control.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/fd.hpp>
@@ -14,6 +15,7 @@
 #include <ringd/pidfile.hpp>
 #include <ringd/process.hpp>
 #include <ringd/process_title.hpp>
+#include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>

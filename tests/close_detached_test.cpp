@@ -7,6 +7,7 @@
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/task.hpp>
+#include <ringd/timer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <span>
 
+using namespace std::chrono_literals;
 using ringd::io_context;
 using ringd::task;
 using ringd::unique_fd;
@@ -82,6 +84,7 @@ TEST_CASE("close_detached on a ring at its in-flight cap closes at once with clo
     io_context::options o;
     o.sq_entries = 4;
     o.cq_entries = 8;
+    o.cap_in_flight = true; // what kernels without NODROP get
     io_context ctx(o);
     pipe_pair never_ready;
     pipe_pair victim;
@@ -90,10 +93,13 @@ TEST_CASE("close_detached on a ring at its in-flight cap closes at once with clo
         std::byte b;
         (void)co_await ringd::async_read(c, f, std::span(&b, 1));
     };
+    auto sleeper = [](io_context& c) -> task<void> { (void)co_await ringd::sleep_for(c, 1h); };
     auto body = [&]() -> task<void> {
         ringd::scope s;
-        // Every CQ slot is now held by a read that never completes.
+        // Every CQ slot is now held: reads that never complete take what unbounded ops may,
+        // long timers the rest.
         for (int i = 0; i < 16; ++i) s.spawn(reader(ctx, never_ready.read_end));
+        for (int i = 0; i < 16; ++i) s.spawn(sleeper(ctx));
         REQUIRE(ctx.ops_in_flight() == ctx.features().cq_entries);
         const auto ring_closes = ctx.stats().detached_closes;
         ctx.close_detached(std::move(victim.read_end));

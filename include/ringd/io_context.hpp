@@ -34,11 +34,15 @@ struct ring_features {
 
 // Counters for tests and benchmarks; plain integers, written only by the loop's thread.
 struct loop_stats {
-    std::uint64_t iterations = 0;      // times the loop entered the kernel
-    std::uint64_t completions = 0;     // CQEs dispatched
-    std::uint64_t parked = 0;          // ops that waited in the queue for a ring slot
-    std::uint64_t submit_busy = 0;     // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
-    std::uint64_t detached_closes = 0; // close_detached() calls that went to the ring
+    std::uint64_t iterations = 0;  // times the loop entered the kernel
+    std::uint64_t completions = 0; // CQEs dispatched
+    std::uint64_t parked = 0;      // ops that waited in a queue for an SQE or a slot
+    std::uint64_t submit_busy = 0; // io_uring_enter answered EBUSY/EAGAIN (CQ overflow, memory)
+    // Turns after which the kernel still held completions that did not fit in the CQ. With
+    // NODROP they are kept and reaped on the next turns: a sign the CQ is small for the load.
+    std::uint64_t cq_overflows = 0;
+    std::uint64_t cq_dropped = 0;            // completions the kernel lost (no NODROP): must stay 0
+    std::uint64_t detached_closes = 0;       // close_detached() calls that went to the ring
     std::uint64_t detached_close_errors = 0; // ... and failed there (the error is not reported)
 };
 
@@ -46,10 +50,13 @@ class io_context {
 public:
     struct options {
         unsigned sq_entries = 256; // rounded up to a power of two by the kernel
-        // The CQ's size is also the cap on ops in flight, so that the CQ can never overflow.
-        // An idle connection holds one slot with its pending recv: size this for the number of
-        // connections the daemon keeps open (16 bytes each). Beyond it, ops wait in a queue.
+        // Completions the kernel can post before the loop reaps them (16 bytes each). Where the
+        // kernel has IORING_FEAT_NODROP (Linux 5.5+) this bounds nothing else: completions that
+        // do not fit wait in the kernel, so any number of ops may be in flight. Without NODROP
+        // it is also the cap on ops in flight (see submit()).
         unsigned cq_entries = 8192;
+        // Keep that cap even where the kernel has NODROP (to test the older kernels' path).
+        bool cap_in_flight = false;
         bool try_defer_taskrun = true;
         bool try_coop_taskrun = true;
         bool register_ring_fd = true;
@@ -82,8 +89,15 @@ public:
 
     // ---- for operation implementers (ops.hpp, net.hpp, timer.hpp) ----
 
-    // Queues `op` for the ring. It gets an SQE now if a slot and CQ room exist, else it waits in
-    // FIFO order. Never fails: while stopping, the op completes with -ECANCELED instead.
+    // Queues `op` for the ring: it gets an SQE now, or waits in FIFO order (per duration class)
+    // until one is free. Never fails: while stopping, the op completes with -ECANCELED instead.
+    //
+    // The rule on ops in flight. With NODROP (every kernel since 5.5) there is no cap: an op
+    // waits only while the SQ is full, for the next trip into the kernel. Without NODROP, the
+    // CQ must never overflow, so ops in flight are capped at its size; then an op of unbounded
+    // duration (io_op::duration::unbounded: recv, accept, poll, waitid, a signal read) may
+    // hold at most 3/4 of the slots, and bounded ops (send, close, timer, the loop's wake-up)
+    // queue separately and go first, so they never wait behind an op that may never end.
     void submit(detail::io_op* op) noexcept;
     // Asks the kernel to cancel `op` (or drops it from the queue). The op still completes once,
     // with -ECANCELED or with its result if it won the race. Call on the loop's thread only.
@@ -102,6 +116,11 @@ public:
     // Call on the loop's thread.
     void close_detached(unique_fd fd) noexcept;
 
+    // The ring itself, for registrations (buffer_ring). Call on the loop's thread.
+    [[nodiscard]] io_uring& native_handle() noexcept { return ring_; }
+    // A provided-buffer group id not yet used on this ring (buffer_ring).
+    [[nodiscard]] std::uint16_t allocate_buffer_group() noexcept { return next_buffer_group_++; }
+
 private:
     void run_until(const bool& done);
     void begin_stop() noexcept;
@@ -109,15 +128,27 @@ private:
     void fill_ring_from_queue() noexcept;
     void dispatch_local_completions() noexcept;
     void reap_completions() noexcept;
+    void note_overflow() noexcept;
     void enter_kernel(unsigned wait_nr) noexcept;
     void start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept;
     io_uring_sqe* get_sqe() noexcept;
     io_uring_sqe* get_sqe_after_submit() noexcept;
     void note_submitted() noexcept;
     void flush_detached() noexcept;
-    [[nodiscard]] bool ring_has_room() const noexcept {
-        return in_flight_count_ + detached_unsubmitted_ < max_in_flight_;
+    // Whether an op of duration `d` may take a slot now (always true unless capped).
+    [[nodiscard]] bool has_slot(detail::io_op::duration d) const noexcept {
+        if (!capped_) [[likely]]
+            return true;
+        if (in_flight_count_ + detached_unsubmitted_ >= max_in_flight_) return false;
+        return d == detail::io_op::duration::bounded || unbounded_in_flight_ < max_unbounded_;
     }
+    [[nodiscard]] detail::op_queue& waiting_for(detail::io_op::duration d) noexcept {
+        return d == detail::io_op::duration::bounded ? waiting_bounded_ : waiting_unbounded_;
+    }
+    [[nodiscard]] bool nothing_waiting() const noexcept {
+        return waiting_bounded_.empty() && waiting_unbounded_.empty();
+    }
+    void fill_from(detail::op_queue& queue) noexcept;
     void arm_wakeup() noexcept;
 
     // user_data of CQEs that belong to no op (io_op pointers are never this small).
@@ -138,18 +169,23 @@ private:
     io_uring ring_{};
     ring_features features_;
     loop_stats stats_;
-    unsigned max_in_flight_ = 0;      // CQ capacity: more ops in flight could overflow the CQ
-    std::size_t in_flight_count_ = 0; // ops holding an SQE/CQE slot
+    bool capped_ = false;                 // no NODROP (or asked): ops in flight are capped
+    unsigned max_in_flight_ = 0;          // when capped: the CQ's capacity
+    unsigned max_unbounded_ = 0;          // when capped: what unbounded ops may hold of it
+    std::size_t in_flight_count_ = 0;     // ops in the kernel
+    std::size_t unbounded_in_flight_ = 0; // ... of which unbounded
     // close_detached() SQEs not yet handed to the kernel. Each may still post a CQE (on failure)
     // when it runs, so until then it holds CQ room like an op in flight; once submitted it has
     // run (a close completes inline unless the file has a flush method) and holds none.
     std::size_t detached_unsubmitted_ = 0;
-    detail::op_queue waiting_;     // submitted, waiting for a ring slot
-    detail::op_queue in_flight_;   // in the kernel, for cancel-all at stop
-    detail::op_queue completed_;   // completions made by the loop itself
-    detail::cancel_queue cancels_; // cancel requests not yet turned into SQEs
-    bool stopping_ = false;        // begin_stop() ran: no new work reaches the kernel
-    unique_fd wake_fd_;            // eventfd written by stop()
+    detail::op_queue waiting_bounded_;    // submitted, waiting for an SQE or a slot
+    detail::op_queue waiting_unbounded_;  // ... the same for unbounded ops
+    detail::op_queue in_flight_;          // in the kernel, for cancel-all at stop
+    detail::op_queue completed_;          // completions made by the loop itself
+    detail::cancel_queue cancels_;        // cancel requests not yet turned into SQEs
+    bool stopping_ = false;               // begin_stop() ran: no new work reaches the kernel
+    std::uint16_t next_buffer_group_ = 0; // allocate_buffer_group()
+    unique_fd wake_fd_;                   // eventfd written by stop()
     wakeup_op wakeup_{this};
 
     // Written by any thread.
@@ -167,7 +203,8 @@ inline io_context::wakeup_op::wakeup_op(io_context* c) noexcept
           [](io_op* self, int, std::uint32_t) noexcept {
               auto* w = static_cast<wakeup_op*>(self);
               if (!w->ctx->stopping_) w->ctx->arm_wakeup();
-          }),
+          },
+          duration::bounded), // it must always get a slot: stop() depends on it
       ctx(c) {}
 
 inline io_context::io_context(options opts) {
@@ -202,7 +239,9 @@ inline io_context::io_context(options opts) {
     features_.cq_entries = params.cq_entries;
     if (opts.register_ring_fd)
         features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
+    capped_ = opts.cap_in_flight || !features_.nodrop;
     max_in_flight_ = params.cq_entries;
+    max_unbounded_ = params.cq_entries - std::max(params.cq_entries / 4, 2u);
 
     wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
     if (!wake_fd_) {
@@ -237,12 +276,13 @@ inline void io_context::stop() noexcept {
 
 inline void io_context::submit(detail::io_op* op) noexcept {
     if (stopping_) return complete_later(op, -ECANCELED);
-    // FIFO: once anything waits, newcomers wait behind it.
-    if (ring_has_room() && waiting_.empty()) {
+    // FIFO within a class: once one of its ops waits, newcomers wait behind it.
+    detail::op_queue& queue = waiting_for(op->lasts);
+    if (queue.empty() && has_slot(op->lasts)) {
         if (io_uring_sqe* sqe = get_sqe()) return start_op(op, sqe);
     }
     op->where = detail::io_op::place::pending;
-    waiting_.push_back(op);
+    queue.push_back(op);
     ++stats_.parked;
 }
 
@@ -262,7 +302,8 @@ inline void io_context::complete_later(detail::io_op* op, int res) noexcept {
 
 inline void io_context::close_detached(unique_fd fd) noexcept {
     if (!fd) return;
-    if (!features_.cqe_skip || stopping_ || !ring_has_room()) return fd.reset();
+    if (!features_.cqe_skip || stopping_ || !has_slot(detail::io_op::duration::bounded))
+        return fd.reset();
     io_uring_sqe* sqe = get_sqe();
     if (sqe == nullptr) return fd.reset();
     io_uring_prep_close(sqe, fd.release());
@@ -304,6 +345,7 @@ inline void io_context::start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept 
     op->where = detail::io_op::place::in_flight;
     in_flight_.push_back(op);
     ++in_flight_count_;
+    if (op->lasts == detail::io_op::duration::unbounded) ++unbounded_in_flight_;
 }
 
 inline void io_context::arm_wakeup() noexcept {
@@ -312,7 +354,8 @@ inline void io_context::arm_wakeup() noexcept {
 
 inline void io_context::begin_stop() noexcept {
     stopping_ = true;
-    while (detail::io_op* op = waiting_.pop_front()) complete_later(op, -ECANCELED);
+    while (detail::io_op* op = waiting_bounded_.pop_front()) complete_later(op, -ECANCELED);
+    while (detail::io_op* op = waiting_unbounded_.pop_front()) complete_later(op, -ECANCELED);
     for (detail::io_op* op = in_flight_.front(); op != nullptr; op = op->next) cancel(op);
 }
 
@@ -321,7 +364,7 @@ inline void io_context::process_cancels() noexcept {
         if (op->where == detail::io_op::place::pending) {
             cancels_.pop_front();
             op->cancel_listed = false;
-            waiting_.unlink(op);
+            waiting_for(op->lasts).unlink(op);
             complete_later(op, -ECANCELED);
             continue;
         }
@@ -335,11 +378,17 @@ inline void io_context::process_cancels() noexcept {
     }
 }
 
+// Bounded ops first: they free their slot again soon, whatever peers do.
 inline void io_context::fill_ring_from_queue() noexcept {
-    while (!waiting_.empty() && ring_has_room()) {
+    fill_from(waiting_bounded_);
+    fill_from(waiting_unbounded_);
+}
+
+inline void io_context::fill_from(detail::op_queue& queue) noexcept {
+    while (!queue.empty() && has_slot(queue.front()->lasts)) {
         io_uring_sqe* sqe = get_sqe();
         if (sqe == nullptr) return;
-        start_op(waiting_.pop_front(), sqe);
+        start_op(queue.pop_front(), sqe);
     }
 }
 
@@ -353,8 +402,9 @@ inline void io_context::dispatch_local_completions() noexcept {
 inline void io_context::enter_kernel(unsigned wait_nr) noexcept {
     ++stats_.iterations;
     int rc = io_uring_submit_and_wait(&ring_, wait_nr);
-    // EINTR: a signal arrived (we keep going). EBUSY/EAGAIN: the CQ overflowed or the kernel is
-    // short of memory; reaping below frees room and the next turn submits again.
+    // EINTR: a signal arrived (we keep going). EBUSY/EAGAIN: the kernel holds overflowed
+    // completions it cannot flush into a full CQ, or is short of memory; the caller reaps,
+    // which frees room, and the next turn submits again (the SQEs stay queued meanwhile).
     if (rc == -EBUSY || rc == -EAGAIN) ++stats_.submit_busy;
     note_submitted();
 }
@@ -372,7 +422,7 @@ inline void io_context::reap_completions() noexcept {
         const unsigned head = *ring_.cq.khead;
         const unsigned ready = io_uring_cq_ready(&ring_);
         const unsigned n = ready < batch_size ? ready : batch_size;
-        if (n == 0) return;
+        if (n == 0) return note_overflow();
         // Copy and release the CQ slots first: the resumed coroutines submit new work.
         for (unsigned i = 0; i < n; ++i) {
             const io_uring_cqe& cqe =
@@ -393,6 +443,7 @@ inline void io_context::reap_completions() noexcept {
                 in_flight_.unlink(op);
                 --in_flight_count_;
                 op->where = detail::io_op::place::idle;
+                if (op->lasts == detail::io_op::duration::unbounded) --unbounded_in_flight_;
                 if (op->cancel_listed) {
                     cancels_.unlink(op);
                     op->cancel_listed = false;
@@ -400,14 +451,22 @@ inline void io_context::reap_completions() noexcept {
             }
             op->complete(op, batch[i].res, batch[i].flags);
         }
-        if (n < batch_size) return;
+        if (n < batch_size) return note_overflow();
     }
+}
+
+// Counts the turns that left completions in the kernel's overflow list (the next entry into
+// the kernel flushes them into the CQ), and whatever the kernel had to drop.
+inline void io_context::note_overflow() noexcept {
+    if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0) [[unlikely]]
+        ++stats_.cq_overflows;
+    stats_.cq_dropped = IO_URING_READ_ONCE(*ring_.cq.koverflow);
 }
 
 inline void io_context::run_until(const bool& done) {
     while (!done) {
         if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_stop();
-        if (stopping_ && in_flight_count_ == 0 && completed_.empty() && waiting_.empty()) {
+        if (stopping_ && in_flight_count_ == 0 && completed_.empty() && nothing_waiting()) {
             // Drained to zero. Leave the context reusable: a later run() starts afresh.
             stopping_ = false;
             stop_requested_.store(false, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/result.hpp>
+#include <ringd/task.hpp>
 
 #include <liburing.h>
 #include <sys/socket.h>
@@ -37,6 +38,7 @@ private:
 // Connects a socket to `addr` (which must stay valid until the operation completes).
 class connect_operation : public detail::basic_operation<connect_operation> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     connect_operation(io_context& ctx, borrowed_fd socket, const sockaddr* addr,
                       socklen_t len) noexcept
         : basic_operation(ctx), fd_(socket.get()), addr_(addr), len_(len) {}
@@ -88,6 +90,7 @@ private:
 class send_operation
     : public detail::transfer_operation<send_operation, std::span<const std::byte>> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     send_operation(io_context& ctx, borrowed_fd fd, std::span<const std::byte> buffer,
                    int flags = 0) noexcept
         : transfer_operation(ctx, fd, buffer), flags_(flags | MSG_NOSIGNAL) {}
@@ -118,6 +121,7 @@ private:
 class write_operation
     : public detail::transfer_operation<write_operation, std::span<const std::byte>> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     write_operation(io_context& ctx, borrowed_fd fd, std::span<const std::byte> buffer,
                     std::uint64_t offset = static_cast<std::uint64_t>(-1)) noexcept
         : transfer_operation(ctx, fd, buffer), offset_(offset) {}
@@ -136,6 +140,7 @@ private:
 // Errors are fsync(2)'s (EIO, ENOSPC, EDQUOT, EBADF, EINVAL) or operation_canceled.
 class fsync_operation : public detail::basic_operation<fsync_operation> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     fsync_operation(io_context& ctx, borrowed_fd fd, bool data_only = false) noexcept
         : basic_operation(ctx), fd_(fd.get()), data_only_(data_only) {}
     void prepare(io_uring_sqe* sqe) noexcept {
@@ -155,6 +160,7 @@ private:
 // before it reaches the kernel, the descriptor is closed (synchronously) and never leaks.
 class close_operation : public detail::basic_operation<close_operation> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     close_operation(io_context& ctx, unique_fd fd) noexcept
         : basic_operation(ctx), fd_(std::move(fd)) {}
     void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_close(sqe, fd_.release()); }
@@ -188,6 +194,7 @@ private:
 // how many were found. EINVAL on older kernels: there, cancel through stop tokens instead.
 class cancel_fd_operation : public detail::basic_operation<cancel_fd_operation> {
 public:
+    static constexpr bool bounded = true; // see io_op::duration
     cancel_fd_operation(io_context& ctx, borrowed_fd fd) noexcept
         : basic_operation(ctx), fd_(fd.get()) {}
     void prepare(io_uring_sqe* sqe) noexcept {
@@ -236,6 +243,18 @@ inline fsync_operation async_fdatasync(io_context& ctx, borrowed_fd fd) noexcept
 }
 inline close_operation async_close(io_context& ctx, unique_fd fd) noexcept {
     return {ctx, std::move(fd)};
+}
+// Sends every byte of `bytes`, as many sends as it takes (a send may take only part). Fails
+// with the first send's error (EPIPE, ECONNRESET, ..., or operation_canceled), after which an
+// unknown prefix has been sent. One coroutine frame, from the recycling allocator.
+inline task<result<void>> async_send_all(io_context& ctx, borrowed_fd fd,
+                                         std::span<const std::byte> bytes) {
+    while (!bytes.empty()) {
+        auto sent = co_await async_send(ctx, fd, bytes);
+        if (!sent) co_return unexpected<std::error_code>(sent.error());
+        bytes = bytes.subspan(*sent);
+    }
+    co_return result<void>{};
 }
 // Closes without waiting and without an outcome, like unique_fd's destructor but on the ring:
 // no system call and no completion of its own (io_context::close_detached says when it falls

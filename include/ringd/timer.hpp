@@ -12,6 +12,7 @@ namespace ringd {
 
 class timeout_operation : public detail::basic_operation<timeout_operation> {
 public:
+    static constexpr bool bounded = true; // it ends on its own (io_op::duration)
     // A relative delay (negative counts as zero).
     timeout_operation(io_context& ctx, std::chrono::nanoseconds delay) noexcept
         : basic_operation(ctx), when_(to_timespec(delay)), flags_(0) {}

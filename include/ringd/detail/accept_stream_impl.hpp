@@ -21,7 +21,8 @@ struct accept_stream::state {
     };
     // The back-off pause after descriptor exhaustion.
     struct timer_op : detail::io_op {
-        explicit timer_op(state* s) noexcept : io_op(&prepare_timer, &on_timer), owner(s) {}
+        explicit timer_op(state* s) noexcept
+            : io_op(&prepare_timer, &on_timer, duration::bounded), owner(s) {}
         state* owner;
         __kernel_timespec delay{};
     };

@@ -16,13 +16,21 @@ struct io_op {
 
     enum class place : std::uint8_t { idle, pending, in_flight, completed_locally };
 
-    io_op(prepare_fn p, complete_fn c) noexcept : prepare(p), complete(c) {}
+    // How long the op may stay in the kernel. Only matters where the ring caps ops in flight
+    // (kernels without IORING_FEAT_NODROP): there an unbounded op (recv, accept, poll, waitid, a
+    // signal read: it ends when a peer or another process acts) never makes a bounded one (send,
+    // close, timer: it ends on its own) wait for a slot. Unbounded is the safe default.
+    enum class duration : std::uint8_t { unbounded, bounded };
+
+    io_op(prepare_fn p, complete_fn c, duration d = duration::unbounded) noexcept
+        : prepare(p), complete(c), lasts(d) {}
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
 
     // Set by the op's owner.
     prepare_fn prepare;
     complete_fn complete;
+    duration lasts;
 
     // Owned by io_context: which list the op is on, its links, and its cancel-list links.
     place where = place::idle;

@@ -16,11 +16,13 @@ namespace ringd::detail {
 // Derived must provide:
 //   void prepare(io_uring_sqe* sqe) noexcept;    fill the SQE (called when a slot is free)
 //   Result make_result(int res) noexcept;        turn the CQE's res into the awaited value
+// and may declare `static constexpr bool bounded = true;` when the op ends on its own, whatever
+// peers do (io_op::duration; the default is unbounded).
 template <class Derived>
 class basic_operation : private io_op {
 public:
     explicit basic_operation(io_context& ctx) noexcept
-        : io_op(&prepare_thunk, &complete_thunk), ctx_(&ctx) {}
+        : io_op(&prepare_thunk, &complete_thunk, duration_of()), ctx_(&ctx) {}
 
     bool await_ready() const noexcept { return false; }
 
@@ -53,6 +55,13 @@ private:
         basic_operation* op;
         void operator()() const noexcept { op->ctx_->cancel(op); }
     };
+
+    static constexpr duration duration_of() noexcept {
+        if constexpr (requires { Derived::bounded; })
+            return Derived::bounded ? duration::bounded : duration::unbounded;
+        else
+            return duration::unbounded;
+    }
 
     static void prepare_thunk(io_op* self, io_uring_sqe* sqe) noexcept {
         static_cast<Derived*>(static_cast<basic_operation*>(self))->prepare(sqe);
