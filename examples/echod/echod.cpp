@@ -48,38 +48,62 @@ ringd::expected<settings, std::string> load_settings(const std::string& path) {
     return s;
 }
 
-// Echoes complete lines; a line longer than the buffer ends the connection with a message.
-task<void> echo_lines(ringd::io_context& ctx, ringd::unique_fd fd, const settings& current) {
+// Sends back the complete lines of `chunk`, each after the current prefix; the first one starts
+// with `partial`, and what follows the last newline is kept there. False: the connection ends
+// (a send failed, or the line in progress grew past max_line, which the client is told).
+task<bool> echo_chunk(ringd::io_context& ctx, ringd::borrowed_fd fd, ringd::received chunk,
+                      std::string& partial, const settings& current) {
     constexpr std::size_t max_line = 4096;
-    std::string pending;
-    std::byte buf[4096];
-    for (;;) {
-        auto n = co_await ringd::async_recv(ctx, fd, buf);
-        if (!n || *n == 0) break; // error, cancelled, or the client closed
-        pending.append(reinterpret_cast<const char*>(buf), *n);
-        std::string out;
-        std::size_t start = 0;
-        for (auto nl = pending.find('\n'); nl != std::string::npos;
-             nl = pending.find('\n', start)) {
+    const std::string_view data = chunk.text();
+    const std::size_t last_nl = data.rfind('\n');
+    const std::size_t whole = last_nl == data.npos ? 0 : last_nl + 1;
+    std::string_view lines = data.substr(0, whole); // complete lines
+    std::string out;
+    if (current.prefix.empty() && partial.empty()) {
+        // The common case sends straight from the pool's buffer: no copy.
+        auto sent = co_await ringd::async_send_all(ctx, fd, std::as_bytes(std::span(lines)));
+        if (!sent) co_return false;
+    } else {
+        for (auto nl = lines.find('\n'); nl != lines.npos; nl = lines.find('\n')) {
             out += current.prefix;
-            out.append(pending, start, nl + 1 - start);
-            start = nl + 1;
+            out += partial;
+            out.append(lines.substr(0, nl + 1));
+            partial.clear();
+            lines.remove_prefix(nl + 1);
         }
-        pending.erase(0, start);
-        if (pending.size() > max_line) out += "error: line longer than 4096 bytes\n";
-        for (std::size_t sent = 0; sent < out.size();) {
-            auto w =
-                co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(out)).subspan(sent));
-            if (!w) co_return;
-            sent += *w;
-        }
-        if (pending.size() > max_line) break;
     }
-    (void)co_await ringd::async_close(ctx, std::move(fd));
+    partial.append(data.substr(whole));
+    chunk.release(); // what is left is copied: the buffer can go back
+    const bool too_long = partial.size() > max_line;
+    if (too_long) out += "error: line longer than 4096 bytes\n";
+    if (!out.empty()) {
+        auto sent = co_await ringd::async_send_all(ctx, fd, std::as_bytes(std::span(out)));
+        if (!sent) co_return false;
+    }
+    co_return !too_long;
 }
 
-task<void> accept_loop(ringd::io_context& ctx, const ringd::listener& l, ringd::scope& connections,
-                       const settings& current) {
+// One connection. Reads come from the shared pool, so a connection waiting for its next line
+// holds no buffer: only this frame and its reader's state (~400 bytes in all; `partial` owns
+// no memory while no line is in progress). The work on a chunk happens in echo_chunk's frame,
+// which exists only while there is work.
+task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::unique_fd fd,
+                      const settings& current) {
+    {
+        ringd::recv_stream in(pool, fd);
+        std::string partial; // the start of a line whose end has not arrived
+        for (;;) {
+            auto chunk = co_await in.next();
+            if (!chunk || chunk->empty()) break; // error, cancelled, or the client closed
+            const bool more = co_await echo_chunk(ctx, fd, std::move(*chunk), partial, current);
+            if (!more) break;
+        }
+    }
+    ringd::close_detached(ctx, std::move(fd));
+}
+
+task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool, const ringd::listener& l,
+                       ringd::scope& connections, const settings& current) {
     ringd::accept_stream stream(ctx, l);
     for (;;) {
         auto c = co_await stream.next();
@@ -89,7 +113,7 @@ task<void> accept_loop(ringd::io_context& ctx, const ringd::listener& l, ringd::
                              c.error().message().c_str());
             co_return;
         }
-        connections.spawn(echo_lines(ctx, std::move(*c), current));
+        connections.spawn(echo_lines(ctx, pool, std::move(*c), current));
     }
 }
 
@@ -112,9 +136,10 @@ std::string describe(const std::vector<ringd::listener>& listeners) {
 task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listeners,
                 const std::string& config, settings current) {
     ringd::io_context& ctx = d.io();
+    ringd::buffer_ring pool(ctx); // every connection's reads: 256 buffers of 4 KiB, shared
     ringd::scope connections;
     ringd::scope acceptors;
-    for (auto& l : listeners) acceptors.spawn(accept_loop(ctx, l, connections, current));
+    for (auto& l : listeners) acceptors.spawn(accept_loop(ctx, pool, l, connections, current));
     // SIGHUP: all or nothing. A bad file keeps `current` and says why (ringd-control prints it).
     d.on_reload([&]() -> ringd::expected<void, std::string> {
         auto fresh = load_settings(config);
