@@ -149,8 +149,9 @@ inline int control_poll_ms(std::optional<std::chrono::steady_clock::time_point> 
 
 // Waits for changes to one file, woken by inotify events, never by polling in a loop. Two bounded
 // fallbacks: the kernel reports a close (IN_CLOSE_*) a moment *before* it drops that open file's
-// flock, so after an event a few quick looks follow (1, 2, 4 ... 64 ms); and a lock dropped with no
-// event we watch for is caught by a look every second (every 50 ms without inotify).
+// flock, so after an event the caller looks at once and then a few more times (after 50 µs, then
+// doubling to 64 ms); and a lock dropped with no event we watch for is caught by a look every
+// second (every 50 ms without inotify).
 class control_file_watch {
 public:
     using time_point = std::chrono::steady_clock::time_point;
@@ -162,25 +163,31 @@ public:
 
     // False once `limit` has passed; otherwise true after an event or a fallback's interval.
     bool wait(time_point limit) {
-        if (std::chrono::steady_clock::now() >= limit) return false;
-        int ms = follow_up_ms_ > 0 ? follow_up_ms_ : fd_ ? 1000 : 50;
-        ms = std::min(ms, control_poll_ms(limit));
+        using namespace std::chrono;
+        auto now = steady_clock::now();
+        if (now >= limit) return false;
+        microseconds step = follow_up_ > microseconds(0) ? follow_up_
+                            : fd_                        ? microseconds(seconds(1))
+                                                         : microseconds(milliseconds(50));
+        step = std::min(step, duration_cast<microseconds>(limit - now) + microseconds(1));
+        timespec ts{static_cast<time_t>(step.count() / 1'000'000),
+                    static_cast<long>(step.count() % 1'000'000 * 1000)};
         pollfd p{fd_ ? fd_.get() : -1, POLLIN, 0};
-        int n = ::poll(&p, 1, ms);
+        int n = ::ppoll(&p, 1, &ts, nullptr);
         if (n > 0) {
             char drain[4096];
             while (::read(fd_.get(), drain, sizeof drain) > 0) {
             }
-            follow_up_ms_ = 1;
-        } else if (follow_up_ms_ > 0) {
-            follow_up_ms_ = follow_up_ms_ >= 64 ? 0 : follow_up_ms_ * 2;
+            follow_up_ = microseconds(50);
+        } else if (follow_up_ > microseconds(0)) {
+            follow_up_ = follow_up_ >= milliseconds(64) ? microseconds(0) : follow_up_ * 2;
         }
         return true;
     }
 
 private:
-    unique_fd fd_;         // the inotify instance (empty: unavailable)
-    int follow_up_ms_ = 0; // the next quick look after an event (0: none pending)
+    unique_fd fd_;                          // the inotify instance (empty: unavailable)
+    std::chrono::microseconds follow_up_{}; // the next quick look after an event (0: none)
 };
 
 // Waits until the process behind `pidfd` has exited. True: exited; false: deadline passed.
