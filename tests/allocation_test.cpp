@@ -5,7 +5,9 @@
 #include "test_support.hpp"
 
 #include <ringd/ops.hpp>
+#include <ringd/recv_stream.hpp>
 #include <ringd/scope.hpp>
+#include <ringd/timer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -110,7 +112,70 @@ TEST_CASE("accepting and closing a connection allocates nothing once warmed up")
     CHECK(allocations == 0);
 }
 
-TEST_CASE("the counting allocator does see allocations (the test above can fail)") {
+namespace {
+
+// The echo handler as README and echo_ringd write it. It counts the chunks it sends back, and
+// while `window` is set it counts the allocations made on this (the loop's) thread.
+task<void> echo(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::unique_fd fd,
+                int& chunks) {
+    ringd::recv_stream in(pool, fd);
+    for (;;) {
+        auto chunk = co_await in.next();
+        if (!chunk || chunk->empty()) break;
+        auto sent = co_await ringd::async_send_all(ctx, fd, chunk->bytes());
+        if (!sent) break;
+        ++chunks;
+    }
+}
+
+// `rounds` round trips of 64 bytes each on one connection, from a client thread.
+void ping_pong(ringd::unique_fd fd, int rounds) {
+    char msg[64] = {};
+    for (int r = 0; r < rounds; ++r) {
+        if (::send(fd.get(), msg, sizeof msg, MSG_NOSIGNAL) != sizeof msg) return;
+        for (std::size_t got = 0; got < sizeof msg;) {
+            ssize_t n = ::recv(fd.get(), msg + got, sizeof msg - got, 0);
+            if (n <= 0) return;
+            got += static_cast<std::size_t>(n);
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("echoing a message through recv_stream allocates nothing once warmed up") {
+    ringd::io_context ctx;
+    ringd::buffer_ring pool(ctx);
+    auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
+    ringd::accept_stream stream(ctx, l);
+    auto client = ringd::testing::connect_blocking(l.address());
+    int chunks = 0;
+    constexpr int warm_up = 100;
+    constexpr int measured = 2000;
+    std::size_t during = 0;
+    auto body = [&]() -> task<void> {
+        auto c = co_await stream.next();
+        REQUIRE(c.has_value());
+        ringd::scope s;
+        s.spawn(echo(ctx, pool, std::move(*c), chunks));
+        std::thread load(ping_pong, std::move(client), warm_up + measured);
+        while (chunks < warm_up) co_await ringd::sleep_for(ctx, std::chrono::milliseconds(1));
+        counting = true; // from here on, every message's path has run before
+        allocations = 0;
+        while (chunks < warm_up + measured / 2)
+            co_await ringd::sleep_for(ctx, std::chrono::milliseconds(1));
+        during = allocations;
+        counting = false;
+        co_await s.join(); // the rest of the round trips, then the client closes
+        load.join();
+    };
+    ringd::testing::run_bounded(ctx, body());
+    INFO("allocations during " << measured / 2 << "+ messages: " << during);
+    CHECK(chunks >= warm_up + measured / 2);
+    CHECK(during == 0);
+}
+
+TEST_CASE("the counting allocator does see allocations (the tests above can fail)") {
     counting = true;
     allocations = 0;
     void* p = ::operator new(16); // a direct call: the compiler may not elide it
