@@ -339,7 +339,9 @@ public:
             c.fd = std::move(fd);
             c.tx.resize(size);
             c.rx.resize(size);
-            for (unsigned k = 0; k < size; ++k) c.tx[k] = static_cast<char>('a' + k % 26);
+            // Ends with a newline, so that line-based echo servers (echod) answer it too.
+            for (unsigned k = 0; k < size; ++k)
+                c.tx[k] = k + 1 == size ? '\n' : static_cast<char>('a' + k % 26);
             conns_.push_back(std::move(c));
         }
         send_flags_ = ring_.has_feature(IORING_FEAT_CQE_SKIP) ? IOSQE_CQE_SKIP_SUCCESS : 0;
