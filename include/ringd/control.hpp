@@ -354,7 +354,10 @@ private:
     // Nothing: the daemon went away meanwhile (look again).
     std::optional<unique_fd> open_daemon(const pid_file_status& st) {
         auto pidfd = control_pidfd_open(st.pid);
-        if (!pidfd) return std::nullopt; // ESRCH: gone (or a process that inherited the lock)
+        if (!pidfd) { // ESRCH: gone meanwhile; anything else is worth reporting
+            pidfd_error_ = pidfd.error();
+            return std::nullopt;
+        }
         auto again = probe_pid_file(p_.pid_file);
         if (!again || again->pid != st.pid ||
             (again->state != pid_file_state::running && again->state != pid_file_state::exiting))
@@ -386,7 +389,13 @@ private:
             ::usleep(static_cast<useconds_t>(wait_ms) * 1000);
         }
         std::string who = "PID " + std::to_string(st->pid);
-        bool alive = st->pid > 0 && ::kill(st->pid, 0) == 0;
+        if (st->state != pid_file_state::foreign) { // running or exiting, but no pidfd for it
+            error("cannot open a pidfd for " + who + ": " +
+                      (pidfd_error_ ? pidfd_error_.message() : "it changed at every look"),
+                  st->pid);
+            return std::nullopt;
+        }
+        bool alive = st->pid > 0 && (::kill(st->pid, 0) == 0 || errno == EPERM);
         error("the file is locked, but not by " + who + " that it names (" +
               (alive ? "a process that does not hold the lock" : "no such process") + "): " +
               (p_.action == control_action::start   ? "not started"
@@ -604,6 +613,7 @@ private:
     std::string guard_;                   // the guard file's path
     std::string status_path_;             // the reload-status file's path, or "-"
     std::chrono::milliseconds timeout_{}; // params.timeout, or the action's default
+    std::error_code pidfd_error_;         // why the last pidfd_open failed, for the message
     time_point deadline_;                 // every wait of the action ends by then
     control_outcome out_;
 };

@@ -368,6 +368,30 @@ TEST_CASE("a PID file locked by one process and naming another is never signalle
     end_background(bystander);
 }
 
+TEST_CASE("in a PID namespace, a locked PID file naming PID 1 does not get PID 1 signalled") {
+    if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0) {
+        WARN("skipped: needs root and unshare for a PID namespace");
+        return;
+    }
+    world w;
+    // Inside: PID 1 is the shell; the file names it, flock(1) holds it.
+    std::string script = "echo 1 > \"$0\"; flock -x \"$0\" sleep 30 & "
+                         "while flock -n \"$0\" true; do sleep 0.01; done; "
+                         "\"$1\" --pid-file \"$0\" --stop --timeout 2; echo \"stop=$?\"; "
+                         "\"$1\" --pid-file \"$0\" --signal KILL; echo \"signal=$?\"; kill %1";
+    auto r = run_command({"unshare", "-pf", "--mount-proc", "sh", "-c", script, w.pid,
+                          ringd::testing::control_path()},
+                         20s);
+    if (r.exit_code != 0 && r.out.empty()) {
+        WARN("skipped: unshare -pf failed here: " << r.err);
+        return;
+    }
+    CHECK_THAT(r.out, Catch::Contains("stop=102\nsignal=102\n"));
+    CHECK_THAT(r.err, Catch::Contains("ringd-control: stop " + w.pid +
+                                      ": the file is locked, but not by PID 1 that it names"));
+    CHECK_THAT(r.err, Catch::Contains(": nothing sent\n"));
+}
+
 TEST_CASE("a daemon that holds its PID file by flock alone (libucw's way) is still controlled") {
     world w;
     // The script writes its own PID, then execs: the named process holds the inherited lock.
