@@ -45,6 +45,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -241,7 +242,10 @@ private:
     struct ready_op : detail::io_op {
         explicit ready_op(service* s) noexcept;
         service* svc;
-        char buffer[4096];
+        // Allocated for the first read: most services have no readiness protocol, and every
+        // byte of a service is copied into the page tables of each spawn's clone.
+        static constexpr std::size_t buffer_size = 4096;
+        std::unique_ptr<char[]> buffer;
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
         iovec iov{};
         msghdr message{};
@@ -330,7 +334,9 @@ private:
     void start_ready_read(service& s) noexcept;
     void schedule(service& s) noexcept;
     void wake() noexcept;
+    // From a completion: run() goes on at the loop's next turn (the kick), if it has work.
     void resume_parked() noexcept;
+    void resume_now() noexcept; // the kick's completion: resume run() here, if it has work
     void cancel_everything() noexcept;
     // helpers
     [[nodiscard]] service* lookup(std::string_view name) const noexcept;
@@ -379,7 +385,7 @@ private:
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) noexcept {
             s->parked_ = h;
-            s->wake();
+            s->resume_parked(); // due_head_ is set: the kick goes through the ring
         }
         void await_resume() const noexcept { s->kicked_ = false; }
     };

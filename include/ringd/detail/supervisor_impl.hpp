@@ -219,7 +219,7 @@ inline supervisor::ready_op::ready_op(service* s) noexcept
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* r = static_cast<ready_op*>(self);
               if (r->from_socket) {
-                  r->iov = {r->buffer, sizeof r->buffer - 1};
+                  r->iov = {r->buffer.get(), ready_op::buffer_size - 1};
                   r->message = msghdr{};
                   r->message.msg_iov = &r->iov;
                   r->message.msg_iovlen = 1;
@@ -227,8 +227,8 @@ inline supervisor::ready_op::ready_op(service* s) noexcept
                   r->message.msg_controllen = sizeof r->control;
                   io_uring_prep_recvmsg(sqe, r->svc->notify_socket.get(), &r->message, 0);
               } else {
-                  io_uring_prep_read(sqe, r->svc->ready_pipe.get(), r->buffer, sizeof r->buffer - 1,
-                                     static_cast<std::uint64_t>(-1));
+                  io_uring_prep_read(sqe, r->svc->ready_pipe.get(), r->buffer.get(),
+                                     ready_op::buffer_size - 1, static_cast<std::uint64_t>(-1));
               }
           },
           &supervisor::ready_complete),
@@ -309,7 +309,7 @@ inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t
                 trusted = cred.uid == 0 || cred.uid == ::geteuid() ||
                           (s->service_uid && cred.uid == *s->service_uid);
             }
-            std::string_view text(r->buffer, static_cast<std::size_t>(res));
+            std::string_view text(r->buffer.get(), static_cast<std::size_t>(res));
             while (trusted && !text.empty()) {
                 const auto nl = text.find('\n');
                 const std::string_view line = text.substr(0, nl);
@@ -328,7 +328,7 @@ inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t
         if (!stopping && !broken && !s->removing) owner->start_ready_read(*s);
     } else {
         const bool stale = s->next_ready_pipe.valid(); // the pipe of an earlier process
-        if (!stale && res > 0 && std::memchr(r->buffer, '\n', static_cast<std::size_t>(res)))
+        if (!stale && res > 0 && std::memchr(r->buffer.get(), '\n', static_cast<std::size_t>(res)))
             s->ready_due = true;
         if (!stopping && !stale && res > 0 && !s->ready_due) {
             owner->start_ready_read(*s); // a partial line: read on
@@ -345,7 +345,7 @@ inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t
 inline void supervisor::kick_complete(detail::io_op* op, int, std::uint32_t) noexcept {
     auto* k = static_cast<kick_op*>(op);
     k->pending = false;
-    if (k->owner != nullptr) k->owner->resume_parked();
+    if (k->owner != nullptr) k->owner->resume_now();
 }
 
 inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
@@ -420,6 +420,14 @@ inline void supervisor::start_ready_read(service& s) noexcept {
     r.from_socket =
         s.notify_socket.valid() && s.spec.readiness == readiness_protocol::notify_socket;
     if (!r.from_socket && !s.ready_pipe) return;
+    if (!r.buffer) {
+        r.buffer.reset(new (std::nothrow) char[ready_op::buffer_size]);
+        if (!r.buffer) {
+            log_->logf(log_level::err, "readiness %s: out of memory for its buffer",
+                       s.spec.name.c_str());
+            return;
+        }
+    }
     r.in_flight = true;
     ++active_ops_;
     ctx_->submit(&r);
@@ -450,6 +458,19 @@ inline void supervisor::resume_parked() noexcept {
     if (!parked_) return;
     if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_)
         return; // nothing for run() to do
+    // Not from inside this completion: run() goes on when the kick, a NOP through the ring,
+    // comes back among the other completions (10,000 exits, and among them the control
+    // socket's), which are dispatched in between. Resumed inline, or by a local completion
+    // (dispatched in the same turn as those it posts), a burst would hold the loop to the end.
+    if (!kick_->pending) {
+        kick_->pending = true;
+        ctx_->submit(kick_.get());
+    }
+}
+
+inline void supervisor::resume_now() noexcept {
+    if (!parked_) return;
+    if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_) return;
     std::exchange(parked_, {}).resume();
 }
 
@@ -1389,6 +1410,9 @@ inline void supervisor::detach() noexcept {
 inline task<void> supervisor::run() {
     running_ = true;
     for (;;) {
+        // First: a stop is never queued behind a burst (services in backoff would be spawned
+        // by their due timers before they were told to stop).
+        if (shutting_down_) advance_shutdown();
         if (!process_due()) {
             flush_tables();
             co_await yield_awaiter{this}; // the rest of the burst after the loop's other work
