@@ -87,6 +87,7 @@ task<bool> echo_chunk(ringd::io_context& ctx, ringd::borrowed_fd fd, ringd::rece
 // holds no buffer: only this frame and its reader's state (~400 bytes in all; `partial` owns
 // no memory while no line is in progress). The work on a chunk happens in echo_chunk's frame,
 // which exists only while there is work.
+// [echo-lines]
 task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::unique_fd fd,
                       const settings& current) {
     {
@@ -101,6 +102,7 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::u
     }
     ringd::close_detached(ctx, std::move(fd));
 }
+// [/echo-lines]
 
 task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool, const ringd::listener& l,
                        ringd::scope& connections, const settings& current) {
