@@ -4,7 +4,9 @@
 #pragma once
 
 #include <ringd/result.hpp>
+#include <ringd/tls.hpp>
 
+#include <openssl/ssl.h>
 #include <toml++/toml.h>
 
 #include <chrono>
@@ -25,6 +27,11 @@ struct tls_settings {
     std::string cert = "/etc/xfer/cert.pem";
     std::string key = "/etc/xfer/key.pem";
     std::string client_ca; // empty: no client certificates asked for
+    // What may be negotiated (OpenSSL's syntax); the defaults: AEAD with forward secrecy only.
+    // An empty string: OpenSSL's own default for that setting.
+    std::string ciphers = ringd::tls_options::default_ciphers;           // TLS 1.2
+    std::string ciphersuites = ringd::tls_options::default_ciphersuites; // TLS 1.3
+    std::string groups = ringd::tls_options::default_groups;             // key exchange
 };
 struct unix_settings {
     std::string path = "/run/xfer/xfer.sock";
@@ -42,7 +49,9 @@ struct config {
     std::string run_dir = "/run/xfer";
     std::string log_dir = "/var/log/xfer";
     std::uint64_t max_file_size = 4294967296;
-    std::chrono::milliseconds idle_timeout{60000};
+    std::chrono::milliseconds idle_timeout{60000}; // a window: see min_rate
+    std::uint64_t min_rate = 1024;      // bytes/s a body must average over each idle window
+    std::size_t max_connections = 4096; // per receiving child; the next ones get ERR 503
     std::chrono::milliseconds drain_timeout{10000};   // SIGTERM: transfers may finish this long
     std::chrono::milliseconds rescan_interval{30000}; // xfersqd's periodic look at out/
     std::optional<tcpip_settings> tcpip;              // absent table: transport not started
@@ -110,7 +119,11 @@ public:
         if (n == nullptr) return std::nullopt;
         if (!n->is_number()) return fail(prefix + key, "expected a number of seconds");
         double v = *n->value<double>();
-        if (!(v > 0) || v > 1e7) return fail(prefix + key, "must be a number of seconds above 0");
+        if (!(v > 0) || v > 1e7)
+            return fail(prefix + key, "must be a number of seconds above 0 and at most 1e7");
+        // Milliseconds are the unit of every timer: 0.0004 would silently become 0 (no limit).
+        if (v < 0.001)
+            return fail(prefix + key, "must be at least 0.001 (1 ms); " + n_text(v) + " is less");
         out = std::chrono::milliseconds(static_cast<std::int64_t>(v * 1000));
         return std::nullopt;
     }
@@ -141,7 +154,32 @@ public:
         return std::nullopt;
     }
 
+    // A TLS setting that OpenSSL must accept (checked at load, so that a typo is a
+    // configuration error, not a child that fails to start over and over).
+    std::optional<std::string> tls_setting(const std::string& key, const std::string& value) const {
+        if (value.empty()) return std::nullopt;
+        SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+        if (ctx == nullptr) return std::nullopt; // cannot check: the child will say
+        int ok = 1;
+        if (key.ends_with(".ciphers"))
+            ok = SSL_CTX_set_cipher_list(ctx, value.c_str());
+        else if (key.ends_with(".ciphersuites"))
+            ok = SSL_CTX_set_ciphersuites(ctx, value.c_str());
+        else
+            ok = SSL_CTX_set1_groups_list(ctx, value.c_str());
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        if (ok == 1) return std::nullopt;
+        return fail(key, "OpenSSL accepts none of '" + value + "'");
+    }
+
 private:
+    static std::string n_text(double v) {
+        std::ostringstream out;
+        out << v;
+        return out.str();
+    }
+
     std::string path_;
 };
 
@@ -163,20 +201,29 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     c.path = path;
     auto error = r.check_keys(root, "",
                               {"spool", "run_dir", "log_dir", "max_file_size", "idle_timeout_s",
-                               "drain_timeout_s", "rescan_interval_s", "tcpip", "tcpip_tls", "unix",
-                               "partner"});
+                               "min_rate_bytes_per_s", "max_connections", "drain_timeout_s",
+                               "rescan_interval_s", "tcpip", "tcpip_tls", "unix", "partner"});
     if (error) return unexpected<std::string>(*error);
     if (!root.get("spool"))
         return unexpected<std::string>(r.fail("spool", "missing (it has no default)"));
     std::int64_t max_size = static_cast<std::int64_t>(c.max_file_size);
+    std::int64_t min_rate = static_cast<std::int64_t>(c.min_rate);
+    std::int64_t max_connections = static_cast<std::int64_t>(c.max_connections);
     for (auto e :
          {r.text(root, "", "spool", c.spool), r.text(root, "", "run_dir", c.run_dir),
           r.text(root, "", "log_dir", c.log_dir), r.number(root, "", "max_file_size", 0, max_size),
+          r.number(root, "", "min_rate_bytes_per_s", 0, min_rate),
+          r.number(root, "", "max_connections", 1, max_connections),
           r.seconds(root, "", "idle_timeout_s", c.idle_timeout),
           r.seconds(root, "", "drain_timeout_s", c.drain_timeout),
           r.seconds(root, "", "rescan_interval_s", c.rescan_interval)})
         if (e) return unexpected<std::string>(*e);
     c.max_file_size = static_cast<std::uint64_t>(max_size);
+    c.min_rate = static_cast<std::uint64_t>(min_rate);
+    // Each connection takes a descriptor, and this machine's kind allows 20,000 per process.
+    if (max_connections > 1'000'000)
+        return unexpected<std::string>(r.fail("max_connections", "must be at most 1000000"));
+    c.max_connections = static_cast<std::size_t>(max_connections);
     if (c.spool.empty()) return unexpected<std::string>(r.fail("spool", "must not be empty"));
 
     auto table_of = [&](const char* key, const toml::table*& out) -> std::optional<std::string> {
@@ -199,12 +246,21 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     if (auto e = table_of("tcpip_tls", t)) return unexpected<std::string>(*e);
     if (t != nullptr) {
         tls_settings s;
-        if (auto e = r.check_keys(*t, "tcpip_tls.", {"listen", "cert", "key", "client_ca"}))
+        if (auto e = r.check_keys(
+                *t, "tcpip_tls.",
+                {"listen", "cert", "key", "client_ca", "ciphers", "ciphersuites", "groups"}))
             return unexpected<std::string>(*e);
         for (auto e :
              {r.text_list(*t, "tcpip_tls.", "listen", s.listen),
               r.text(*t, "tcpip_tls.", "cert", s.cert), r.text(*t, "tcpip_tls.", "key", s.key),
-              r.text(*t, "tcpip_tls.", "client_ca", s.client_ca)})
+              r.text(*t, "tcpip_tls.", "client_ca", s.client_ca),
+              r.text(*t, "tcpip_tls.", "ciphers", s.ciphers),
+              r.text(*t, "tcpip_tls.", "ciphersuites", s.ciphersuites),
+              r.text(*t, "tcpip_tls.", "groups", s.groups)})
+            if (e) return unexpected<std::string>(*e);
+        for (auto e : {r.tls_setting("tcpip_tls.ciphers", s.ciphers),
+                       r.tls_setting("tcpip_tls.ciphersuites", s.ciphersuites),
+                       r.tls_setting("tcpip_tls.groups", s.groups)})
             if (e) return unexpected<std::string>(*e);
         c.tcpip_tls = s;
     }

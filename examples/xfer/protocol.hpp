@@ -19,6 +19,7 @@ enum class status : int {
     conflict = 409,    // the name exists with other content
     too_large = 413,   // size above max_file_size
     internal = 500,    // an I/O error on our side
+    busy = 503,        // max_connections reached: this connection is refused, the rest served
     no_space = 507,    // the spool's file system cannot hold the file
 };
 

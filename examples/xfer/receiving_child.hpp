@@ -1,16 +1,20 @@
 // xfer/receiving_child.hpp — a receiving child of xferrd: xferrd_tcpip, xferrd_tcpip_tls or
 // xferrd_unix. It binds its transport's listeners, accepts, and runs serve_connection() for
-// each connection with the settings current when it was accepted. SIGHUP re-reads the
+// each connection with the settings current when it was accepted. Every connection reads
+// through the child's one buffer_ring (a connection waiting for a request holds no buffer), and
+// at most max_connections are served at once: the next ones are told "ERR 503 too many
+// connections" and closed, while the others go on. SIGHUP re-reads the
 // configuration (new limits, certificates and addresses apply to new connections; transfers in
 // progress keep theirs); SIGTERM stops accepting and lets transfers finish for drain_timeout.
 #pragma once
 
 #include "config.hpp"
 #include "debug_sink.hpp"
-#include "plain_stream.hpp"
+#include "inbound.hpp"
 #include "receiver.hpp"
 #include "spool.hpp"
 
+#include <ringd/buffer_ring.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
@@ -23,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <fstream>
@@ -70,8 +75,22 @@ namespace detail {
 // What a connection keeps for its whole life, whatever reloads happen meanwhile.
 struct receiver_settings {
     receive_limits limits;
+    std::size_t max_connections = 0; // served at once; the next ones get 503
     std::optional<ringd::tls_context> tls;
 };
+
+// Connections beyond max_connections that are being told 503 (over TLS that takes a handshake);
+// beyond this many as well, a connection is closed without a word.
+inline constexpr std::size_t max_refusals = 64;
+
+// The child's receive buffers: 128 × 32 KiB (4 MiB of address space, backed as used). One
+// connection may hold 16 of them (512 KiB) before its reads pause; a waiting one holds none.
+inline ringd::buffer_ring::options pool_options() {
+    ringd::buffer_ring::options o;
+    o.count = 128;
+    o.size = 32 * 1024;
+    return o;
+}
 
 inline std::vector<std::string> addresses_of(const config& c, transport t) {
     switch (t) {
@@ -90,11 +109,16 @@ inline std::shared_ptr<const receiver_settings> settings_from(const config& c, t
     auto s = std::make_shared<receiver_settings>();
     s->limits.max_file_size = c.max_file_size;
     s->limits.idle_timeout = c.idle_timeout;
+    s->limits.min_rate = c.min_rate;
+    s->max_connections = c.max_connections;
     if (t == transport::tcpip_tls) {
         ringd::tls_options o;
         o.certificate_file = c.tcpip_tls->cert;
         o.private_key_file = c.tcpip_tls->key;
         o.ca_file = c.tcpip_tls->client_ca;
+        o.ciphers = c.tcpip_tls->ciphers;
+        o.ciphersuites = c.tcpip_tls->ciphersuites;
+        o.groups = c.tcpip_tls->groups;
         s->tls.emplace(ringd::tls_context::server(o));
     }
     return s;
@@ -148,7 +172,7 @@ public:
     receiving_child(ringd::io_context& ctx, transport kind, config c, spool files,
                     ringd::logger& log)
         : ctx_(ctx), kind_(kind), name_(process_name(kind)), config_(std::move(c)),
-          files_(std::move(files)), log_(log) {}
+          files_(std::move(files)), log_(log), pool_(ctx, pool_options()) {}
 
     // Binds and serves until SIGTERM/SIGINT. Setup errors throw (the child exits non-zero and
     // the master restarts it with backoff).
@@ -172,6 +196,8 @@ public:
         listener_sets_.clear(); // a UNIX socket path goes away with its listener
         ringd::scope drain_timer;
         drain_timer.spawn(cancel_after(config_.drain_timeout));
+        refusals_.request_stop();
+        co_await refusals_.join();
         co_await connections_.join();
         drain_timer.request_stop();
         co_await drain_timer.join();
@@ -243,29 +269,43 @@ private:
                               l.address().to_string().c_str(), c.error().message().c_str());
                 co_return;
             }
-            connections_.spawn(serve(std::move(*c), settings_));
+            if (connections_.size() < settings_->max_connections) {
+                connections_.spawn(serve(std::move(*c), settings_));
+            } else if (refusals_.size() < max_refusals) {
+                log_.logf(ringd::log_level::warning, "refuse %s: %zu connections open",
+                          peer_name(*c).c_str(), connections_.size());
+                refusals_.spawn(serve(std::move(*c), settings_, true));
+            } // else: *c closes here; the client sees the connection end
         }
     }
 
     // [serve]
-    ringd::task<void> serve(ringd::unique_fd fd,
-                            std::shared_ptr<const receiver_settings> settings) {
+    ringd::task<void> serve(ringd::unique_fd fd, std::shared_ptr<const receiver_settings> settings,
+                            bool refuse = false) {
         std::string peer = peer_name(fd);
         // One short reply per request: without this, Nagle holds a reply until the previous
         // one is acknowledged (delayed ACK: up to 40 ms per file). Fails harmlessly on UNIX.
         int on = 1;
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        std::vector<std::byte> buffer(64 * 1024);
         receive_context rc{ctx_, files_, log_};
         if (settings->tls) {
-            ringd::tls_stream stream(ctx_, std::move(fd), *settings->tls);
-            co_await serve_connection(rc, stream, settings->limits, buffer, std::move(peer));
+            tls_inbound stream(ctx_, std::move(fd), *settings->tls, pool_);
+            co_await serve_or_refuse(rc, stream, settings->limits, std::move(peer), refuse);
         } else {
-            plain_stream stream(ctx_, std::move(fd));
-            co_await serve_connection(rc, stream, settings->limits, buffer, std::move(peer));
+            plain_inbound stream(ctx_, std::move(fd), pool_);
+            co_await serve_or_refuse(rc, stream, settings->limits, std::move(peer), refuse);
         }
     }
     // [/serve]
+
+    template <class Stream>
+    static ringd::task<void> serve_or_refuse(receive_context rc, Stream& stream,
+                                             receive_limits limits, std::string peer, bool refuse) {
+        if (refuse)
+            co_await refuse_connection(rc, stream, limits, std::move(peer));
+        else
+            co_await serve_connection(rc, stream, limits, std::move(peer));
+    }
 
     ringd::task<void> cancel_after(std::chrono::milliseconds delay) {
         auto slept = co_await ringd::sleep_for(ctx_, delay);
@@ -281,12 +321,14 @@ private:
     config config_;    // as last loaded successfully
     spool files_;      // where files land
     ringd::logger& log_;
+    ringd::buffer_ring pool_;                               // every connection's receive buffers
     std::shared_ptr<const receiver_settings> settings_;     // for connections accepted from now on
     std::list<std::vector<ringd::listener>> listener_sets_; // current last; older ones retiring
     std::unique_ptr<task_group> acceptors_;                 // accept loops on the current listeners
     std::vector<std::unique_ptr<task_group>> retired_acceptors_; // stopping after a reload
     ringd::scope connections_;                                   // one task per connection
-    ringd::scope cleanup_;                                       // retire_old_listeners
+    ringd::scope refusals_; // connections beyond max_connections, being told 503
+    ringd::scope cleanup_;  // retire_old_listeners
 };
 
 inline ringd::task<int> receiving_child_main(receiving_child& child) {
@@ -312,6 +354,19 @@ inline int run_receiving_child(transport kind, const std::string& config_path) {
         log.logf(ringd::log_level::err, "start: %s: no [%s] table", config_path.c_str(),
                  name.c_str() + 7);
         return 78;
+    }
+    // Room for every connection plus the files they write: raise the soft limit on descriptors
+    // as far as the hard one allows.
+    rlimit files_limit{};
+    rlim_t wanted = static_cast<rlim_t>(2 * c->max_connections + detail::max_refusals + 64);
+    if (::getrlimit(RLIMIT_NOFILE, &files_limit) == 0 && files_limit.rlim_cur < wanted) {
+        files_limit.rlim_cur = std::min(wanted, files_limit.rlim_max);
+        ::setrlimit(RLIMIT_NOFILE, &files_limit);
+        if (files_limit.rlim_cur < wanted)
+            log.logf(ringd::log_level::warning,
+                     "start: max_connections = %zu needs %llu descriptors, the limit is %llu",
+                     c->max_connections, static_cast<unsigned long long>(wanted),
+                     static_cast<unsigned long long>(files_limit.rlim_cur));
     }
     try {
         ringd::block_signals({SIGHUP, SIGTERM, SIGINT});

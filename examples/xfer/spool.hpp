@@ -22,6 +22,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -31,6 +32,7 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace xfer {
 
@@ -56,9 +58,11 @@ public:
     [[nodiscard]] ringd::borrowed_fd in_dir() const noexcept { return in_; }
     [[nodiscard]] ringd::borrowed_fd tmp_dir() const noexcept { return tmp_; }
 
-    // Starts a file of `size` bytes: an unnamed file in tmp/ with the space reserved, so that a
-    // full disk is known before the first byte. Errors: ENOSPC/EDQUOT (no space), EFBIG, or
-    // open's/fallocate's other errors.
+    // Starts a file of `size` bytes: an unnamed file in tmp/, refused at once when `size` is
+    // above the free space now, so that a full disk is known before the first byte. Nothing is
+    // reserved yet: append() reserves as data arrives, so an announced size that never comes
+    // (a client that sends a header and then nothing) takes no space from anyone else.
+    // Errors: ENOSPC (no space), EFBIG, or open's other errors.
     [[nodiscard]] ringd::result<incoming_file> begin(std::uint64_t size);
 
     // Removes leftovers of named temporary files (only the fallback path makes them) after a
@@ -81,18 +85,22 @@ public:
     incoming_file(incoming_file&& other) noexcept
         : spool_(other.spool_), fd_(std::move(other.fd_)),
           temp_name_(std::exchange(other.temp_name_, {})), hash_(std::move(other.hash_)),
-          written_(other.written_) {}
+          size_(other.size_), written_(other.written_), reserved_(other.reserved_) {}
     incoming_file& operator=(incoming_file&&) = delete;
     ~incoming_file() { discard(); }
 
-    // Writes `data` at the end (all of it) and adds it to the digest. Errors: write's.
+    // Writes `data` at the end (all of it) and adds it to the digest. Space is reserved as the
+    // data comes, at most reserve_step ahead of what arrived: the reservation per connection is
+    // bounded by data in hand plus one step. Errors: write's, ENOSPC/EDQUOT from the reservation.
     ringd::task<ringd::result<void>> append(ringd::io_context& ctx,
                                             std::span<const std::byte> data);
+    static constexpr std::uint64_t reserve_step = 1u << 20;
 
     // Makes the file durable under in/<name>: fsync, link (never replacing), fsync of in/. If the
-    // name exists, compares contents (reading it through `scratch`): same → duplicate, else
-    // conflict. sha256_hex receives the digest of what was received. Errors: fsync's, link's,
-    // read's. Call once; afterwards the object is empty.
+    // name exists, compares contents (reading it through `scratch`; empty: a 64 KiB buffer of
+    // its own for the comparison): same → duplicate, else conflict. sha256_hex receives the digest
+    // of what was received. Errors: fsync's, link's, read's. Call once; afterwards the object is
+    // empty.
     ringd::task<ringd::result<commit_outcome>> commit(ringd::io_context& ctx, std::string name,
                                                       std::span<std::byte> scratch,
                                                       std::string& sha256_hex);
@@ -101,18 +109,31 @@ public:
 
 private:
     friend class spool;
-    incoming_file(const spool& s, ringd::unique_fd fd, std::string temp_name)
-        : spool_(&s), fd_(std::move(fd)), temp_name_(std::move(temp_name)) {}
+    incoming_file(const spool& s, ringd::unique_fd fd, std::string temp_name, std::uint64_t size)
+        : spool_(&s), fd_(std::move(fd)), temp_name_(std::move(temp_name)), size_(size) {}
 
+    ringd::result<void> reserve(std::uint64_t end) noexcept;
     ringd::result<void> link_into_in(const std::string& name) noexcept;
     void discard() noexcept;
 
-    const spool* spool_;        // outlives us
-    ringd::unique_fd fd_;       // the temporary file, written through the ring
-    std::string temp_name_;     // its name in tmp/ on the fallback path; empty when unnamed
-    sha256 hash_;               // of everything appended
-    std::uint64_t written_ = 0; // bytes appended
+    const spool* spool_;         // outlives us
+    ringd::unique_fd fd_;        // the temporary file, written through the ring
+    std::string temp_name_;      // its name in tmp/ on the fallback path; empty when unnamed
+    sha256 hash_;                // of everything appended
+    std::uint64_t size_ = 0;     // announced: reservations never go beyond it
+    std::uint64_t written_ = 0;  // bytes appended
+    std::uint64_t reserved_ = 0; // bytes [0, reserved_) are allocated on disk
 };
+
+namespace detail {
+// Whether the file system of `fd` has `bytes` free for unprivileged users (f_bavail): root's
+// writes could otherwise take the reserved blocks too. Unknown (fstatvfs fails): yes.
+inline bool has_room(ringd::borrowed_fd fd, std::uint64_t bytes) noexcept {
+    struct statvfs vfs {};
+    return ::fstatvfs(fd.get(), &vfs) != 0 ||
+           static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize >= bytes;
+}
+} // namespace detail
 
 // The digest of an existing file, read through the ring in `scratch`-sized pieces.
 ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context& ctx,
@@ -157,22 +178,10 @@ inline ringd::result<incoming_file> spool::begin(std::uint64_t size) {
             ::openat(tmp_.get(), temp_name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode));
     }
     if (!fd) return ringd::last_error();
-    incoming_file file(*this, std::move(fd), std::move(temp_name));
-    if (size > 0) {
-        if (size > static_cast<std::uint64_t>(INT64_MAX)) return ringd::errno_error(EFBIG);
-        // Free space for unprivileged users first. fallocate alone is not enough: as root it
-        // also takes the file system's reserved blocks, and ext4 keeps what it allocated before
-        // failing until the file is closed, so an oversize PUT would fill the disk for every
-        // other writer (transfers in progress, logs) before the 507 goes out.
-        struct statvfs vfs {};
-        if (::fstatvfs(file.fd_.get(), &vfs) == 0 &&
-            static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize < size)
-            return ringd::errno_error(ENOSPC);
-        // The reservation itself: racing writers can still take the space between the check
-        // and here. A file system without fallocate keeps the check alone.
-        if (::fallocate(file.fd_.get(), 0, 0, static_cast<off_t>(size)) != 0 && errno != EOPNOTSUPP)
-            return ringd::last_error();
-    }
+    incoming_file file(*this, std::move(fd), std::move(temp_name), size); // removes a named one
+    if (size > static_cast<std::uint64_t>(INT64_MAX)) return ringd::errno_error(EFBIG);
+    // Free space for unprivileged users: a file that cannot fit now is refused before any data.
+    if (!detail::has_room(file.fd_, size)) return ringd::errno_error(ENOSPC);
     return file;
 }
 
@@ -194,8 +203,26 @@ inline std::size_t spool::remove_stale_temporaries() noexcept {
     return removed;
 }
 
+// Allocates [reserved_, end) and up to reserve_step more (never past the announced size), so
+// that the file does not grow block by block. fallocate alone is not enough: as root it also
+// takes the file system's reserved blocks, and ext4 keeps what it allocated before failing until
+// the file is closed; so each step first checks the free space for unprivileged users.
+inline ringd::result<void> incoming_file::reserve(std::uint64_t end) noexcept {
+    if (end <= reserved_) return {};
+    std::uint64_t to = std::min(std::max(end, reserved_ + reserve_step), std::max(size_, end));
+    if (!detail::has_room(fd_, to - reserved_)) return ringd::errno_error(ENOSPC);
+    if (::fallocate(fd_.get(), 0, static_cast<off_t>(reserved_),
+                    static_cast<off_t>(to - reserved_)) != 0 &&
+        errno != EOPNOTSUPP) // a file system without fallocate keeps the check alone
+        return ringd::last_error();
+    reserved_ = to;
+    return {};
+}
+
 inline ringd::task<ringd::result<void>> incoming_file::append(ringd::io_context& ctx,
                                                               std::span<const std::byte> data) {
+    auto reserved = reserve(written_ + data.size());
+    if (!reserved) co_return ringd::unexpected<std::error_code>(reserved.error());
     hash_.update(data);
     while (!data.empty()) {
         auto n = co_await ringd::async_write(ctx, fd_, data);
@@ -233,6 +260,11 @@ incoming_file::commit(ringd::io_context& ctx, std::string name, std::span<std::b
     auto linked = link_into_in(name);
     commit_outcome outcome = commit_outcome::stored;
     if (!linked && linked.error() == std::errc::file_exists) {
+        std::vector<std::byte> own;
+        if (scratch.empty()) {
+            own.resize(64 * 1024);
+            scratch = own;
+        }
         auto existing = co_await sha256_of_file(ctx, spool_->in_dir(), name, scratch);
         if (!existing) co_return ringd::unexpected<std::error_code>(existing.error());
         outcome = *existing == sha256_hex ? commit_outcome::duplicate : commit_outcome::conflict;

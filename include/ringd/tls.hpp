@@ -1,19 +1,21 @@
-// ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL runs the
-// protocol on two memory BIOs; ringd's async recv/send move the bytes, so nothing blocks and
-// every wait is cancellable like any other ring operation. Link with OpenSSL
-// (`dependency('openssl')`).
+// ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL reads
+// ciphertext straight out of the bytes the ring received (a view of a buffer_ring, or the
+// stream's own buffer) and writes into a memory BIO that ringd sends; nothing blocks and every
+// wait is cancellable like any other ring operation. Link with OpenSSL (`dependency('openssl')`).
 //
 //   ringd::tls_context tls = ringd::tls_context::server({.certificate_file = "cert.pem",
 //                                                        .private_key_file = "key.pem"});
-//   ringd::tls_stream s(ctx, std::move(fd), tls);
+//   ringd::tls_stream s(ctx, std::move(fd), tls, pool); // pool: a buffer_ring (or none)
 //   if (auto ok = co_await s.handshake(); !ok) log(ok.error().message()); // OpenSSL's reason
 //   auto n = co_await s.read(buf);   // result<size_t>; 0: the peer sent close_notify
 #pragma once
 
+#include <ringd/buffer_ring.hpp>
 #include <ringd/detail/tls_error.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
+#include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
 #include <ringd/task.hpp>
 
@@ -24,7 +26,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,13 +53,25 @@ struct tls_options {
     std::string ca_file;
     bool verify_peer = true; // client only: check the server's certificate (off: tests only)
     int min_version = TLS1_2_VERSION; // never below TLS 1.2
+    // What may be negotiated, in OpenSSL's syntax (openssl-ciphers(1), SSL_CTX_set1_groups_list).
+    // The defaults allow AEAD ciphers with forward secrecy only: no CBC, no RSA key exchange,
+    // no static (EC)DH. An empty string keeps OpenSSL's own default for that setting.
+    std::string ciphers = default_ciphers;           // TLS 1.2
+    std::string ciphersuites = default_ciphersuites; // TLS 1.3
+    std::string groups = default_groups;             // key exchange groups (curves)
+
+    static constexpr const char* default_ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL";
+    static constexpr const char* default_ciphersuites =
+        "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+    static constexpr const char* default_groups = "X25519:P-256:P-384";
 };
 
 // The shared settings (SSL_CTX) for many connections. Copies share one context.
 class tls_context {
 public:
-    // Setup: throws std::system_error naming the step and the file, e.g.
-    // "load certificate /etc/x/cert.pem: No such file or directory (system library)".
+    // Setup: throws std::system_error naming the step and the file or setting, e.g.
+    // "load certificate /etc/x/cert.pem: No such file or directory (system library)" or
+    // "set ciphers 'RC4': no cipher match (SSL routines)".
     static tls_context server(const tls_options& options);
     static tls_context client(const tls_options& options);
 
@@ -80,14 +96,30 @@ private:
     bool server_ = false; // which side handshake() plays
 };
 
-// One TLS connection over a socket it owns. Memory: two buffers of 17 KiB, plus OpenSSL's own
-// (released between records: SSL_MODE_RELEASE_BUFFERS). Not copyable or movable: in-flight ring
-// operations point into it.
+namespace detail {
+// The read side of a tls_stream, as OpenSSL sees it (a BIO): ciphertext received and not yet
+// read by OpenSSL, which copies it out of the received buffer itself.
+struct tls_input {
+    received view;                    // a buffer_ring's buffer, given back once read through
+    std::span<const std::byte> bytes; // what is left to read (in `view` or the stream's buffer)
+};
+BIO_METHOD* tls_input_method();
+} // namespace detail
+
+// One TLS connection over a socket it owns. Memory: OpenSSL's (its record buffers are released
+// between records: SSL_MODE_RELEASE_BUFFERS) and what the peer's last flight left in the write
+// BIO; reading through a buffer_ring adds ~128 bytes and one pool buffer while a record arrives,
+// reading on its own a 17 KiB buffer, taken at the first read. Not copyable or movable:
+// in-flight ring operations point into it.
 class tls_stream {
 public:
     // `server_name` (client only): sent as SNI and checked against the certificate when the
     // context verifies. Throws std::bad_alloc when OpenSSL cannot allocate.
     tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls,
+               std::string_view server_name = {});
+    // The same, reading the socket through a recv_stream on `pool` (which must outlive the
+    // stream): an idle connection holds no receive buffer.
+    tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls, buffer_ring& pool,
                std::string_view server_name = {});
     tls_stream(const tls_stream&) = delete;
     tls_stream& operator=(const tls_stream&) = delete;
@@ -98,6 +130,10 @@ public:
     task<result<void>> handshake();
     // Up to data.size() bytes of plaintext; 0 once the peer sent close_notify.
     task<result<std::size_t>> read(std::span<std::byte> data);
+    // Waits until read() has something to work on (plaintext or ciphertext already received,
+    // or the end), so that a caller can wait without holding a buffer for read(). Errors:
+    // receive's (the socket's, EOF without close_notify, operation_canceled).
+    task<result<void>> wait_readable();
     // All of `data` (in records of at most 16 KiB), or the error that stopped it.
     task<result<std::size_t>> write(std::span<const std::byte> data);
     // Sends close_notify (our direction ends; reads stay possible until the peer's close_notify).
@@ -119,19 +155,21 @@ private:
     // what the SSL call returned (> 0), or 0 for close_notify on a read.
     task<result<int>> drive(step what, std::span<std::byte> in, std::span<const std::byte> out);
     int call(step what, std::span<std::byte> in, std::span<const std::byte> out) noexcept;
-    // Sends whatever OpenSSL has put into the write BIO.
+    // Sends whatever OpenSSL has put into the write BIO, straight from the BIO's memory.
     task<result<void>> flush();
-    // Receives one chunk from the socket into the read BIO. EOF: an error (no close_notify).
+    // Receives one chunk from the socket for OpenSSL to read. EOF: an error (no close_notify).
     task<result<void>> receive();
 
     static constexpr std::size_t chunk = 17 * 1024; // one TLS record with its overhead
 
-    io_context* ctx_;                      // the ring
-    unique_fd socket_;                     // the connection
-    SSL* ssl_ = nullptr;                   // owned; owns rbio_ and wbio_
-    BIO* rbio_ = nullptr;                  // ciphertext from the peer, for OpenSSL to read
-    BIO* wbio_ = nullptr;                  // ciphertext from OpenSSL, for us to send
-    std::unique_ptr<std::byte[]> buffers_; // [0, chunk): receive; [chunk, 2*chunk): send
+    io_context* ctx_;                     // the ring
+    unique_fd socket_;                    // the connection
+    std::optional<recv_stream> stream_;   // reads through a buffer_ring; empty: into buffer_
+    detail::tls_input input_;             // ciphertext received, not yet read by OpenSSL
+    std::unique_ptr<std::byte[]> buffer_; // without a pool: `chunk` bytes, from the first read
+    SSL* ssl_ = nullptr;                  // owned; owns rbio_ and wbio_
+    BIO* rbio_ = nullptr;                 // reads input_
+    BIO* wbio_ = nullptr;                 // ciphertext from OpenSSL, for us to send
 };
 
 // =============================================================================================
@@ -155,6 +193,14 @@ inline tls_context tls_context::make(const tls_options& options, bool server) {
     tls_context tls(raw, server); // owns it from here on, also when we throw
     if (SSL_CTX_set_min_proto_version(raw, std::max(options.min_version, TLS1_2_VERSION)) != 1)
         fail("set minimum TLS version");
+    if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(raw, options.ciphers.c_str()) != 1)
+        fail("set ciphers '" + options.ciphers + "'");
+    if (!options.ciphersuites.empty() &&
+        SSL_CTX_set_ciphersuites(raw, options.ciphersuites.c_str()) != 1)
+        fail("set TLS 1.3 ciphersuites '" + options.ciphersuites + "'");
+    if (!options.groups.empty() && SSL_CTX_set1_groups_list(raw, options.groups.c_str()) != 1)
+        fail("set groups '" + options.groups + "'");
+    if (server) SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
     if (!options.certificate_file.empty()) {
         if (SSL_CTX_use_certificate_chain_file(raw, options.certificate_file.c_str()) != 1)
@@ -190,11 +236,66 @@ inline tls_context tls_context::make(const tls_options& options, bool server) {
     return tls;
 }
 
+namespace detail {
+
+// OpenSSL calls this for ciphertext: it copies out of the received bytes, and gives the pool's
+// buffer back as soon as it has read all of it. Nothing there: "retry" (SSL_ERROR_WANT_READ).
+inline int tls_input_read(BIO* bio, char* out, int length) noexcept {
+    auto* in = static_cast<tls_input*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    if (in->bytes.empty() || length <= 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    std::size_t n = std::min(in->bytes.size(), static_cast<std::size_t>(length));
+    std::memcpy(out, in->bytes.data(), n);
+    in->bytes = in->bytes.subspan(n);
+    if (in->bytes.empty()) in->view.release();
+    return static_cast<int>(n);
+}
+
+inline long tls_input_ctrl(BIO* bio, int command, long, void*) noexcept {
+    auto* in = static_cast<tls_input*>(BIO_get_data(bio));
+    switch (command) {
+    case BIO_CTRL_PENDING:
+        return static_cast<long>(in->bytes.size());
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+// One method table for every stream (OpenSSL keeps it for the life of the process).
+inline BIO_METHOD* tls_input_method() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ringd input");
+        if (m == nullptr) return m;
+        BIO_meth_set_read(m, &tls_input_read);
+        BIO_meth_set_ctrl(m, &tls_input_ctrl);
+        BIO_meth_set_create(m, [](BIO* bio) {
+            BIO_set_init(bio, 1);
+            return 1;
+        });
+        return m;
+    }();
+    return method;
+}
+
+} // namespace detail
+
+inline tls_stream::tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls,
+                              buffer_ring& pool, std::string_view server_name)
+    : tls_stream(ctx, std::move(socket), tls, server_name) {
+    stream_.emplace(pool, socket_);
+}
+
 inline tls_stream::tls_stream(io_context& ctx, unique_fd socket, const tls_context& tls,
                               std::string_view server_name)
-    : ctx_(&ctx), socket_(std::move(socket)), buffers_(new std::byte[2 * chunk]) {
+    : ctx_(&ctx), socket_(std::move(socket)) {
     ssl_ = SSL_new(tls.native_handle());
-    rbio_ = BIO_new(BIO_s_mem());
+    BIO_METHOD* input = detail::tls_input_method();
+    rbio_ = input != nullptr ? BIO_new(input) : nullptr;
     wbio_ = BIO_new(BIO_s_mem());
     if (ssl_ == nullptr || rbio_ == nullptr || wbio_ == nullptr) {
         BIO_free(rbio_);
@@ -203,8 +304,8 @@ inline tls_stream::tls_stream(io_context& ctx, unique_fd socket, const tls_conte
         ssl_ = nullptr;
         throw std::bad_alloc();
     }
-    BIO_set_mem_eof_return(rbio_, -1); // empty means "wait for more", not EOF
-    SSL_set_bio(ssl_, rbio_, wbio_);   // ssl_ owns both now
+    BIO_set_data(rbio_, &input_);
+    SSL_set_bio(ssl_, rbio_, wbio_); // ssl_ owns both now
     if (tls.is_server()) {
         SSL_set_accept_state(ssl_);
     } else {
@@ -237,6 +338,12 @@ inline task<result<std::size_t>> tls_stream::read(std::span<std::byte> data) {
     auto r = co_await drive(step::read, data, {});
     if (!r) co_return unexpected<std::error_code>(r.error());
     co_return static_cast<std::size_t>(*r);
+}
+
+inline task<result<void>> tls_stream::wait_readable() {
+    if (!input_.bytes.empty() || SSL_has_pending(ssl_) == 1) co_return result<void>{};
+    auto got = co_await receive();
+    co_return got;
 }
 
 inline task<result<std::size_t>> tls_stream::write(std::span<const std::byte> data) {
@@ -303,30 +410,37 @@ inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in,
 // [/drive]
 
 inline task<result<void>> tls_stream::flush() {
-    std::span<std::byte> out(buffers_.get() + chunk, chunk);
-    while (BIO_ctrl_pending(wbio_) > 0) {
-        int n = BIO_read(wbio_, out.data(), static_cast<int>(out.size()));
-        if (n <= 0) break;
-        for (std::size_t sent = 0; sent < static_cast<std::size_t>(n);) {
-            auto w = co_await async_send(*ctx_, socket_,
-                                         out.subspan(sent, static_cast<std::size_t>(n) - sent));
-            if (!w) co_return unexpected<std::error_code>(w.error());
-            sent += *w;
-        }
-    }
-    co_return result<void>{};
+    char* data = nullptr;
+    long pending = BIO_get_mem_data(wbio_, &data);
+    if (pending <= 0) co_return result<void>{};
+    // Nothing writes into wbio_ until this returns: the stream does one thing at a time.
+    auto sent = co_await async_send_all(
+        *ctx_, socket_, std::as_bytes(std::span(data, static_cast<std::size_t>(pending))));
+    (void)BIO_reset(wbio_); // empties it, keeping its memory for the next flight
+    co_return sent;
 }
 
 inline task<result<void>> tls_stream::receive() {
-    std::span<std::byte> in(buffers_.get(), chunk);
-    auto n = co_await async_recv(*ctx_, socket_, in);
-    if (!n) co_return unexpected<std::error_code>(n.error());
-    if (*n == 0)
-        co_return unexpected<std::error_code>(std::error_code(
+    // OpenSSL asks for more only once it has read everything: input_ is empty (and released).
+    auto eof = [] {
+        return unexpected<std::error_code>(std::error_code(
             static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING)),
             tls_category()));
-    if (BIO_write(rbio_, in.data(), static_cast<int>(*n)) != static_cast<int>(*n))
-        co_return unexpected<std::error_code>(std::make_error_code(std::errc::not_enough_memory));
+    };
+    if (stream_) {
+        auto view = co_await stream_->next();
+        if (!view) co_return unexpected<std::error_code>(view.error());
+        if (view->empty()) co_return eof();
+        input_.view = std::move(*view);
+        input_.bytes = input_.view.bytes();
+        co_return result<void>{};
+    }
+    if (!buffer_) buffer_.reset(new std::byte[chunk]);
+    std::span<std::byte> in(buffer_.get(), chunk);
+    auto n = co_await async_recv(*ctx_, socket_, in);
+    if (!n) co_return unexpected<std::error_code>(n.error());
+    if (*n == 0) co_return eof();
+    input_.bytes = in.first(*n);
     co_return result<void>{};
 }
 

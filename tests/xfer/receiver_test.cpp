@@ -1,7 +1,7 @@
 // The receiving connection, in process over a socketpair: replies, spool contents, limits.
 #include "receiver.hpp"
 
-#include "plain_stream.hpp"
+#include "inbound.hpp"
 #include "test_dir.hpp"
 #include "test_support.hpp"
 
@@ -22,11 +22,20 @@ struct harness {
     temp_dir dir;
     spool files = spool::open(dir.str());
     ringd::io_context ctx;
+    ringd::buffer_ring pool;
     ringd::logger log{"receiver_test"};
-    receive_limits limits{1 << 20, 2000ms};
+    receive_limits limits{1 << 20, 2000ms, 0};
 
-    harness() { log.use_stderr(false); }
+    explicit harness(ringd::buffer_ring::options o = {}) : pool(ctx, o) { log.use_stderr(false); }
 };
+
+// A pool of 64-byte buffers: request lines and bodies span many chunks.
+ringd::buffer_ring::options tiny_buffers() {
+    ringd::buffer_ring::options o;
+    o.count = 64;
+    o.size = 64;
+    return o;
+}
 
 // The client side: sends `input` (then ends its direction unless `keep_open`), collects all
 // replies until the server closes.
@@ -49,20 +58,59 @@ ringd::task<std::string> client(ringd::io_context& ctx, ringd::unique_fd fd, std
     co_return out;
 }
 
-ringd::task<void> server(receive_context rc, ringd::unique_fd fd, receive_limits limits) {
-    plain_stream stream(rc.io, std::move(fd));
-    std::vector<std::byte> buffer(64 * 1024);
-    co_await serve_connection(rc, stream, limits, buffer, "test-peer");
+ringd::task<void> server(receive_context rc, ringd::buffer_ring& pool, ringd::unique_fd fd,
+                         receive_limits limits) {
+    plain_inbound stream(rc.io, std::move(fd), pool);
+    co_await serve_connection(rc, stream, limits, "test-peer");
 }
 
 ringd::task<std::string> exchange(harness& h, std::string input, bool keep_open) {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     ringd::scope s;
-    s.spawn(server(receive_context{h.ctx, h.files, h.log}, ringd::unique_fd(sv[0]), h.limits));
+    s.spawn(
+        server(receive_context{h.ctx, h.files, h.log}, h.pool, ringd::unique_fd(sv[0]), h.limits));
     auto replies = co_await client(h.ctx, ringd::unique_fd(sv[1]), std::move(input), keep_open);
     co_await s.join();
     co_return replies;
+}
+
+// Sends `prefix`, then one byte of `trickle` every `interval` (then ends its direction) while
+// reading replies until the server closes; the replies and how long that took.
+ringd::task<std::pair<std::string, std::chrono::milliseconds>>
+trickle_exchange(harness& h, std::string prefix, std::string trickle,
+                 std::chrono::milliseconds interval) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    ringd::unique_fd fd(sv[1]);
+    ringd::scope s, sender;
+    s.spawn(
+        server(receive_context{h.ctx, h.files, h.log}, h.pool, ringd::unique_fd(sv[0]), h.limits));
+    auto started = std::chrono::steady_clock::now();
+    auto send = [&]() -> ringd::task<void> {
+        (void)co_await ringd::async_send_all(h.ctx, fd, std::as_bytes(std::span(prefix)));
+        for (char c : trickle) {
+            if (!co_await ringd::sleep_for(h.ctx, interval)) co_return;
+            auto n = ::send(fd.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n != 1) co_return;
+        }
+        ::shutdown(fd.get(), SHUT_WR); // all sent: the server sees the end after its reply
+    };
+    sender.spawn(send());
+    std::string out;
+    std::byte buf[512];
+    for (;;) {
+        auto n = co_await ringd::async_recv(h.ctx, fd, buf);
+        if (!n || *n == 0) break;
+        out.append(reinterpret_cast<const char*>(buf), *n);
+    }
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    sender.request_stop();
+    co_await sender.join();
+    fd.reset();
+    co_await s.join();
+    co_return std::pair{out, took};
 }
 
 std::string talk(harness& h, std::string input, bool keep_open = false) {
@@ -158,4 +206,58 @@ TEST_CASE("a large file streams through a small buffer with the right digest", "
     auto reply = talk(h, "PUT big " + std::to_string(body.size()) + "\n" + body);
     CHECK(reply == "OK " + std::to_string(body.size()) + " " + expected.finish_hex() + "\n");
     CHECK(std::filesystem::file_size(h.dir.path() / "in" / "big") == body.size());
+}
+
+TEST_CASE("request lines and bodies that span many small buffers arrive intact", "[receiver]") {
+    harness h(tiny_buffers());
+    std::string name(255, 'n');
+    std::string body(5000, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 13);
+    sha256 expected;
+    expected.update(std::as_bytes(std::span(body)));
+    auto reply = talk(h, "PING\nPUT " + name + " 5000\n" + body + "PUT abc 3\nabcPING\n");
+    CHECK(reply == "PONG\nOK 5000 " + expected.finish_hex() + "\nOK 3 " + abc_sha + "\nPONG\n");
+    CHECK(std::filesystem::file_size(h.dir.path() / "in" / name) == body.size());
+}
+
+TEST_CASE("a request line longer than the limit is refused with 400 from a bounded accumulator, "
+          "before its end arrives",
+          "[receiver]") {
+    harness h(tiny_buffers());
+    // No newline and the connection kept open: the answer cannot wait for the line's end.
+    auto reply = talk(h, "PUT " + std::string(400, 'x'), true);
+    CHECK(reply ==
+          "ERR 400 request line longer than " + std::to_string(max_line_length) + " bytes\n");
+    // One byte over the limit, with its newline, spanning chunks.
+    CHECK(talk(h, "PUT " + std::string(max_line_length - 3, 'y') + "\n")
+              .starts_with("ERR 400 request line longer than"));
+    CHECK(spool_is_empty(h));
+}
+
+TEST_CASE("a body trickled below min_rate is dropped at the end of the window although bytes keep "
+          "coming",
+          "[receiver]") {
+    harness h;
+    h.limits.idle_timeout = 300ms;
+    h.limits.min_rate = 1000; // 300 bytes per window; the trickle brings ~15
+    auto [reply, took] = ringd::testing::run_bounded(
+        h.ctx, trickle_exchange(h, "PUT slow 100\n", std::string(100, 't'), 20ms), 10s);
+    INFO(reply);
+    CHECK(reply.starts_with("ERR 400 "));
+    CHECK(reply.ends_with(" bytes in 300 ms, below the minimum of 1000 bytes/s\n"));
+    CHECK(took < 1000ms); // one window (and a little), not the 2 s the trickle would last
+    CHECK(spool_is_empty(h));
+}
+
+TEST_CASE("a body that keeps min_rate goes on across many windows, however it is spaced",
+          "[receiver]") {
+    harness h;
+    h.limits.idle_timeout = 200ms;
+    h.limits.min_rate = 50; // 10 bytes per window; the trickle brings ~20
+    std::string body(40, 'b');
+    auto [reply, took] =
+        ringd::testing::run_bounded(h.ctx, trickle_exchange(h, "PUT steady 40\n", body, 10ms), 10s);
+    sha256 expected;
+    expected.update(std::as_bytes(std::span(body)));
+    CHECK(reply == "OK 40 " + expected.finish_hex() + "\n");
 }

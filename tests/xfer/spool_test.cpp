@@ -143,3 +143,30 @@ TEST_CASE("stale named temporaries are removed, other files are not", "[spool]")
     CHECK(s.remove_stale_temporaries() == 1);
     CHECK(files_in(dir.path() / "tmp") == std::vector<std::string>{"keep"});
 }
+
+TEST_CASE("a begun file reserves no space until data arrives, then at most one step ahead",
+          "[spool]") {
+    temp_dir dir;
+    auto s = spool::open(dir.str());
+    auto file = s.begin(60'000'000);
+    REQUIRE(file);
+    // The unnamed temporary file, found among our descriptors.
+    auto allocated = [&]() -> std::int64_t {
+        for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+            std::error_code ec;
+            auto target = std::filesystem::read_symlink(e.path(), ec).string();
+            if (target.find(dir.str() + "/tmp/") == std::string::npos) continue;
+            struct stat st {};
+            if (::stat(e.path().c_str(), &st) == 0) return std::int64_t(st.st_blocks) * 512;
+        }
+        return -1;
+    };
+    CHECK(allocated() == 0);
+    ringd::io_context ctx;
+    std::string data(1000, 'd');
+    auto appended =
+        ringd::testing::run_bounded(ctx, file->append(ctx, std::as_bytes(std::span(data))));
+    REQUIRE(appended);
+    CHECK(allocated() >= std::int64_t(data.size()));
+    CHECK(allocated() <= std::int64_t(incoming_file::reserve_step) + 65536);
+}
