@@ -106,6 +106,9 @@ class daemon_start {
 public:
     daemon_start(daemon_start&&) noexcept = default;
     daemon_start& operator=(daemon_start&&) noexcept = default;
+    // A start given up before daemon_run() took the PID file over (a bind that failed, an
+    // early return from daemon_run()): the locked file goes, so that no tool reads it as a daemon.
+    ~daemon_start() { pid_.discard(); }
     [[nodiscard]] const daemon_params& params() const noexcept { return params_; }
 
 private:

@@ -167,6 +167,10 @@ public:
     // from main: an atexit handler, after main()'s objects are gone), if the path still names the
     // locked file. One PID file per process; false (the file is only held) for a second one.
     bool remove_at_exit() noexcept;
+    // Gives up a file that this object locked for a start that failed: removes it while still
+    // locked (if the path still names it), then closes it, so nothing is left that any tool
+    // could read as a daemon. Without the lock, only closes.
+    void discard() noexcept;
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     [[nodiscard]] borrowed_fd fd() const noexcept { return fd_; }
@@ -491,6 +495,18 @@ inline bool pid_file::remove_at_exit() noexcept {
     }
     hold_until_exit();
     return armed;
+}
+
+inline void pid_file::discard() noexcept {
+    struct stat mine {
+    }, named{};
+    if (state_ != held::none && ::fstat(fd_.get(), &mine) == 0 &&
+        ::lstat(path_.c_str(), &named) == 0 && named.st_dev == mine.st_dev &&
+        named.st_ino == mine.st_ino)
+        (void)::unlink(path_.c_str());
+    forget();
+    fd_.reset();
+    state_ = held::none;
 }
 
 inline void pid_file::forget() noexcept {

@@ -215,6 +215,7 @@ TEST_CASE("--start reports the daemon's own failure, with its message and exit c
     auto json = w.start({"--listen", busy});
     CHECK_THAT(json.err, Catch::Contains("exit code 75"));
     CHECK(w.control({"--check"}).exit_code == 101);
+    CHECK(::access(w.pid.c_str(), F_OK) != 0); // a failed start leaves no PID file behind
 }
 
 TEST_CASE("bad usage exits 1 with one line; --help exits 0") {
