@@ -16,6 +16,7 @@
 #include <ringd/net.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/process.hpp>
+#include <ringd/recv_stream.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/supervisor.hpp>
 #include <ringd/task.hpp>
@@ -473,19 +474,20 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
 
 namespace detail {
 
-// Reads the request (words, each ending in '\0') until the client shuts down its side.
-inline ringd::task<void> read_request(ringd::io_context& ctx, const ringd::unique_fd& fd,
+// Reads the request (words, each ending in '\0') until the client shuts down its side, from the
+// control server's shared pool: a client that connects and says nothing holds no buffer.
+inline ringd::task<void> read_request(ringd::buffer_ring& pool, const ringd::unique_fd& fd,
                                       std::string& request, std::string& fault) {
-    std::byte buf[4096];
+    ringd::recv_stream in(pool, fd);
     for (;;) {
-        auto n = co_await ringd::async_recv(ctx, fd, buf);
-        if (!n) {
-            fault = ringd::is_cancelled(n.error()) ? "request not complete within 5 s"
-                                                   : n.error().message();
+        auto chunk = co_await in.next();
+        if (!chunk) {
+            fault = ringd::is_cancelled(chunk.error()) ? "request not complete within 5 s"
+                                                       : chunk.error().message();
             co_return;
         }
-        if (*n == 0) co_return;
-        request.append(reinterpret_cast<const char*>(buf), *n);
+        if (chunk->empty()) co_return;
+        request.append(chunk->text());
         if (request.size() > 65536) {
             fault = "request longer than 64 KiB";
             co_return;
@@ -499,17 +501,13 @@ inline ringd::task<void> stop_after(ringd::io_context& ctx, std::chrono::seconds
     if (slept) target.request_stop();
 }
 
-inline ringd::task<void> send_all(ringd::io_context& ctx, const ringd::unique_fd& fd,
-                                  std::string text) {
-    for (std::size_t sent = 0; sent < text.size();) {
-        auto n = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(text)).subspan(sent));
-        if (!n) co_return;
-        sent += *n;
-    }
+inline ringd::task<void> send_text(ringd::io_context& ctx, const ringd::unique_fd& fd,
+                                   std::string text) {
+    (void)co_await ringd::async_send_all(ctx, fd, std::as_bytes(std::span(text)));
 }
 
-inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_fd fd,
-                                          control_context& c) {
+inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::buffer_ring& pool,
+                                          ringd::unique_fd fd, control_context& c) {
     ucred peer{};
     socklen_t len = sizeof peer;
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) co_return;
@@ -517,17 +515,17 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_
         c.log.logf(ringd::log_level::warning,
                    "control: refused a request from uid %u (pid %d): only root and uid %u may ask",
                    peer.uid, peer.pid, ::geteuid());
-        co_await send_all(ctx, fd,
-                          "1\npermission denied: uid " + std::to_string(peer.uid) +
-                              " is neither root nor the supervisor's user (uid " +
-                              std::to_string(::geteuid()) + ")\n");
+        co_await send_text(ctx, fd,
+                           "1\npermission denied: uid " + std::to_string(peer.uid) +
+                               " is neither root nor the supervisor's user (uid " +
+                               std::to_string(::geteuid()) + ")\n");
         co_return;
     }
     std::string request, fault;
     {
         ringd::scope reading;
         ringd::scope timer;
-        reading.spawn(read_request(ctx, fd, request, fault));
+        reading.spawn(read_request(pool, fd, request, fault));
         timer.spawn(stop_after(ctx, std::chrono::seconds(5), reading));
         co_await reading.join();
         timer.request_stop();
@@ -546,13 +544,14 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::unique_
         }
         a = handle_request(words, c);
     }
-    co_await send_all(ctx, fd, std::to_string(a.status) + "\n" + a.text);
+    co_await send_text(ctx, fd, std::to_string(a.status) + "\n" + a.text);
 }
 
 } // namespace detail
 
 inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l,
                                         control_context& c) {
+    ringd::buffer_ring pool(ctx, {.count = 16, .size = 4096}); // shared by every request
     ringd::scope connections;
     {
         ringd::accept_stream stream(ctx, l);
@@ -571,7 +570,7 @@ inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::lis
                     ::send(conn->get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 continue;
             }
-            connections.spawn(detail::serve_connection(ctx, std::move(*conn), c));
+            connections.spawn(detail::serve_connection(ctx, pool, std::move(*conn), c));
         }
     }
     connections.request_stop();
