@@ -16,6 +16,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -116,6 +118,8 @@ struct family_options {
     bool send_to_self = false;         // a partner "loop" whose address is our own UNIX socket
     bool require_client_certs = false; // [tcpip_tls] client_ca = the test CA
     std::string spool_tmpfs_size;      // non-empty ("1m"): the spool is a tmpfs of that size
+    std::string settings;              // more top-level keys ("max_connections = 3\n")
+    std::string idle_timeout_s = "1";
 };
 
 // A running family in a temporary directory, stopped (and checked to stop) at the end.
@@ -139,10 +143,10 @@ public:
                                << "run_dir = \"" << dir_.str() << "/run\"\n"
                                << "log_dir = \"" << dir_.str() << "/log\"\n"
                                << "max_file_size = 104857600\n"
-                               << "idle_timeout_s = 1\n"
+                               << "idle_timeout_s = " << options.idle_timeout_s << "\n"
                                << "drain_timeout_s = 2\n"
                                << "rescan_interval_s = 1\n"
-                               << "[tcpip]\nlisten = [\"127.0.0.1:0\"]\n"
+                               << options.settings << "[tcpip]\nlisten = [\"127.0.0.1:0\"]\n"
                                << "[tcpip_tls]\nlisten = [\"127.0.0.1:0\"]\n"
                                << "cert = \"" << certs_.server_cert() << "\"\nkey = \""
                                << certs_.server_key() << "\"\n"
@@ -524,4 +528,145 @@ TEST_CASE("a second xferrd on the same configuration is refused and the first on
     CHECK(f.process("xferrd_tcpip")["state"] == "running");
     std::map<std::string, std::string> files{{"still-served", "data"}};
     check_arrived(f, files, put_all(f, files, "TCP:" + f.address("xferrd_tcpip")));
+}
+
+namespace {
+
+// A client connection on a plain socket, with a receive timeout so that no test can hang.
+ringd::unique_fd dial(const std::string& address) {
+    auto colon = address.rfind(':');
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    REQUIRE(::inet_pton(AF_INET, address.substr(0, colon).c_str(), &to.sin_addr) == 1);
+    ringd::unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    timeval patience{10, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    return fd;
+}
+
+void send_text(const ringd::unique_fd& fd, const std::string& text) {
+    REQUIRE(::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(text.size()));
+}
+
+// Reads one line (up to and with its newline), or what came before the end.
+std::string read_line(const ringd::unique_fd& fd) {
+    std::string line;
+    char c = 0;
+    while (line.find('\n') == std::string::npos && ::recv(fd.get(), &c, 1, 0) == 1) line += c;
+    return line;
+}
+
+// Whether the server has closed the connection (EOF within the receive timeout).
+bool closed_by_server(const ringd::unique_fd& fd) {
+    char c = 0;
+    return ::recv(fd.get(), &c, 1, 0) == 0;
+}
+
+} // namespace
+
+TEST_CASE("beyond max_connections a new connection gets ERR 503 and is closed while the others "
+          "are served",
+          "[family]") {
+    family_options options;
+    options.settings = "max_connections = 3\n";
+    options.idle_timeout_s = "4"; // longer than the held connections must wait
+    family f(options);
+    std::string address = f.address("xferrd_tcpip");
+    std::vector<ringd::unique_fd> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(dial(address));
+        send_text(held.back(), "PING\n"); // served: the child has counted it
+        CHECK(read_line(held.back()) == "PONG\n");
+    }
+    auto extra = dial(address);
+    CHECK(read_line(extra) == "ERR 503 too many connections\n");
+    CHECK(closed_by_server(extra));
+    for (auto& fd : held) {
+        send_text(fd, "PING\n");
+        CHECK(read_line(fd) == "PONG\n");
+    }
+    // Over TLS the refusal comes after the handshake, as a line the client can read.
+    auto tls_held = std::vector<FILE*>{};
+    std::string tls = f.address("xferrd_tcpip_tls");
+    std::string s_client = "timeout 10 openssl s_client -quiet -CAfile " + f.certs().ca() +
+                           " -connect " + tls + " 2>/dev/null";
+    std::string tls_hold = "(printf 'PING\\n'; sleep 3) | " + s_client;
+    for (int i = 0; i < 3; ++i) tls_held.push_back(::popen(tls_hold.c_str(), "r"));
+    char line[128] = {};
+    for (FILE* p : tls_held) {
+        REQUIRE(p != nullptr);
+        CHECK(std::fgets(line, sizeof line, p) != nullptr);
+        CHECK(std::string(line) == "PONG\n");
+    }
+    CHECK(run("(sleep 1; printf 'PING\\n') | " + s_client) == "ERR 503 too many connections\n");
+    for (FILE* p : tls_held) ::pclose(p);
+
+    // A connection that ends makes room for the next one.
+    held.pop_back();
+    ringd::unique_fd next;
+    CHECK(wait_until(
+        [&] {
+            next = dial(address);
+            send_text(next, "PING\n");
+            return read_line(next) == "PONG\n";
+        },
+        5s));
+    CHECK(f.process("xferrd_tcpip")["restarts"].get<int>() == 0);
+}
+
+TEST_CASE("a client that trickles a body below min_rate is dropped after the idle window",
+          "[family]") {
+    family_options options;
+    options.settings = "min_rate_bytes_per_s = 1000\n"; // idle_timeout_s = 1: 1000 bytes/window
+    family f(options);
+    auto fd = dial(f.address("xferrd_tcpip"));
+    send_text(fd, "PUT slowloris 1000\n");
+    auto started = std::chrono::steady_clock::now();
+    std::string reply;
+    // One byte every 100 ms (10 bytes/s): before, each byte restarted the idle clock.
+    while (std::chrono::steady_clock::now() - started < 10s) {
+        std::this_thread::sleep_for(100ms);
+        char c = 's';
+        if (::send(fd.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) break;
+        char buf[256];
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) reply.append(buf, static_cast<std::size_t>(n));
+        if (n == 0) break;
+    }
+    auto took = std::chrono::steady_clock::now() - started;
+    INFO(reply);
+    CHECK(reply.starts_with("ERR 400 "));
+    CHECK(reply.find("bytes in 1000 ms, below the minimum of 1000 bytes/s") != std::string::npos);
+    CHECK(took < 3s);
+    CHECK(f.spool_clean_of({"slowloris"}));
+}
+
+TEST_CASE("a PUT that announces a large file and sends nothing reserves no spool: other clients "
+          "do not get 507",
+          "[family]") {
+    if (!can_mount_tmpfs()) {
+        WARN("skipped: needs root and permission to mount a tmpfs for a small spool");
+        return;
+    }
+    family_options options;
+    options.spool_tmpfs_size = "64m";
+    options.idle_timeout_s = "30";
+    family f(options);
+    std::string address = f.address("xferrd_tcpip");
+    auto hog = dial(address);
+    send_text(hog, "PUT hog 60000000\n"); // fits the free space now, then nothing comes
+    std::this_thread::sleep_for(300ms);
+    std::mt19937_64 rng(6);
+    std::map<std::string, std::string> others{{"other-1", random_bytes(rng, 8 << 20)},
+                                              {"other-2", random_bytes(rng, 4 << 20)}};
+    check_arrived(f, others, put_all(f, others, "TCP:" + address));
+    // The hog is still waiting, and still gets its answer when it sends too little.
+    send_text(hog, "abc");
+    ::shutdown(hog.get(), SHUT_WR);
+    CHECK(read_line(hog) == "ERR 400 connection closed after 3 of 60000000 bytes\n");
+    CHECK(f.spool_clean_of({"hog"}));
 }

@@ -128,6 +128,24 @@ struct fixture {
     ringd::io_context ctx;
 };
 
+// Runs `command` (an openssl s_client) in the background while one connection on `l` is served
+// by line_server; what the server saw.
+outcome serve_s_client(fixture& f, const ringd::tls_context& tls, const ringd::listener& l,
+                       const std::string& command) {
+    FILE* client = ::popen(command.c_str(), "r");
+    REQUIRE(client != nullptr);
+    auto accept_and_serve = [](ringd::io_context& ctx, const ringd::listener& lst,
+                               const ringd::tls_context& t, outcome& o) -> ringd::task<void> {
+        auto fd = co_await ringd::async_accept(ctx, lst.fd());
+        REQUIRE(fd);
+        co_await line_server(ctx, std::move(*fd), t, o);
+    };
+    outcome s;
+    ringd::testing::run_bounded(f.ctx, accept_and_serve(f.ctx, l, tls, s));
+    ::pclose(client);
+    return s;
+}
+
 } // namespace
 
 TEST_CASE("a TLS client and server exchange data and close with close_notify", "[tls]") {
@@ -216,17 +234,7 @@ TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
         "-CAfile " +
         f.certs.ca() + " -servername localhost -connect 127.0.0.1:" + port + " > " + out_file +
         " 2>/dev/null";
-    FILE* client = ::popen(command.c_str(), "r");
-    REQUIRE(client != nullptr);
-    auto accept_and_serve = [](ringd::io_context& ctx, const ringd::listener& lst,
-                               const ringd::tls_context& tls, outcome& o) -> ringd::task<void> {
-        auto fd = co_await ringd::async_accept(ctx, lst.fd());
-        REQUIRE(fd);
-        co_await line_server(ctx, std::move(*fd), tls, o);
-    };
-    outcome s;
-    ringd::testing::run_bounded(f.ctx, accept_and_serve(f.ctx, l, server_tls, s));
-    ::pclose(client);
+    outcome s = serve_s_client(f, server_tls, l, command);
     INFO(s.error);
     CHECK(s.error.empty());
     CHECK(s.received == "hello from s_client\n");
@@ -248,4 +256,79 @@ TEST_CASE("a copied tls_context keeps its role", "[tls]") {
     copy = client;
     CHECK_FALSE(copy.is_server());
     CHECK(copy.native_handle() == client.native_handle());
+}
+
+namespace {
+
+// What the server saw when `openssl s_client ARGS` connected: the handshake's error (empty:
+// it succeeded and the line came through). The server has an RSA certificate, so that suites
+// with RSA key exchange (no forward secrecy) are possible at all unless the settings refuse them.
+std::string s_client_against(fixture& f, const ringd::tls_options& server_options,
+                             const std::string& args) {
+    auto server_tls = ringd::tls_context::server(server_options);
+    auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
+    std::string command = "printf 'hello\\n' | timeout 10 openssl s_client -quiet " + args +
+                          " -connect 127.0.0.1:" + std::to_string(l.address().port()) +
+                          " >/dev/null 2>&1";
+    return serve_s_client(f, server_tls, l, command).error;
+}
+
+struct rsa_server {
+    std::string cert, key;
+    explicit rsa_server(const temp_dir& dir)
+        : cert(dir.str() + "/rsa.pem"), key(dir.str() + "/rsa.key") {
+        std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key +
+                              " -out " + cert + " -days 2 -subj /CN=localhost >/dev/null 2>&1";
+        REQUIRE(std::system(command.c_str()) == 0);
+    }
+};
+
+} // namespace
+
+TEST_CASE("by default a TLS server refuses CBC suites and suites without forward secrecy, and a "
+          "default client gets AEAD with forward secrecy",
+          "[tls]") {
+    fixture f;
+    rsa_server rsa(f.dir);
+    auto o = options(rsa.cert, rsa.key, "");
+    SECTION("CBC (AES128-SHA256)") {
+        CHECK(s_client_against(f, o, "-tls1_2 -cipher AES128-SHA256") ==
+              "no shared cipher (SSL routines)");
+    }
+    SECTION("CBC with forward secrecy (ECDHE-RSA-AES128-SHA256)") {
+        CHECK(s_client_against(f, o, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA256") ==
+              "no shared cipher (SSL routines)");
+    }
+    SECTION("AEAD with RSA key exchange, no forward secrecy (AES128-GCM-SHA256)") {
+        CHECK(s_client_against(f, o, "-tls1_2 -cipher AES128-GCM-SHA256") ==
+              "no shared cipher (SSL routines)");
+    }
+    SECTION("a default client, TLS 1.3 and TLS 1.2") {
+        CHECK(s_client_against(f, o, "") == "");
+        CHECK(s_client_against(f, o, "-tls1_2") == "");
+        CHECK(s_client_against(f, o, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256") == "");
+    }
+    SECTION("a TLS 1.3 suite left out of ciphersuites") {
+        o.ciphersuites = "TLS_AES_256_GCM_SHA384";
+        CHECK(s_client_against(f, o, "-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256") ==
+              "no shared cipher (SSL routines)");
+        CHECK(s_client_against(f, o, "-tls1_3") == "");
+    }
+    SECTION("a group left out of groups") {
+        o.groups = "P-384";
+        CHECK_FALSE(s_client_against(f, o, "-groups X25519").empty());
+        CHECK(s_client_against(f, o, "-groups P-384") == "");
+    }
+}
+
+TEST_CASE("cipher settings that OpenSSL cannot use are a setup error naming the setting", "[tls]") {
+    fixture f;
+    auto o = options(f.certs.server_cert(), f.certs.server_key(), "");
+    o.ciphers = "NO-SUCH-CIPHER";
+    try {
+        (void)ringd::tls_context::server(o);
+        FAIL("no exception");
+    } catch (const std::system_error& e) {
+        CHECK(std::string(e.what()).starts_with("set ciphers 'NO-SUCH-CIPHER': "));
+    }
 }
