@@ -43,6 +43,9 @@ public:
         // false: use the fallback (poll, then recv into a free buffer) even where the kernel
         // has buffer rings. For tests of older kernels' path.
         bool kernel_ring = true;
+        // false: one buffer-select recv per arrival even where the kernel has multishot recv
+        // (what Linux 5.19 gets). For tests of that path.
+        bool multishot = true;
     };
 
     // Allocates count × size bytes (mmap: pages are only backed once used) and registers them
@@ -181,6 +184,7 @@ inline buffer_pool_core::buffer_pool_core(io_context& c, buffer_ring::options o)
             }
         }
     }
+    multishot = o.multishot;
     if (ring == nullptr) {
         multishot = false;
         free_ids = std::make_unique<std::uint16_t[]>(count);
