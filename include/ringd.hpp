@@ -24,3 +24,4 @@
 #include <ringd/supervisor.hpp>
 #include <ringd/task.hpp>
 #include <ringd/timer.hpp>
+#include <ringd/version.hpp>
