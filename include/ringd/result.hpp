@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 #include <system_error>
+#include <version> // defines __cpp_lib_expected, which nothing above is obliged to
 
 #if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L
 #include <expected>
