@@ -6,7 +6,8 @@ A snippet in markdown is written as
     ```cpp
     ...
     ```
-and the file has the region between the lines `// [scope]` and `// [/scope]`.
+and the file has the region between the lines `// [scope]` and `// [/scope]` (or `# [scope]` and
+`# [/scope]` in CMake, meson and shell files).
 The path is relative to the markdown file.
 Usage: snippets.py PATH... [--fix]   PATH: a directory (all *.md below it) or a markdown file.
 Exits 1 and names each stale snippet, unless --fix (which rewrites them from the files).
@@ -22,8 +23,8 @@ MARK = re.compile(r'<!-- snippet: (?P<file>[^#\s]+)#(?P<name>[\w-]+) -->\n```(?P
 def region(path: pathlib.Path, name: str) -> str:
     lines = path.read_text().splitlines(keepends=True)
     try:
-        start = next(i for i, l in enumerate(lines) if l.strip() == f'// [{name}]')
-        end = next(i for i, l in enumerate(lines) if l.strip() == f'// [/{name}]')
+        start = next(i for i, l in enumerate(lines) if l.strip() in (f'// [{name}]', f'# [{name}]'))
+        end = next(i for i, l in enumerate(lines) if l.strip() in (f'// [/{name}]', f'# [/{name}]'))
     except StopIteration:
         raise SystemExit(f'snippets: {path}: no region [{name}]')
     return ''.join(lines[start + 1:end])
