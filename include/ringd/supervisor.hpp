@@ -323,7 +323,8 @@ private:
     // Feeds the due events, for at most a slice of time; false if some are left for later.
     bool process_due();
     void advance_start_order();
-    void advance_shutdown();
+    // Tells the next groups to stop, for at most a slice of time; false if some are left.
+    bool advance_shutdown();
     void sweep_removed();
     [[nodiscard]] bool all_down() const noexcept;
     void reap_orphans() noexcept;

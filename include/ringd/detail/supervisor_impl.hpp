@@ -146,7 +146,7 @@ inline supervisor_stop_key supervisor_stop_group_of(const service_spec& spec) no
 
 // One step of an ordered start or stop, as often as it goes: the least key among the `waiting`
 // services is the next group; it goes (`go`, each of its services) once no `busy` service has a
-// lesser key.
+// lesser key. `go` answers false when it is out of time: the rest waits for the next call.
 template <class Services, class KeyOf, class Waiting, class Busy, class Go>
 void supervisor_advance_groups(Services& services, KeyOf key_of, Waiting waiting, Busy busy,
                                Go go) {
@@ -161,7 +161,7 @@ void supervisor_advance_groups(Services& services, KeyOf key_of, Waiting waiting
         for (auto& [name, s] : services)
             if (!waiting(*s) && busy(*s) && key_of(s->spec) < *next) return;
         for (auto& [name, s] : services)
-            if (waiting(*s) && key_of(s->spec) == *next) go(*s);
+            if (waiting(*s) && key_of(s->spec) == *next && !go(*s)) return; // out of time
     }
 }
 
@@ -692,8 +692,22 @@ inline void supervisor::write_pids() {
     // Replaced atomically, but not fsynced: the loop never waits for the disk after a respawn,
     // and the file only matters while this boot lasts.
     const std::string path = options_.table_path + ".pids";
-    auto written = detail::write_file_atomically(
-        path, detail::supervisor_pids_format(table_entries()), 0600, false);
+    // Only what the file holds (no spec copies, in no particular order): it is rewritten often.
+    std::vector<table_entry> entries;
+    entries.reserve(services_.size());
+    for (const auto& [name, s] : services_) {
+        if (s->removing && !s->machine.has_process()) continue; // forgotten once down
+        table_entry& e = entries.emplace_back();
+        e.spec.name = name;
+        if (s->machine.has_process() && s->proc.valid()) {
+            e.pid = s->proc.pid();
+            e.start_time = s->proc.start_time();
+            e.ready = s->machine.current() != supervision::state::starting;
+        }
+        e.log_path = s->log_path;
+    }
+    auto written =
+        detail::write_file_atomically(path, detail::supervisor_pids_format(entries), 0600, false);
     if (!written) {
         log_->logf(log_level::err, "write %s: %s", path.c_str(), written.error().message().c_str());
         pids_dirty_ = true;
@@ -1340,26 +1354,33 @@ inline void supervisor::advance_start_order() {
         [this](service& s) {
             set_pending_start(s, false);
             feed(s, supervision::start_requested{});
+            return true;
         });
 }
 
-inline void supervisor::advance_shutdown() {
-    if (all_stop_sent_) return; // nothing can be added while shutting down
+inline bool supervisor::advance_shutdown() {
+    if (all_stop_sent_) return true; // nothing can be added while shutting down
     bool waiting = false;
     for (const auto& [name, s] : services_) waiting = waiting || !s->stop_sent;
     if (!waiting) {
         all_stop_sent_ = true;
-        return;
+        return true;
     }
+    // In slices, as process_due: 10,000 stops at once would hold the loop for seconds.
+    const auto until = supervision::clock::now() + std::chrono::milliseconds(20);
+    bool in_time = true;
     // A group stops once every group before it in stop order is down.
     detail::supervisor_advance_groups(
         services_, detail::supervisor_stop_group_of, [](service& s) { return !s.stop_sent; },
         [](service& s) { return !s.machine.quiescent(); },
-        [this](service& s) {
+        [&](service& s) {
+            if (supervision::clock::now() >= until) return in_time = false;
             s.stop_sent = true;
             set_pending_start(s, false);
             feed(s, supervision::stop_requested{});
+            return true;
         });
+    return in_time;
 }
 
 inline void supervisor::sweep_removed() {
@@ -1411,18 +1432,18 @@ inline task<void> supervisor::run() {
     running_ = true;
     for (;;) {
         // First: a stop is never queued behind a burst (services in backoff would be spawned
-        // by their due timers before they were told to stop).
-        if (shutting_down_) advance_shutdown();
-        if (!process_due()) {
+        // by their due timers before they were told to stop). Both go in slices.
+        const bool stops_sent = !shutting_down_ || advance_shutdown();
+        if (!process_due() || !stops_sent) {
             flush_tables();
             co_await yield_awaiter{this}; // the rest of the burst after the loop's other work
             continue;
         }
         sweep_removed();
-        if (shutting_down_)
-            advance_shutdown();
-        else
+        if (!shutting_down_)
             advance_start_order();
+        else if (!advance_shutdown())
+            continue;                       // out of time: the top of the loop yields first
         if (due_head_ != nullptr) continue; // the actions made more events (a due timer)
         flush_tables();
         if (changed_ && options_.on_change) {
