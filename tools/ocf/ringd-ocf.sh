@@ -19,64 +19,27 @@ log() {
     if command -v ocf_log >/dev/null 2>&1; then ocf_log "$@"; else echo "daemon: $*" >&2; fi
 }
 
-# ocf_monitor, ocf_start, ocf_stop, ocf_reload: the OCF actions over `control`.
-ocf_monitor() {
-    control check >/dev/null 2>&1
-    case $? in
-    0) return $OCF_SUCCESS ;;
-    101 | 103) return $OCF_NOT_RUNNING ;; # 103: a stale PID file was found and cleaned
-    *)
-        log err "check failed: $(control check 2>&1)"
-        return $OCF_ERR_GENERIC
-        ;;
-    esac
-}
-
-ocf_start() {
-    out=$(control start 2>&1)
+# ocf_action ACTION OK NOT_RUNNING: runs `control ACTION`. Its exit codes listed in OK are
+# OCF_SUCCESS, those in NOT_RUNNING OCF_NOT_RUNNING, 1 (bad usage) OCF_ERR_ARGS, any other an
+# error, logged with the tool's output.
+ocf_action() {
+    out=$(control "$1" 2>&1)
     rc=$?
-    case $rc in
-    0 | 100) return $OCF_SUCCESS ;; # started and ready, or already running
-    1)
-        log err "start: bad usage: $out"
-        return $OCF_ERR_ARGS
-        ;;
-    *)
-        log err "start failed (exit $rc): $out"
-        return $OCF_ERR_GENERIC
-        ;;
-    esac
+    case " $2 " in *" $rc "*) return $OCF_SUCCESS ;; esac
+    case " $3 " in *" $rc "*) return $OCF_NOT_RUNNING ;; esac
+    log err "$1 failed (exit $rc): $out"
+    [ $rc -eq 1 ] && return $OCF_ERR_ARGS
+    return $OCF_ERR_GENERIC
 }
 
+# The OCF actions. 100 is "already done" (start: running, stop: not running), 101 "not running",
+# 103 "a stale PID file was found and cleaned" (not running either).
+ocf_monitor() { ocf_action check "0" "101 103"; }
+ocf_start() { ocf_action start "0 100" ""; }
+ocf_stop() { ocf_action stop "0 100 101 103" ""; }
 # The daemon re-reads its configuration (SIGHUP); returns once it has acknowledged, with its
 # reason when it refused (the old settings stay).
-ocf_reload() {
-    out=$(control reload 2>&1)
-    rc=$?
-    case $rc in
-    0) return $OCF_SUCCESS ;;
-    101 | 103)
-        log err "reload: not running"
-        return $OCF_NOT_RUNNING
-        ;;
-    *)
-        log err "reload failed (exit $rc): $out"
-        return $OCF_ERR_GENERIC
-        ;;
-    esac
-}
-
-ocf_stop() {
-    out=$(control stop 2>&1)
-    rc=$?
-    case $rc in
-    0 | 100 | 101 | 103) return $OCF_SUCCESS ;; # stopped, or was not running
-    *)
-        log err "stop failed (exit $rc): $out"
-        return $OCF_ERR_GENERIC
-        ;;
-    esac
-}
+ocf_reload() { ocf_action reload "0" "101 103"; }
 
 # ocf_main ACTION: runs the action; the agent defines meta_data and `validate ACTION` (which
 # answers OCF_ERR_INSTALLED when its tool is missing: a probe then answers not running).
