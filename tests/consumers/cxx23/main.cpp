@@ -1,5 +1,8 @@
 // Under C++23 (-std=c++2b) result<T> is std::expected, not tl::expected: ./run test-install
-// compiles this with g++ 12 and clang++ 19 against the installed headers.
+// compiles this with g++ 12 and clang++ 19 against the installed headers. result.hpp comes first:
+// it must see __cpp_lib_expected with nothing included before it (it includes <version> itself).
+#include <ringd/result.hpp>
+
 #include <ringd.hpp>
 
 #include <expected>
