@@ -618,6 +618,52 @@ TEST_CASE("200 supervised processes cause no loop wake-ups while nothing happens
     CHECK(out.count("stop sleeper") == 200);
 }
 
+TEST_CASE("300 services exiting at once leave the loop free for other work between slices") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    captured_log out;
+    supervisor sup(ctx, out.log, {dir.path(), dir / "table", false, ringd::wait_method::automatic});
+    constexpr int count = 300;
+    for (int i = 0; i < count; ++i) {
+        char name[16];
+        std::snprintf(name, sizeof name, "burst%03d", i);
+        service_spec spec = make_spec(name, {"/bin/sleep", "1000"});
+        spec.policy.restart_delay = 200ms; // every restart falls due at once
+        spec.policy.start_limit_burst = 0;
+        REQUIRE(sup.add(spec).has_value());
+    }
+    std::chrono::steady_clock::duration worst{};
+    drive(
+        ctx, sup,
+        [&]() -> task<void> {
+            bool up = co_await wait_until(
+                ctx, [&] { return all_running(sup); }, 60s);
+            REQUIRE(up);
+            for (const auto& st : sup.list()) ::kill(st.pid, SIGKILL);
+            // A 10 ms timer on the same ring, again and again, while the 300 exits and then the
+            // 300 restarts are handled: how late does it come back?
+            bool again = false;
+            const auto limit = std::chrono::steady_clock::now() + 60s;
+            while (!again && std::chrono::steady_clock::now() < limit) {
+                const auto asked = std::chrono::steady_clock::now();
+                auto slept = co_await ringd::sleep_for(ctx, 10ms);
+                REQUIRE(slept.has_value());
+                worst = std::max(worst, std::chrono::steady_clock::now() - asked - 10ms);
+                again = true;
+                for (const auto& st : sup.list())
+                    again = again && st.state == state::running && st.restarts == 1;
+            }
+            REQUIRE(again);
+        },
+        true, 120s);
+    // Fed in one turn, 300 spawns held the loop for 0.5-10 s (with the machine's load); in
+    // slices of 20 ms each wait is about one slice and one spawn.
+    INFO("the timer came back up to "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count() << " ms late");
+    CHECK(worst < 500ms);
+}
+
 TEST_CASE("remove stops a service, forgets it and deletes its log file") {
     process_reaper reaper;
     temp_dir dir;
