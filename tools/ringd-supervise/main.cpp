@@ -3,6 +3,7 @@
 #include "config.hpp"
 #include "control.hpp"
 
+#include <ringd/container_init.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
@@ -29,6 +30,7 @@ constexpr const char* help_text =
     "usage: ringd-supervise [--config FILE] [--state FILE] [--log-dir DIR] [--control SOCKET]\n"
     "                       [--foreground] [-i] [--container] [--syslog-ident ID]\n"
     "                       [--syslog-facility FACILITY] [--log-level LEVEL] [-t SECONDS]\n"
+    "       ringd-supervise --container [--kill-group] -- CMD ARGS\n"
     "       ringd-supervise ctl [--control SOCKET] COMMAND ...   (ringd-supervise ctl --help)\n"
     "\n"
     "Keeps services running and restarts them when they end.\n"
@@ -57,6 +59,10 @@ constexpr const char* help_text =
     "  -i                 start with an empty table (unused log files are deleted)\n"
     "  --container        be the reaper of orphans (PR_SET_CHILD_SUBREAPER; implied as PID 1)\n"
     "                     and forward SIGHUP to every service\n"
+    "  --container -- CMD ARGS   run CMD as a container's main process (as tini does): every\n"
+    "                     catchable signal is forwarded to it (--kill-group: to its process\n"
+    "                     group), orphans are reaped, its output passes through; exits with\n"
+    "                     its code, 128+N if signal N killed it, 127/126 if it cannot run\n"
     "  --syslog-ident ID, --syslog-facility F   (default ringd-supervise, daemon)\n"
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
     "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
@@ -417,8 +423,34 @@ int ctl_main(int argc, char** argv, int first) {
 
 } // namespace
 
+// `ringd-supervise --container [--kill-group] -- CMD ARGS`: one command as the container's main
+// process (tini's job, ringd/container_init.hpp). Empty when argv asks for something else.
+std::optional<int> container_command(int argc, char** argv) {
+    int dashes = 1;
+    while (dashes < argc && std::string(argv[dashes]) != "--") ++dashes;
+    if (dashes == argc) return std::nullopt;
+    ringd::container_init_options o;
+    o.program = "ringd-supervise";
+    bool container = false;
+    for (int i = 1; i < dashes; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--container")
+            container = true;
+        else if (arg == "--kill-group")
+            o.kill_group = true;
+        else
+            return usage_error("with a command (-- CMD ARGS), only --container and --kill-group "
+                               "are allowed, not " +
+                               arg);
+    }
+    if (!container) return usage_error("a command (-- CMD ARGS) needs --container");
+    if (dashes + 1 == argc) return usage_error("--container --: the command is missing");
+    return ringd::run_container_init(std::vector<std::string>(argv + dashes + 1, argv + argc), o);
+}
+
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "ctl") return ctl_main(argc, argv, 2);
+    if (auto code = container_command(argc, argv)) return *code;
     options opts;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# ringd-supervise --container -- CMD, as a container's PID 1 (each case in a fresh PID namespace:
+# unshare -pf --mount-proc, as `docker run` would start it), against tini and dumb-init as the
+# reference wherever they agree:
+#   exit codes 0..255 pass through; `sh -c 'exit 7'` → 7; SIGTERM to a command that does not
+#   catch it → 143; SIGUSR1/SIGUSR2 forwarded; an orphan of a double fork is reaped (no zombie
+#   left while the command runs); --kill-group reaches a grandchild; stdout and stderr pass
+#   through; a command that cannot be run → 127 (not found) or 126 (not executable).
+# Environment: RINGD_SUPERVISE (path). Exit 77 without unshare/root; tini and dumb-init are
+# compared when installed.
+set -uo pipefail
+sup=${RINGD_SUPERVISE:?}
+if [ "$(id -u)" -ne 0 ] || ! unshare -pf --mount-proc true 2>/dev/null; then
+    echo "needs root and unshare -p (PID namespaces)"
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() { # check WHAT GOT WANT
+    if [ "$2" = "$3" ]; then echo "ok: $1 ($2)"; else
+        echo "FAIL: $1: got '$2', expected '$3'"
+        failures=$((failures + 1))
+    fi
+}
+# The inits under test: ours always, the references where installed.
+inits=("ours")
+command -v tini >/dev/null && inits+=("tini")
+command -v dumb-init >/dev/null && inits+=("dumb-init")
+# as_pid1 INIT [GROUP] -- CMD...: INIT as PID 1 of a fresh namespace running CMD; its exit code.
+as_pid1() {
+    local init=$1 group=$2
+    shift 3
+    local -a launcher
+    case $init in
+    ours) launcher=("$sup" --container ${group:+--kill-group} --) ;;
+    tini) launcher=(tini ${group:+-g} --) ;;
+    dumb-init) launcher=(dumb-init ${group:+} --) ;; # dumb-init always signals the group
+    esac
+    timeout -s KILL 20 unshare -pf --mount-proc "${launcher[@]}" "$@"
+}
+
+for init in "${inits[@]}"; do
+    for code in 0 1 7 100 254 255; do
+        as_pid1 "$init" "" -- sh -c "exit $code"
+        check "$init: exit $code passes through" $? "$code"
+    done
+
+    # SIGTERM to PID 1 (from outside, as `docker stop` sends it) goes to the command, which does
+    # not catch it: 128 + 15. The command carries a marker ($0) to be found by; its parent is the
+    # namespace's PID 1.
+    rm -f "$tmp/ready-$init"
+    as_pid1 "$init" "" -- sh -c 'echo ready > "$1"; sleep 30 & wait' "marker-$init" \
+        "$tmp/ready-$init" &
+    launcher=$!
+    for _ in $(seq 200); do [ -s "$tmp/ready-$init" ] && break; sleep 0.05; done
+    command_pid=$(pgrep -n -f "^sh -c echo ready.* marker-$init")
+    kill -TERM "$(ps -o ppid= -p "$command_pid" | tr -d ' ')"
+    wait "$launcher"
+    check "$init: SIGTERM to an uncaught command → 143" $? 143
+
+    # SIGUSR1 and SIGUSR2 reach the command (which records them and exits).
+    rm -f "$tmp/usr-$init"
+    as_pid1 "$init" "" -- sh -c '
+        trap "echo USR1 >> '"$tmp/usr-$init"'" USR1
+        trap "echo USR2 >> '"$tmp/usr-$init"'; exit 0" USR2
+        kill -USR1 1; sleep 0.2; kill -USR2 1
+        while :; do sleep 0.05; done'
+    check "$init: SIGUSR1 and SIGUSR2 forwarded" "$(tr '\n' ' ' <"$tmp/usr-$init" 2>/dev/null)" \
+        "USR1 USR2 "
+
+    # An orphan of a double fork is reaped by PID 1: no zombie while the command still runs.
+    out=$(as_pid1 "$init" "" -- sh -c '
+        sh -c "sleep 0.2 & exit 0"          # its child becomes an orphan, then ends
+        sleep 1
+        ps -e -o stat= -o comm= | grep -c "^Z" || true')
+    check "$init: no zombie left of an orphan" "$out" "0"
+
+    # Output passes through, both streams.
+    out=$(as_pid1 "$init" "" -- sh -c 'echo to-stdout; echo to-stderr >&2' 2>"$tmp/err")
+    check "$init: stdout passes through" "$out" "to-stdout"
+    check "$init: stderr passes through" "$(cat "$tmp/err")" "to-stderr"
+done
+
+# --kill-group (tini -g; dumb-init by default): SIGTERM reaches a grandchild, not only the shell.
+for init in "${inits[@]}"; do
+    rm -f "$tmp/grand-$init"
+    # The shell itself waits for its child on SIGTERM, so that PID 1 (which ends with it) does
+    # not take the grandchild down before it has answered.
+    as_pid1 "$init" group -- sh -c '
+        trap "wait \$g; exit 0" TERM
+        sh -c "trap \"echo got-TERM > $1; exit 0\" TERM; while :; do sleep 0.05; done" &
+        g=$!
+        sleep 0.3; kill -TERM 1; wait' sh "$tmp/grand-$init" >/dev/null 2>&1
+    check "$init --kill-group: the grandchild got SIGTERM" "$(cat "$tmp/grand-$init" 2>/dev/null)" \
+        "got-TERM"
+done
+
+# What only we define: a command that cannot run.
+as_pid1 ours "" -- /nonexistent/command 2>"$tmp/err"
+check "a missing command → 127" $? 127
+grep -q "cannot run /nonexistent/command: No such file or directory" "$tmp/err"
+check "... and says why" $? 0
+printf 'not a program\n' >"$tmp/noexec" && chmod 644 "$tmp/noexec"
+as_pid1 ours "" -- "$tmp/noexec" 2>/dev/null
+check "a command that is not executable → 126" $? 126
+"$sup" --container --foreground -- true 2>"$tmp/err"
+check "other options with a command are refused" $? 1
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]
