@@ -388,6 +388,8 @@ int daemon_main(options opts) {
     if (opts.spawn_retry_s) cfg.spawn_retry_interval_s = *opts.spawn_retry_s;
     ringd::daemon_params params;
     params.program = "ringd-supervise";
+    // PID 1 never detaches: its exit would end the PID namespace, and every service with it.
+    if (::getpid() == 1) opts.foreground = true;
     params.flags.foreground = opts.foreground;
     // Services inherit the umask ringd-supervise was started with, as before daemon_run.
     params.umask = ::umask(022);
