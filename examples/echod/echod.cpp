@@ -12,6 +12,7 @@
 #include <ringd/daemon.hpp>
 #include <ringd/notify.hpp>
 #include <ringd/process_title.hpp>
+#include <ringd/version.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -199,6 +200,10 @@ int main(int argc, char** argv) {
     params.flags.preserve_cwd = true; // relative --config paths keep working after a reload
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
+        if (arg == "--version") {
+            ringd::print_version("echod");
+            return 0;
+        }
         if (arg == "--help" || arg == "-h") {
             std::fputs(usage_text, stdout);
             return 0;

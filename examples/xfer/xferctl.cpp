@@ -7,6 +7,7 @@
 
 #include <ringd/control.hpp>
 #include <ringd/pidfile.hpp>
+#include <ringd/version.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -228,6 +229,10 @@ int main(int argc, char** argv) {
     bool json = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
+        if (arg == "--version") {
+            ringd::print_version("xferctl");
+            return 0;
+        }
         if (arg == "-c" && i + 1 < argc)
             config_path = argv[++i];
         else if (arg == "--json")

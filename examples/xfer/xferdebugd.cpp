@@ -10,6 +10,7 @@
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
+#include <ringd/version.hpp>
 
 #include <poll.h>
 #include <sys/prctl.h>
@@ -86,6 +87,10 @@ ringd::task<int> run(ringd::io_context& ctx, ringd::borrowed_fd socket,
 } // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "--version") {
+        ringd::print_version("xferdebugd");
+        return 0;
+    }
     if (argc != 3 || std::string(argv[1]) != "-c") {
         std::fprintf(stderr, "usage: xferdebugd -c FILE\n");
         return 64;

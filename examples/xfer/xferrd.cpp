@@ -6,6 +6,7 @@
 
 #include <ringd/daemon.hpp>
 #include <ringd/process_title.hpp>
+#include <ringd/version.hpp>
 
 #include <climits>
 #include <cstdio>
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
             foreground = true;
         } else if ((arg == "-c" || arg == "--config" || arg == "--child") && i + 1 < argc) {
             (arg == "--child" ? child : config_path) = argv[++i];
+        } else if (arg == "--version") {
+            ringd::print_version("xferrd");
+            return 0;
         } else if (arg == "-h" || arg == "--help") {
             std::printf("usage: xferrd -c FILE [--foreground]\n");
             return 0;

@@ -12,6 +12,7 @@
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
 #include <ringd/timer.hpp>
+#include <ringd/version.hpp>
 
 #include <poll.h>
 #include <sys/inotify.h>
@@ -168,6 +169,10 @@ ringd::task<int> run_daemon(send_queue_daemon& d) {
 } // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "--version") {
+        ringd::print_version("xfersqd");
+        return 0;
+    }
     if (argc != 3 || std::string(argv[1]) != "-c") {
         std::fprintf(stderr, "usage: xfersqd -c FILE\n");
         return 64;

@@ -8,6 +8,7 @@
 // --timeout S bounds the whole action, the wait for the guard lock included; without it: start
 // and stop 90 s (stop then sends SIGKILL), reload 30 s, check and signal 10 s.
 #include <ringd/control.hpp>
+#include <ringd/version.hpp>
 
 #include <charconv>
 #include <csignal>
@@ -91,6 +92,10 @@ int main(int argc, char** argv) {
             (void)name;
             return argv[++i];
         };
+        if (arg == "--version") {
+            ringd::print_version("ringd-control");
+            return 0;
+        }
         if (arg == "--help" || arg == "-h") {
             std::fputs(help_text, stdout);
             return 0;

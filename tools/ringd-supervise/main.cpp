@@ -10,6 +10,7 @@
 #include <ringd/net.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/supervisor.hpp>
+#include <ringd/version.hpp>
 
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -467,6 +468,10 @@ int main(int argc, char** argv) {
             return std::string(argv[++i]);
         };
         auto flag_only = [&] { return !inline_value; };
+        if (arg == "--version") {
+            ringd::print_version("ringd-supervise");
+            return 0;
+        }
         if (arg == "--help" || arg == "-h") {
             std::fputs(help_text, stdout);
             return 0;
