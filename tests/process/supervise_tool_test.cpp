@@ -206,8 +206,8 @@ TEST_CASE("SIGHUP reconciles a directory: changed restarts, new starts, deleted 
     CHECK(eventually([&] {
         return d.output().find(
                    "reload: config " + (dir / "config.toml") +
-                   ": line 2: restart_delay_s must not be negative; keeping the running set") !=
-               std::string::npos;
+                   ": line 2: restart_delay_s = -1: out of range (0 for none, or 0.001 to "
+                   "9223372036 seconds); keeping the running set") != std::string::npos;
     }));
     auto kept = services(dir, d);
     CHECK(all_running(kept, 3));
