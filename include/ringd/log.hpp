@@ -4,12 +4,14 @@
 
 #include <ringd/log_level.hpp>
 
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <string>
@@ -26,18 +28,23 @@ public:
     using hook = std::function<void(log_level, std::string_view line)>;
 
     // Logs as `program` to stderr only, at notice and above (info and debug are dropped).
-    explicit logger(std::string program) : program_(std::move(program)) {}
+    explicit logger(std::string program)
+        : program_(std::move(program)), journal_(stderr_is_journal()) {}
     ~logger() { close_syslog(); }
     logger(const logger&) = delete;
     logger& operator=(const logger&) = delete;
 
     // Writes each message to stderr as "program: message\n" (one write(2), so lines from
-    // several processes on one terminal do not interleave).
+    // several processes on one terminal do not interleave). When stderr is the journal
+    // (systemd's JOURNAL_STREAM names it), each line starts with its priority, "<3>program: ...",
+    // so that journald files errors as errors (sd-daemon(3)'s prefixes).
     void use_stderr(bool on) noexcept { stderr_ = on; }
     // Sends each message to syslog with this ident and facility (LOG_DAEMON, LOG_LOCAL0, ...).
     // openlog() is process-wide: the last logger to call this wins. The ident must stay valid
     // while syslog uses it, so the logger keeps it. Never fails: syslog(3) drops what it cannot
-    // deliver.
+    // deliver. While stderr is the journal and in use, syslog is skipped: journald would get
+    // every line twice.
+
     void use_syslog(std::string ident, int facility);
     void close_syslog() noexcept;
     // Also passes each message to `h` (tests; later the debug-collector sink).
@@ -47,6 +54,9 @@ public:
 
     [[nodiscard]] const std::string& program() const noexcept { return program_; }
     [[nodiscard]] bool enabled(log_level level) const noexcept { return level <= threshold_; }
+    // Whether this process's stderr is the journal: $JOURNAL_STREAM ("DEVICE:INODE", set by
+    // systemd for a service whose output goes there) names the file that fd 2 is.
+    [[nodiscard]] static bool stderr_is_journal() noexcept;
 
     // Logs one message (without the program name; a trailing newline is not needed).
     void log(log_level level, std::string_view message) noexcept;
@@ -56,6 +66,7 @@ public:
 private:
     std::string program_;                     // the prefix of every stderr line
     std::string ident_;                       // what openlog() points at, while syslog_ is on
+    bool journal_ = false;                    // stderr is the journal: "<N>" prefixes
     bool stderr_ = true;                      // sink: stderr
     bool syslog_ = false;                     // sink: syslog
     hook hook_;                               // sink: the caller's function, if any
@@ -114,30 +125,48 @@ inline void logger::log(log_level level, std::string_view message) noexcept {
     if (!enabled(level)) return;
     while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
     const int length = message.size() > 4000 ? 4000 : static_cast<int>(message.size());
-    if (syslog_) ::syslog(static_cast<int>(level), "%.*s", length, message.data());
+    if (syslog_ && !(stderr_ && journal_))
+        ::syslog(static_cast<int>(level), "%.*s", length, message.data());
     if (stderr_ || hook_) {
+        // "<N>" first (only written when stderr is the journal), then "program: message\n".
         char line[4200];
-        int n = std::snprintf(line, sizeof line, "%s: %.*s\n", program_.c_str(), length,
-                              message.data());
+        const int prefix = std::snprintf(line, sizeof line, "<%d>", static_cast<int>(level));
+        if (prefix < 0) return;
+        int n = std::snprintf(line + prefix, sizeof line - prefix, "%s: %.*s\n", program_.c_str(),
+                              length, message.data());
         if (n < 0) return;
-        std::size_t size = static_cast<std::size_t>(n) < sizeof line ? static_cast<std::size_t>(n)
-                                                                     : sizeof line - 1;
+        std::size_t room = sizeof line - static_cast<std::size_t>(prefix);
+        std::size_t size =
+            static_cast<std::size_t>(n) < room ? static_cast<std::size_t>(n) : room - 1;
+        const char* text = line + prefix;
         if (stderr_) {
+            const char* out = journal_ ? line : text;
+            const std::size_t out_size = journal_ ? size + static_cast<std::size_t>(prefix) : size;
             // Best effort: a closed or full stderr must not stop the daemon.
-            for (std::size_t done = 0; done < size;) {
-                ssize_t w = ::write(STDERR_FILENO, line + done, size - done);
+            for (std::size_t done = 0; done < out_size;) {
+                ssize_t w = ::write(STDERR_FILENO, out + done, out_size - done);
                 if (w <= 0) break;
                 done += static_cast<std::size_t>(w);
             }
         }
         if (hook_) {
             try {
-                hook_(level, std::string_view(line, size - 1)); // without the newline
+                hook_(level, std::string_view(text, size - 1)); // without the newline
             } catch (...) {
                 // A failing hook loses its copy of the message; the others got theirs.
             }
         }
     }
+}
+
+inline bool logger::stderr_is_journal() noexcept {
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    if (stream == nullptr) return false;
+    unsigned long long device = 0, inode = 0;
+    if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2) return false;
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) != 0) return false;
+    return st.st_dev == device && st.st_ino == inode;
 }
 
 inline void logger::logf(log_level level, const char* format, ...) noexcept {
