@@ -7,7 +7,9 @@
 // and uses sockets passed by socket activation. SIGHUP re-reads FILE (prefix=TEXT: put before
 // each echoed line); a bad file keeps the old settings and the reason goes to ringd-control.
 // SIGTERM/SIGINT: stop accepting, let open connections finish (at most --drain-timeout
-// seconds), exit 0.
+// seconds), exit 0. Upgrades: echod offers its listening sockets to its successor
+// (`ringd-control --upgrade`), and a socket it inherits for an address it was told to --listen
+// on is used instead of binding again.
 #include <ringd.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/notify.hpp>
@@ -26,6 +28,7 @@ using ringd::task;
 
 namespace {
 
+// [settings]
 struct settings {
     std::string prefix; // put before every echoed line
 };
@@ -48,6 +51,7 @@ ringd::expected<settings, std::string> load_settings(const std::string& path) {
     }
     return s;
 }
+// [/settings]
 
 // Sends back the complete lines of `chunk`, each after the current prefix; the first one starts
 // with `partial`, and what follows the last newline is kept there. False: the connection ends
@@ -105,6 +109,7 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::u
 }
 // [/echo-lines]
 
+// [accept-loop]
 task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool, const ringd::listener& l,
                        ringd::scope& connections, const settings& current) {
     ringd::accept_stream stream(ctx, l);
@@ -119,6 +124,7 @@ task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool, const r
         connections.spawn(echo_lines(ctx, pool, std::move(*c), current));
     }
 }
+// [/accept-loop]
 
 // Cancels `target` after `delay` unless this task is cancelled first.
 task<void> cancel_after(ringd::io_context& ctx, std::chrono::seconds delay, ringd::scope& target) {
@@ -135,6 +141,7 @@ std::string describe(const std::vector<ringd::listener>& listeners) {
     return out;
 }
 
+// [serve]
 // The daemon's body: accept on every listener, reload on SIGHUP, drain on SIGTERM.
 task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listeners,
                 const std::string& config, settings current) {
@@ -156,6 +163,12 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
         for (auto& l : listeners) fds.push_back(l.fd());
         (void)d.notify().store_fds(fds, "echod-listen");
     }
+    // Opt in to upgrades: these are the sockets `ringd-control --upgrade` passes on.
+    std::vector<ringd::handover_socket> offered;
+    for (auto& l : listeners) offered.push_back({l.fd().get(), "echod-listen"});
+    if (auto h = d.hand_over(std::move(offered)); !h)
+        std::fprintf(stderr, "echod: cannot offer the listening sockets for upgrades: %s\n",
+                     h.error().message().c_str());
     d.ready("listening on " + describe(listeners));
 
     co_await d.stopped();
@@ -174,6 +187,7 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     std::fprintf(stderr, "echod: stopped\n");
     co_return 0;
 }
+// [/serve]
 
 constexpr const char* usage_text =
     "usage: echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]\n"
@@ -248,6 +262,7 @@ int main(int argc, char** argv) {
         return ringd::exit_code::config;
     }
 
+    // [main]
     // Phase one: PID file locked (or "already running"), user resolved, signals blocked.
     auto start = ringd::daemon_init(params);
     if (!start) {
@@ -264,7 +279,15 @@ int main(int argc, char** argv) {
         // few milliseconds after the process is gone.
         ringd::listen_options lo;
         lo.retry_address_in_use = std::chrono::seconds(2);
-        for (const auto& a : addresses) listeners.push_back(ringd::listener::bind(a, lo));
+        // An inherited socket bound to an address we were told to listen on (an upgrade, or
+        // systemd) is that listener: binding it again would fail, or split the traffic.
+        const std::size_t inherited = listeners.size();
+        for (const auto& a : addresses) {
+            bool have = false;
+            for (std::size_t i = 0; i < inherited && !have; ++i)
+                have = listeners[i].address().to_string() == a.to_string();
+            if (!have) listeners.push_back(ringd::listener::bind(a, lo));
+        }
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "echod: %s\n", e.what());
         return ringd::exit_code_for(e.code());
@@ -279,4 +302,5 @@ int main(int argc, char** argv) {
     return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context& d) {
         return serve(d, listeners, config, *initial);
     });
+    // [/main]
 }
