@@ -110,9 +110,11 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::u
 // [/echo-lines]
 
 // [accept-loop]
-task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool, const ringd::listener& l,
+// Ends when `stream` does: after stop_accepting(), once every connection it had accepted was
+// taken (none is dropped: in an upgrade, the rest wait in the backlog for the successor).
+task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool,
+                       ringd::accept_stream& stream, const ringd::listener& l,
                        ringd::scope& connections, const settings& current) {
-    ringd::accept_stream stream(ctx, l);
     for (;;) {
         auto c = co_await stream.next();
         if (!c) {
@@ -149,7 +151,12 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     ringd::buffer_ring pool(ctx); // every connection's reads: 256 buffers of 4 KiB, shared
     ringd::scope connections;
     ringd::scope acceptors;
-    for (auto& l : listeners) acceptors.spawn(accept_loop(ctx, pool, l, connections, current));
+    std::vector<ringd::accept_stream> streams;
+    streams.reserve(listeners.size());
+    for (auto& l : listeners) {
+        streams.emplace_back(ctx, l);
+        acceptors.spawn(accept_loop(ctx, pool, streams.back(), l, connections, current));
+    }
     // SIGHUP: all or nothing. A bad file keeps `current` and says why (ringd-control prints it).
     d.on_reload([&]() -> ringd::expected<void, std::string> {
         auto fresh = load_settings(config);
@@ -174,7 +181,7 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     co_await d.stopped();
     // Graceful stop: no new connections; open ones may finish until the deadline.
     std::fprintf(stderr, "echod: stopping, %zu connections open\n", connections.size());
-    acceptors.request_stop();
+    for (auto& s : streams) s.stop_accepting();
     co_await acceptors.join();
     ringd::scope timer;
     timer.spawn(cancel_after(ctx,

@@ -22,16 +22,20 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -48,7 +52,7 @@ inline constexpr int stale = 103;       // a stale PID file was found (and clean
 inline constexpr int usage = 1;         // bad command line (ringd-control only)
 } // namespace control_exit
 
-enum class control_action { start, stop, check, reload, signal };
+enum class control_action { start, stop, check, reload, signal, upgrade };
 
 inline const char* to_string(control_action a) noexcept {
     switch (a) {
@@ -62,6 +66,8 @@ inline const char* to_string(control_action a) noexcept {
         return "reload";
     case control_action::signal:
         return "signal";
+    case control_action::upgrade:
+        return "upgrade";
     }
     return "?";
 }
@@ -86,6 +92,7 @@ inline std::chrono::milliseconds control_default_timeout(control_action a) noexc
     switch (a) {
     case control_action::start:
     case control_action::stop:
+    case control_action::upgrade:
         return seconds(90);
     case control_action::reload:
         return seconds(30);
@@ -286,6 +293,9 @@ public:
             break;
         case control_action::signal:
             signal(false);
+            break;
+        case control_action::upgrade:
+            upgrade();
             break;
         }
         out_.guard_released_ns = control_now_ns();
@@ -489,6 +499,31 @@ private:
         }
     }
 
+    // SIGTERM (unless `signal` is false: it is exiting already), then waits for the exit until
+    // the deadline; then SIGKILL (killed, and the message says so) and 10 s more. False: error()
+    // said why (it could not be signalled, or survived SIGKILL).
+    bool end_daemon(borrowed_fd pidfd, pid_t pid, bool signal) {
+        if (signal) {
+            if (auto s = control_pidfd_signal(pidfd, SIGTERM); !s && s.error().value() != ESRCH) {
+                error("cannot signal PID " + std::to_string(pid) + ": " + s.error().message(), pid);
+                return false;
+            }
+        }
+        if (!control_wait_exit(pidfd, deadline_)) {
+            (void)control_pidfd_signal(pidfd, SIGKILL);
+            out_.killed = true;
+            out_.message = std::string(to_string(p_.action)) + " " + p_.pid_file + ": PID " +
+                           std::to_string(pid) + " did not stop within " + seconds_text(timeout_) +
+                           ": sent SIGKILL";
+            if (!control_wait_exit(pidfd,
+                                   std::chrono::steady_clock::now() + std::chrono::seconds(10))) {
+                error("PID " + std::to_string(pid) + " survived SIGKILL for 10 s", pid);
+                return false;
+            }
+        }
+        return true;
+    }
+
     void stop() {
         std::optional<unique_fd> pidfd;
         auto st = settle(true, pidfd);
@@ -498,20 +533,7 @@ private:
         if (st->state == pid_file_state::stale)
             return void(finish(control_exit::stale, "stale", st->pid, stale_text(*st)));
         pid_t pid = st->pid;
-        if (st->state == pid_file_state::running) {
-            if (auto s = control_pidfd_signal(*pidfd, SIGTERM); !s && s.error().value() != ESRCH)
-                return error(
-                    "cannot signal PID " + std::to_string(pid) + ": " + s.error().message(), pid);
-        }
-        if (!control_wait_exit(*pidfd, deadline_)) {
-            (void)control_pidfd_signal(*pidfd, SIGKILL);
-            out_.killed = true;
-            out_.message = "stop " + p_.pid_file + ": PID " + std::to_string(pid) +
-                           " did not stop within " + seconds_text(timeout_) + ": sent SIGKILL";
-            if (!control_wait_exit(*pidfd,
-                                   std::chrono::steady_clock::now() + std::chrono::seconds(10)))
-                return error("PID " + std::to_string(pid) + " survived SIGKILL for 10 s", pid);
-        }
+        if (!end_daemon(*pidfd, pid, st->state == pid_file_state::running)) return;
         // Gone. A SIGKILLed daemon leaves its PID behind: clean it. The lock must be free now,
         // unless someone else took it meanwhile (a start that does not use the guard).
         auto after = probe_pid_file(p_.pid_file, true);
@@ -525,6 +547,69 @@ private:
         error("PID " + std::to_string(pid) + " exited, but the PID file is still locked" +
                   (after && after->pid != 0 ? " (by PID " + std::to_string(after->pid) + ")" : ""),
               pid);
+    }
+
+    // Collects the starter's stderr until it exits or the deadline passes. True: it exited 0
+    // (the daemon is ready); false: error() said why. A starter still running at the deadline
+    // is left running, or killed with its process group when `stop_on_timeout`.
+    bool wait_starter(pid_t child, unique_fd out_read, bool stop_on_timeout) {
+        auto child_fd = control_pidfd_open(child);
+        ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
+        bool exited = false, timed_out = false;
+        while (!exited) {
+            pollfd fds[2] = {{out_read.get(), POLLIN, 0},
+                             {child_fd ? child_fd->get() : -1, POLLIN, 0}};
+            int n = ::poll(fds, 2, child_fd ? control_poll_ms(deadline_) : 20);
+            if (n < 0 && errno == EINTR) continue;
+            if (n == 0 && child_fd) {
+                timed_out = true;
+                break;
+            }
+            char buf[4096];
+            ssize_t got;
+            while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
+                out_.daemon_output.append(buf, static_cast<std::size_t>(got));
+            if (child_fd ? (fds[1].revents & POLLIN) != 0
+                         : ::waitpid(child, nullptr, WNOHANG | WNOWAIT) == child)
+                exited = true;
+        }
+        if (timed_out && stop_on_timeout) {
+            // An upgrade's starter is ended; the daemon it forked follows it (daemon_run sets
+            // the parent-death signal SIGTERM until it is ready).
+            if (child_fd) (void)control_pidfd_signal(*child_fd, SIGKILL);
+            ::kill(-child, SIGKILL);
+            while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+            }
+            error(p_.command[0] + " was not ready within " + seconds_text(timeout_) + " (PID " +
+                  std::to_string(child) + " stopped)");
+            return false;
+        }
+        if (timed_out) {
+            error(p_.command[0] + " was not ready within " + seconds_text(timeout_) + " (PID " +
+                  std::to_string(child) + " left running)");
+            return false;
+        }
+        int status = 0;
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+        char buf[4096];
+        ssize_t got;
+        while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
+            out_.daemon_output.append(buf, static_cast<std::size_t>(got));
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (code != 0) {
+            out_.daemon_exit_code = code;
+            std::string last = out_.daemon_output;
+            while (!last.empty() && last.back() == '\n') last.pop_back();
+            if (auto nl = last.rfind('\n'); nl != std::string::npos) last.erase(0, nl + 1);
+            std::string how = WIFEXITED(status)
+                                  ? "exit code " + std::to_string(code)
+                                  : "killed by signal " + std::to_string(WTERMSIG(status));
+            error(p_.command[0] + " failed to start (" + how + ")" +
+                  (last.empty() ? "" : ": " + last));
+            return false;
+        }
+        return true;
     }
 
     void start() {
@@ -557,48 +642,7 @@ private:
         posix_spawn_file_actions_destroy(&actions);
         out_write.reset();
         if (rc != 0) return error("cannot run " + p_.command[0] + ": " + control_errno_text(rc));
-        auto child_fd = control_pidfd_open(child);
-        ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
-        bool exited = false, timed_out = false;
-        while (!exited) {
-            pollfd fds[2] = {{out_read.get(), POLLIN, 0},
-                             {child_fd ? child_fd->get() : -1, POLLIN, 0}};
-            int n = ::poll(fds, 2, child_fd ? control_poll_ms(deadline_) : 20);
-            if (n < 0 && errno == EINTR) continue;
-            if (n == 0 && child_fd) {
-                timed_out = true;
-                break;
-            }
-            char buf[4096];
-            ssize_t got;
-            while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
-                out_.daemon_output.append(buf, static_cast<std::size_t>(got));
-            if (child_fd ? (fds[1].revents & POLLIN) != 0
-                         : ::waitpid(child, nullptr, WNOHANG | WNOWAIT) == child)
-                exited = true;
-        }
-        if (timed_out)
-            return error(p_.command[0] + " was not ready within " + seconds_text(timeout_) +
-                         " (PID " + std::to_string(child) + " left running)");
-        int status = 0;
-        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-        }
-        char buf[4096];
-        ssize_t got;
-        while ((got = ::read(out_read.get(), buf, sizeof buf)) > 0)
-            out_.daemon_output.append(buf, static_cast<std::size_t>(got));
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (code != 0) {
-            out_.daemon_exit_code = code;
-            std::string last = out_.daemon_output;
-            while (!last.empty() && last.back() == '\n') last.pop_back();
-            if (auto nl = last.rfind('\n'); nl != std::string::npos) last.erase(0, nl + 1);
-            std::string how = WIFEXITED(status)
-                                  ? "exit code " + std::to_string(code)
-                                  : "killed by signal " + std::to_string(WTERMSIG(status));
-            return error(p_.command[0] + " failed to start (" + how + ")" +
-                         (last.empty() ? "" : ": " + last));
-        }
+        if (!wait_starter(child, std::move(out_read), false)) return;
         // The starter exited 0: the daemon said it is ready. It must hold the lock now.
         std::optional<unique_fd> started;
         auto now = settle(false, started);
@@ -607,6 +651,196 @@ private:
             return error(p_.command[0] + " exited 0 but no daemon holds the PID file");
         finish(control_exit::done, "started", now->pid);
         if (!stale_note.empty()) out_.message = "start " + p_.pid_file + ": " + stale_note;
+    }
+
+    // The listening sockets that the daemon behind `pidfd` offers (daemon_context::hand_over():
+    // the ".listen" file beside the PID file, written by the holder of the PID file and naming
+    // it), each taken from it with pidfd_getfd and checked to be listening. Nothing: error()
+    // said why.
+    std::optional<std::vector<std::pair<unique_fd, std::string>>> take_listeners(borrowed_fd pidfd,
+                                                                                 pid_t pid) {
+        std::string path = pid_file_sibling(p_.pid_file, ".listen");
+        std::string text;
+        {
+            unique_fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+            char buf[4096];
+            ssize_t n = f ? ::read(f.get(), buf, sizeof buf) : -1;
+            if (n > 0) text.assign(buf, static_cast<std::size_t>(n));
+        }
+        if (detail::parse_pid_text(text) != pid) {
+            error("PID " + std::to_string(pid) + " offers no listening sockets (" + path +
+                      " does not name it): the daemon does not support upgrades; nothing changed",
+                  pid);
+            return std::nullopt;
+        }
+        std::vector<std::pair<unique_fd, std::string>> out;
+        std::size_t pos = text.find('\n') + 1;
+        while (pos < text.size()) {
+            std::size_t nl = text.find('\n', pos);
+            if (nl == std::string::npos) break;
+            std::string line = text.substr(pos, nl - pos);
+            pos = nl + 1;
+            std::size_t sp = line.find(' ');
+            int fd = -1;
+            auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), fd);
+            if (ec != std::errc{} || sp == std::string::npos || end != line.data() + sp || fd < 0) {
+                error(path + ": bad line '" + line + "'; nothing changed", pid);
+                return std::nullopt;
+            }
+            int got = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
+            if (got < 0) {
+                error("cannot take fd " + std::to_string(fd) + " of PID " + std::to_string(pid) +
+                          ": " + control_errno_text(errno) + "; nothing changed",
+                      pid);
+                return std::nullopt;
+            }
+            unique_fd sock(got); // pidfd_getfd sets close-on-exec
+            int accepting = 0;
+            socklen_t len = sizeof accepting;
+            if (::getsockopt(sock.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+                accepting == 0) {
+                error("fd " + std::to_string(fd) + " of PID " + std::to_string(pid) +
+                          " is not a listening socket; nothing changed",
+                      pid);
+                return std::nullopt;
+            }
+            out.emplace_back(std::move(sock), line.substr(sp + 1));
+        }
+        if (out.empty()) {
+            error("PID " + std::to_string(pid) + " offers no listening sockets; nothing changed",
+                  pid);
+            return std::nullopt;
+        }
+        return out;
+    }
+
+    // fork + exec of the command with the sockets as fds 3, 4, ... and LISTEN_FDS,
+    // LISTEN_FDNAMES, LISTEN_PID (the child's own PID, written between fork and exec) and
+    // RINGD_UPGRADE_FROM=old in its environment; stderr to `err`. 0 or an errno value.
+    int spawn_with_sockets(std::vector<std::pair<unique_fd, std::string>>& sockets, pid_t old,
+                           borrowed_fd err, pid_t& child) {
+        const int n = static_cast<int>(sockets.size());
+        // Above fds 3 .. 3+n, so that moving them into place never overwrites one.
+        std::vector<unique_fd> high;
+        for (auto& s : sockets) {
+            high.emplace_back(::fcntl(s.first.get(), F_DUPFD_CLOEXEC, 3 + n + 8));
+            if (!high.back()) return errno;
+        }
+        std::vector<std::string> env;
+        for (char** e = environ; *e != nullptr; ++e) {
+            std::string_view v(*e);
+            if (v.starts_with("LISTEN_PID=") || v.starts_with("LISTEN_FDS=") ||
+                v.starts_with("LISTEN_FDNAMES=") || v.starts_with("RINGD_UPGRADE_FROM="))
+                continue;
+            env.emplace_back(v);
+        }
+        std::string names;
+        for (auto& s : sockets) names += (names.empty() ? "" : ":") + s.second;
+        env.push_back("LISTEN_FDS=" + std::to_string(n));
+        env.push_back("LISTEN_FDNAMES=" + names);
+        env.push_back("RINGD_UPGRADE_FROM=" + std::to_string(old));
+        env.push_back("LISTEN_PID=" + std::string(24, '\0'));
+        std::vector<char*> envp, args;
+        for (auto& e : env) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        for (auto& a : p_.command) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        char* pid_slot = env.back().data() + 11;
+        int report[2];
+        if (::pipe2(report, O_CLOEXEC) != 0) return errno;
+        unique_fd report_read(report[0]), report_write(report[1]);
+        child = ::fork();
+        if (child < 0) return errno;
+        if (child == 0) {
+            // Only async-signal-safe calls from here on.
+            sigset_t none;
+            sigemptyset(&none);
+            for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::setpgid(0, 0);
+            ::dup2(err.get(), STDERR_FILENO);
+            for (int i = 0; i < n; ++i) ::dup2(high[static_cast<std::size_t>(i)].get(), 3 + i);
+            char digits[24];
+            int len = 0;
+            for (unsigned v = static_cast<unsigned>(::getpid()); v != 0; v /= 10)
+                digits[len++] = static_cast<char>('0' + v % 10);
+            for (int i = 0; i < len; ++i) pid_slot[i] = digits[len - 1 - i];
+            ::execvpe(args[0], args.data(), envp.data());
+            int e = errno;
+            (void)!::write(report_write.get(), &e, sizeof e);
+            ::_exit(127);
+        }
+        report_write.reset();
+        int e = 0;
+        ssize_t got;
+        do got = ::read(report_read.get(), &e, sizeof e);
+        while (got < 0 && errno == EINTR);
+        if (got == sizeof e) {
+            while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+            }
+            return e;
+        }
+        return 0;
+    }
+
+    // --upgrade: a new daemon on the running one's listening sockets; the old one stops only
+    // once the new one is ready, and the new one takes the PID file over when the old one has
+    // exited (daemon_run). The guard lock is ours throughout: no start, stop or other upgrade
+    // interleaves. A new daemon that fails, or is not ready in time, is stopped, and the old
+    // one was never signalled.
+    void upgrade() {
+        std::optional<unique_fd> pidfd;
+        auto st = settle(true, pidfd);
+        if (!st) return;
+        if (st->state == pid_file_state::absent)
+            return void(finish(control_exit::not_running, "not running", 0, "not running"));
+        if (st->state == pid_file_state::stale)
+            return void(finish(control_exit::not_running, "not running", st->pid,
+                               "not running: " + stale_text(*st)));
+        if (st->state == pid_file_state::exiting)
+            return void(finish(control_exit::not_running, "exiting", st->pid,
+                               "not running (PID " + std::to_string(st->pid) + " is exiting)"));
+        if (p_.command.empty()) return error("no command to start");
+        const pid_t old = st->pid;
+        auto sockets = take_listeners(*pidfd, old);
+        if (!sockets) return;
+
+        int pipe_fds[2];
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
+        unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
+        pid_t child = 0;
+        int rc = spawn_with_sockets(*sockets, old, out_write, child);
+        out_write.reset();
+        sockets->clear(); // the new daemon has them, and the old one still does
+        if (rc != 0)
+            return error("cannot run " + p_.command[0] + ": " + control_errno_text(rc) + "; PID " +
+                             std::to_string(old) + " goes on serving",
+                         old);
+        if (!wait_starter(child, std::move(out_read), true)) {
+            out_.pid = old;
+            out_.message += "; PID " + std::to_string(old) + " goes on serving";
+            return;
+        }
+        // The new daemon serves beside the old one. Now the old one stops accepting and drains
+        // (SIGKILL if it has not finished by the deadline, as --stop does).
+        if (!end_daemon(*pidfd, old, true)) return;
+        // The new daemon takes the PID file over at once; wait until the file names it.
+        std::string dir = p_.pid_file.substr(0, p_.pid_file.rfind('/') + 1);
+        control_file_watch watch(dir.empty() ? "." : dir,
+                                 IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
+        auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        for (;;) {
+            auto now = probe_pid_file(p_.pid_file);
+            if (now && now->state == pid_file_state::running && now->pid != old) {
+                std::string note = out_.message;
+                finish(control_exit::done, "upgraded", now->pid);
+                out_.message = note;
+                return;
+            }
+            if (!watch.wait(limit))
+                return error("PID " + std::to_string(old) +
+                             " exited, but no new daemon took the PID file over within 10 s");
+        }
     }
 
     const control_params& p_;

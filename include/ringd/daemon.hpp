@@ -32,7 +32,9 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +48,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace ringd {
 
@@ -98,10 +102,26 @@ struct daemon_failure {
 
 class daemon_context;
 
+// The environment variable through which `ringd-control --upgrade` tells the new daemon which
+// running daemon it replaces (its PID). See daemon_init() and daemon_context::hand_over().
+inline constexpr const char* upgrade_env = "RINGD_UPGRADE_FROM";
+
+// A listening socket that a daemon offers to its successor (daemon_context::hand_over()).
+struct handover_socket {
+    int fd = -1;      // the listening socket, as numbered in this process
+    std::string name; // LISTEN_FDNAMES entry for the successor: no ':' nor newline
+};
+
 // Phase one, in the process as invoked: resolves the user and group, blocks SIGHUP, SIGTERM and
 // SIGINT (before any thread exists), locks the PID file (busy: exit code 73, naming the running
 // PID) and opens the reload-status file. Nothing is printed; nothing forks. Bind privileged
 // listeners after this and before daemon_run().
+// Upgrade (zero-downtime restart): when $RINGD_UPGRADE_FROM names the PID that holds the PID
+// file's lock (proven by its record lock), the start is not refused: the PID file stays
+// unlocked, the new daemon starts and becomes ready beside the old one (on the listening
+// sockets inherited from it by LISTEN_FDS), and takes the lock over in daemon_run() the moment
+// the old one has exited (a pidfd tells). ringd-control holds the guard lock throughout, so no
+// --start can slip in between. The variable is removed from the environment.
 class daemon_start {
 public:
     daemon_start(daemon_start&&) noexcept = default;
@@ -114,6 +134,7 @@ public:
 private:
     friend expected<daemon_start, daemon_failure> daemon_init(daemon_params params);
     friend class daemon_context;
+    friend task<void> daemon_take_over(daemon_context& d);
     template <class Body>
     friend int daemon_run(daemon_start&& start, Body body);
     daemon_start() = default;
@@ -125,8 +146,12 @@ private:
         bool change = false;   // whether to switch at all
     };
 
-    daemon_params params_;    // as given, with program and reload_status filled in
-    pid_file pid_;            // locked exclusively (starting)
+    daemon_params params_;   // as given, with program and reload_status filled in
+    pid_file pid_;           // locked exclusively (starting); upgrade: open, not yet locked
+    unique_fd upgrade_from_; // upgrade: pidfd of the daemon being replaced; else empty
+    pid_t upgrade_pid_ = 0;  // its PID, for messages
+    std::vector<handover_socket> handover_; // what hand_over() offered
+    bool handover_written_ = false;         // the ".listen" file is ours: remove it at the end
     unique_fd reload_status_; // opened before privileges are dropped; written in place
     credentials run_as_;      // resolved user and group
 };
@@ -183,12 +208,25 @@ public:
         return stop_deadline_;
     }
 
+    // Opts in to upgrades: names the listening sockets that `ringd-control --upgrade` passes to
+    // the successor (by LISTEN_FDS, in this order). They are listed in the file beside the PID
+    // file (".pid" → ".listen": "PID\nFD NAME\n..."), written while this process holds the PID
+    // file (at once, or when an upgraded daemon takes it over) and removed at a clean exit.
+    // Errors: a bad name (EINVAL), or the file's open/write/rename errors.
+    result<void> hand_over(std::vector<handover_socket> sockets);
+    // True while this daemon is an upgrade that has not yet taken over the PID file.
+    [[nodiscard]] bool taking_over() const noexcept {
+        return static_cast<bool>(start_->upgrade_from_) && !start_->pid_.locked();
+    }
+
     // For daemon_run.
     daemon_context(daemon_start& start, io_context& io, notifier n, unique_fd ready_pipe,
                    unique_fd stderr_target);
 
 private:
     void write_reload_status(std::string_view state, std::string_view reason) noexcept;
+    result<void> write_handover() noexcept;
+    friend task<void> daemon_take_over(daemon_context& d);
     void message(const std::string& text) const noexcept {
         std::fprintf(stderr, "%s: %s\n", start_->params_.program.c_str(), text.c_str());
     }
@@ -333,6 +371,14 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
     } catch (const std::system_error& e) {
         return fail(exit_code::failure, e.what());
     }
+    // An upgrade names the daemon it replaces; children of this one must not inherit that.
+    pid_t upgrade_from = 0;
+    if (const char* text = std::getenv(upgrade_env)) {
+        std::uint64_t v = 0;
+        if (detail::notify_parse_u64(text, v) && v > 0 && v < (1u << 31))
+            upgrade_from = static_cast<pid_t>(v);
+        ::unsetenv(upgrade_env);
+    }
     if (!params.pid_file.empty()) {
         auto f = pid_file::open(params.pid_file);
         if (!f)
@@ -351,6 +397,21 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
                             "lock " + params.pid_file + ": " + got.error().message());
             if (*got == lock_outcome::locked) break;
             auto holder = probe_pid_file(params.pid_file);
+            if (upgrade_from != 0 && holder && holder->pid == upgrade_from &&
+                (holder->state == pid_file_state::running ||
+                 holder->state == pid_file_state::exiting)) {
+                // The daemon we replace: a pidfd for it, proven by a second probe (the PID
+                // cannot have been recycled while the holder still has that PID).
+                unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, upgrade_from, 0)));
+                auto again = probe_pid_file(params.pid_file);
+                if (pidfd && again && again->pid == upgrade_from &&
+                    (again->state == pid_file_state::running ||
+                     again->state == pid_file_state::exiting)) {
+                    s.upgrade_from_ = std::move(pidfd);
+                    s.upgrade_pid_ = upgrade_from;
+                    break;
+                }
+            }
             bool daemon_there = holder && (holder->state == pid_file_state::running ||
                                            holder->state == pid_file_state::exiting ||
                                            holder->state == pid_file_state::foreign);
@@ -408,6 +469,7 @@ inline void daemon_context::ready(std::string_view status) {
         ::dup2(stderr_target_.get(), STDERR_FILENO);
         stderr_target_.reset();
     }
+    if (start_->upgrade_from_) (void)::prctl(PR_SET_PDEATHSIG, 0); // ready: on our own now
     if (ready_pipe_) {
         detail::fork_close_list::remove(ready_pipe_.get());
         while (::write(ready_pipe_.get(), "R", 1) < 0 && errno == EINTR) {
@@ -465,6 +527,79 @@ inline void daemon_context::request_stop() noexcept {
     (void)::write(stop_event_.get(), &one, sizeof one);
 }
 
+inline result<void> daemon_context::hand_over(std::vector<handover_socket> sockets) {
+    for (auto& h : sockets)
+        if (h.fd < 0 || h.name.empty() || h.name.size() > 255 ||
+            h.name.find_first_of(":\n ") != std::string::npos)
+            return errno_error(EINVAL);
+    start_->handover_ = std::move(sockets);
+    if (start_->pid_.locked()) return write_handover();
+    return {}; // an upgrade that has not taken the PID file over yet: written when it does
+}
+
+inline result<void> daemon_context::write_handover() noexcept {
+    const std::string& pid_path = start_->params_.pid_file;
+    if (pid_path.empty()) return {};
+    try {
+        std::string path = pid_file_sibling(pid_path, ".listen");
+        std::string tmp = path + ".new";
+        std::string text = std::to_string(::getpid()) + "\n";
+        for (auto& h : start_->handover_) text += std::to_string(h.fd) + " " + h.name + "\n";
+        unique_fd f(
+            ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!f) return last_error();
+        if (::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+            ::rename(tmp.c_str(), path.c_str()) != 0) {
+            int e = errno;
+            (void)::unlink(tmp.c_str());
+            return errno_error(e);
+        }
+        start_->handover_written_ = true;
+        return {};
+    } catch (...) {
+        return errno_error(ENOMEM);
+    }
+}
+
+// An upgraded daemon takes the PID file over once the daemon it replaces has exited (its pidfd
+// becomes readable only after the kernel closed that process's files, and with them its locks).
+// Until then it serves beside the old one, and the file names the old one. If the lock is still
+// busy 2 s later, another daemon took it (a start that bypassed ringd-control's guard): this
+// one stops, so that never two daemons serve as one.
+inline task<void> daemon_take_over(daemon_context& d) {
+    daemon_start& s = *d.start_;
+    const std::string old = "PID " + std::to_string(s.upgrade_pid_);
+    auto gone = co_await async_poll(d.io(), s.upgrade_from_, POLLIN);
+    if (!gone && is_cancelled(gone.error())) co_return;
+    std::string why = "still locked by another process 2 s after " + old + " exited";
+    for (int attempt = 0; attempt < 400; ++attempt) {
+        auto got = s.pid_.try_lock();
+        if (!got) {
+            why = got.error().message();
+            break;
+        }
+        if (*got == lock_outcome::locked) {
+            s.pid_.protect_from_children();
+            if (auto w = s.pid_.write_pid(::getpid()); !w) {
+                why = "write: " + w.error().message();
+                break;
+            }
+            s.upgrade_from_.reset();
+            if (d.stopping_) (void)s.pid_.mark_exiting();
+            if (!s.handover_.empty())
+                if (auto h = d.write_handover(); !h)
+                    d.message("write " + pid_file_sibling(s.params_.pid_file, ".listen") + ": " +
+                              h.error().message());
+            d.message("took over " + s.params_.pid_file + " from " + old);
+            co_return;
+        }
+        auto slept = co_await sleep_for(d.io(), std::chrono::milliseconds(5));
+        if (!slept) co_return;
+    }
+    d.message("take over " + s.params_.pid_file + ": " + why + "; stopping");
+    d.request_stop();
+}
+
 namespace detail {
 
 inline task<void> daemon_signal_loop(daemon_context& d, lifecycle_signals& signals) {
@@ -496,6 +631,7 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         std::fprintf(stderr, "%s: %s\n", p.program.c_str(), text.c_str());
     };
     const bool detach = !p.flags.foreground && !p.flags.simulate;
+    const pid_t starter = ::getpid();
     unique_fd ready_pipe, stderr_target;
     if (detach) {
         // Opened here, before privileges go, so that a log file under /var/log can be a target.
@@ -554,6 +690,14 @@ int daemon_run(daemon_start&& start_arg, Body body) {
             return exit_code::no_permission;
         }
     }
+    // An upgrade not yet ready dies with its starter (SIGTERM: it drains), so that a starter
+    // that ringd-control gives up on takes its half-started daemon along. Set after setuid,
+    // which clears it; cleared again by ready().
+    if (start.upgrade_from_ && detach &&
+        (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != starter)) {
+        say("upgrade: the starter is gone before the daemon was ready");
+        return exit_code::failure;
+    }
     if (start.pid_.locked()) {
         if (auto w = start.pid_.write_pid(::getpid()); !w) {
             say("write " + p.pid_file + ": " + w.error().message());
@@ -570,6 +714,7 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         auto main_task = [&]() -> task<int> {
             scope background;
             background.spawn(detail::daemon_signal_loop(d, signals));
+            if (start.upgrade_from_) background.spawn(daemon_take_over(d));
             if (auto period = d.notify().watchdog_period())
                 background.spawn(detail::daemon_watchdog_loop(d, *period));
             int result = exit_code::failure;
@@ -599,6 +744,8 @@ int daemon_run(daemon_start&& start_arg, Body body) {
     // running". If the process ends by _exit instead, the emptied file says the same to ringd.
     if (start.reload_status_) (void)::ftruncate(start.reload_status_.get(), 0);
     if (start.pid_.locked()) {
+        if (start.handover_written_) // ours: only the holder of the PID file writes it
+            (void)::unlink(pid_file_sibling(p.pid_file, ".listen").c_str());
         (void)start.pid_.mark_exiting();
         (void)start.pid_.clear();
         (void)start.pid_.remove_at_exit();

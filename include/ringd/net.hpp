@@ -159,6 +159,13 @@ public:
     // requested; accepting pauses until next() is awaited again) or a listener error such as
     // EBADF/EINVAL. Descriptor exhaustion is not an error: the stream backs off and retries.
     [[nodiscard]] next_operation next() noexcept;
+    // Stops taking connections from the kernel without losing one: next() still hands out
+    // every connection already accepted (buffered, or completing in the ring before the
+    // cancelled accept ends), then fails with operation_canceled. Connections not accepted yet
+    // stay in the listen backlog for whoever else listens on the socket: the successor of an
+    // upgrade (`ringd-control --upgrade`), or another SO_REUSEPORT socket's process. The
+    // destructor instead closes what was accepted but not taken.
+    void stop_accepting() noexcept;
 
     [[nodiscard]] const accept_stream_stats& stats() const noexcept;
 

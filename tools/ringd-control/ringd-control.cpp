@@ -1,6 +1,7 @@
 // ringd-control — start, stop, check, reload or signal a ringd daemon through its PID file.
 //   ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]
-//                 (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)
+//                 (--start -- CMD ARGS | --upgrade -- CMD ARGS | --stop | --check | --reload |
+//                  --signal SIG)
 // Exit: 0 done (check: running) · 100 already done (start: running; stop: not running) ·
 // 101 not running · 102 error (one line on stderr; also: the file is locked by a process other
 // than the one it names, so nothing is sent; or it is not a PID file) · 103 stale PID file found
@@ -23,11 +24,17 @@ namespace {
 constexpr const char* help_text =
     "usage: ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] "
     "[--json]\n"
-    "                     (--start -- CMD ARGS | --stop | --check | --reload | --signal SIG)\n"
+    "                     (--start -- CMD ARGS | --upgrade -- CMD ARGS | --stop | --check |\n"
+    "                      --reload | --signal SIG)\n"
     "\n"
     "  --start -- CMD ARGS  run CMD (a daemon that detaches when ready); returns when it is ready\n"
+    "  --upgrade -- CMD ARGS  run CMD on the running daemon's listening sockets (LISTEN_FDS);\n"
+    "                       once it is ready the old one drains and exits, and the new one\n"
+    "                       takes the PID file over; no connection is refused. A new one that\n"
+    "                       fails or is not ready in time is stopped: the old one serves on\n"
     "  --stop               SIGTERM, then wait until the daemon has exited; SIGKILL after the "
     "timeout\n"
+    "                       (exit 102). Exit 101: not running\n"
     "  --check              print the daemon's PID if it runs\n"
     "  --reload             SIGHUP, then wait for the daemon's acknowledgement\n"
     "  --signal SIG         send SIG (HUP, SIGUSR1, 10, ...)\n"
@@ -125,6 +132,9 @@ int main(int argc, char** argv) {
         } else if (arg == "--start") {
             p.action = ringd::control_action::start;
             ++actions;
+        } else if (arg == "--upgrade") {
+            p.action = ringd::control_action::upgrade;
+            ++actions;
         } else if (arg == "--stop") {
             p.action = ringd::control_action::stop;
             ++actions;
@@ -144,11 +154,15 @@ int main(int argc, char** argv) {
     }
     if (p.pid_file.empty()) return usage("--pid-file F is required");
     if (actions != 1)
-        return usage("exactly one of --start, --stop, --check, --reload, --signal is required");
-    if (p.action == ringd::control_action::start && p.command.empty())
-        return usage("--start needs the daemon's command after --");
-    if (p.action != ringd::control_action::start && !p.command.empty())
-        return usage("only --start takes a command");
+        return usage(
+            "exactly one of --start, --upgrade, --stop, --check, --reload, --signal is required");
+    const bool takes_command =
+        p.action == ringd::control_action::start || p.action == ringd::control_action::upgrade;
+    if (takes_command && p.command.empty())
+        return usage(std::string("--") + ringd::to_string(p.action) +
+                     " needs the daemon's command after --");
+    if (!takes_command && !p.command.empty())
+        return usage("only --start and --upgrade take a command");
 
     auto out = ringd::daemon_control(p);
 
@@ -179,7 +193,7 @@ int main(int argc, char** argv) {
     if (out.exit_code != ringd::control_exit::error && !out.message.empty())
         std::fprintf(stderr, "ringd-control: %s\n", out.message.c_str());
     if (out.exit_code == ringd::control_exit::done &&
-        (p.action == ringd::control_action::check || p.action == ringd::control_action::start))
+        (p.action == ringd::control_action::check || takes_command))
         std::printf("%d\n", static_cast<int>(out.pid));
     return out.exit_code;
 }

@@ -37,7 +37,7 @@ struct accept_stream::state {
     }
 
     void arm() noexcept {
-        if (accept_armed || timer_armed || paused || orphaned || ctx->stopping()) return;
+        if (accept_armed || timer_armed || paused || ending || orphaned || ctx->stopping()) return;
         accept_armed = true;
         ctx->submit(&accept);
     }
@@ -99,6 +99,9 @@ struct accept_stream::state {
         s->arm();
     }
 
+    // stop_accepting() was called and the kernel holds no accept of ours any more.
+    [[nodiscard]] bool ended() const noexcept { return ending && !accept_armed; }
+
     // The consumer's stop request: ends its wait with operation_canceled, from the loop.
     void cancel_waiter() noexcept;
     struct stop_canceller {
@@ -134,6 +137,7 @@ struct accept_stream::state {
     bool timer_armed = false;             // the back-off timer is in the ring
     bool paused = false;                  // buffer full or consumer cancelled: do not arm
     bool orphaned = false;                // the accept_stream object is gone
+    bool ending = false;                  // stop_accepting(): never arm again
     bool tried_multishot = false;         // a multishot accept has succeeded at least once
     int callbacks_running = 0;            // >0 while a completion resumes the consumer
     accept_op accept{this};
@@ -146,7 +150,9 @@ class accept_stream::next_operation {
 public:
     explicit next_operation(state* s) noexcept : state_(s) {}
 
-    bool await_ready() noexcept { return state_->count != 0 || state_->pending_error != 0; }
+    bool await_ready() noexcept {
+        return state_->count != 0 || state_->pending_error != 0 || state_->ended();
+    }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
@@ -170,6 +176,7 @@ public:
             state_->unpause_if_room();
             return unique_fd(fd);
         }
+        if (state_->pending_error == 0 && state_->ended()) return errno_error(ECANCELED);
         return errno_error(std::exchange(state_->pending_error, 0));
     }
 
@@ -277,6 +284,9 @@ inline void accept_stream::state::on_accept(detail::io_op* op, int res,
             break;
         }
     }
+    // stop_accepting() has taken effect and every connection accepted before was handed out:
+    // a waiting consumer hears that the stream has ended.
+    if (s->ended() && s->count == 0 && s->waiter != nullptr) s->deliver(-ECANCELED);
     --s->callbacks_running;
     if (s->orphaned) return release_if_done(s);
     if (!s->accept_armed && s->pending_error == 0) {
@@ -301,6 +311,15 @@ inline accept_stream::~accept_stream() {
     if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
     if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
     state::release_if_done(state_);
+}
+
+inline void accept_stream::stop_accepting() noexcept {
+    if (state_ == nullptr || state_->ending) return;
+    state_->ending = true;
+    if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
+    if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
+    // Nothing in the ring: a waiting consumer hears at once that the stream has ended.
+    if (state_->ended() && state_->count == 0) state_->cancel_waiter();
 }
 
 inline accept_stream::next_operation accept_stream::next() noexcept {

@@ -1,0 +1,244 @@
+// End to end: `ringd-control --upgrade` replaces a running echod by a new one on the same
+// listening sockets (issue 12, item 1): no connection refused or reset meanwhile, the PID file
+// names the new daemon afterwards, and a new one that fails leaves the old one serving.
+#include "lifecycle_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <thread>
+
+using namespace std::chrono_literals;
+using ringd::testing::command_result;
+using ringd::testing::eventually;
+using ringd::testing::run_command;
+using ringd::testing::temp_dir;
+
+namespace {
+
+// One echod on 127.0.0.1 (an ephemeral port, learnt at start), its directory and PID file;
+// ends every process that mentions the directory when it goes.
+struct tcp_world {
+    temp_dir dir;
+    std::string pid = dir / "echod.pid";
+    int port = 0;
+
+    tcp_world() { ringd::testing::become_subreaper(); }
+    ~tcp_world() { ringd::testing::kill_all_mentioning(dir.path()); }
+
+    command_result control(std::vector<std::string> args,
+                           std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+        std::vector<std::string> argv = {ringd::testing::control_path(), "--pid-file", pid};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto r = run_command(argv, limit);
+        ringd::testing::reap_zombies();
+        return r;
+    }
+    // echod's command line; port 0 before the first start.
+    std::vector<std::string> echod() {
+        return {ringd::testing::echod_path(),
+                "--listen",
+                "127.0.0.1:" + std::to_string(port),
+                "--pid-file",
+                pid,
+                "--drain-timeout",
+                "5"};
+    }
+    command_result start() {
+        std::vector<std::string> args = {"--start", "--"};
+        for (auto& a : echod()) args.push_back(a);
+        auto r = control(args);
+        auto at = r.out.find("listening on 127.0.0.1:");
+        if (at != std::string::npos)
+            port = std::atoi(r.out.c_str() + at + std::strlen("listening on 127.0.0.1:"));
+        return r;
+    }
+    command_result upgrade(std::vector<std::string> command, std::vector<std::string> opts = {}) {
+        std::vector<std::string> args = {"--upgrade"};
+        args.insert(args.end(), opts.begin(), opts.end());
+        args.emplace_back("--");
+        args.insert(args.end(), command.begin(), command.end());
+        return control(args);
+    }
+    pid_t check() {
+        auto r = control({"--check"});
+        if (r.exit_code != 0) return 0;
+        return static_cast<pid_t>(std::atoi(r.out.c_str()));
+    }
+};
+
+// The PID that ringd-control printed: the last line of stdout (echod's own lines come first).
+pid_t last_line_pid(std::string out) {
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    auto nl = out.rfind('\n');
+    return static_cast<pid_t>(std::atoi(out.c_str() + (nl == std::string::npos ? 0 : nl + 1)));
+}
+
+// What one connection did: connect, send a line, read it back, close.
+enum class trip { ok, refused, reset, unanswered, other };
+
+trip round_trip(int port, const std::string& line) {
+    ringd::unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) return trip::other;
+    timeval tv{2, 0};
+    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        return errno == ECONNREFUSED ? trip::refused : trip::other;
+    std::string msg = line + "\n";
+    if (::send(s.get(), msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size()))
+        return errno == ECONNRESET || errno == EPIPE ? trip::reset : trip::other;
+    std::string reply;
+    char buf[256];
+    while (reply.size() < msg.size()) {
+        ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+        if (n > 0) {
+            reply.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == ECONNRESET) return trip::reset;
+        return trip::unanswered; // EOF before the reply, or 2 s without one
+    }
+    return reply == msg ? trip::ok : trip::other;
+}
+
+// A client thread that keeps doing round trips until stopped, counting each outcome.
+class load_client {
+public:
+    explicit load_client(int port) : port_(port), thread_([this] { run(); }) {}
+    ~load_client() { stop(); }
+    void stop() {
+        done_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    [[nodiscard]] long count(trip t) const { return counts_[static_cast<int>(t)].load(); }
+
+private:
+    void run() {
+        for (long i = 0; !done_; ++i)
+            ++counts_[static_cast<int>(round_trip(port_, "line " + std::to_string(i)))];
+    }
+    int port_;
+    std::atomic<bool> done_{false};
+    std::atomic<long> counts_[5] = {};
+    std::thread thread_;
+};
+
+} // namespace
+
+TEST_CASE("--upgrade replaces echod on its listening socket: no connection refused or reset, "
+          "and --check names the new PID") {
+    tcp_world w;
+    auto started = w.start();
+    INFO(started.err);
+    REQUIRE(started.exit_code == 0);
+    REQUIRE(w.port > 0);
+    pid_t current = w.check();
+    REQUIRE(current > 0);
+
+    load_client client(w.port);
+    REQUIRE(eventually([&] { return client.count(trip::ok) > 50; }, 5s));
+    constexpr int upgrades = 5;
+    std::chrono::milliseconds slowest{0};
+    for (int n = 0; n < upgrades; ++n) {
+        long before = client.count(trip::ok);
+        auto t0 = std::chrono::steady_clock::now();
+        auto up = w.upgrade(w.echod());
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - t0);
+        INFO("upgrade " << n << ": " << up.err << " (" << took.count() << " ms)");
+        REQUIRE(up.exit_code == 0);
+        slowest = std::max(slowest, took);
+        pid_t fresh = last_line_pid(up.out);
+        CHECK(fresh != current);
+        CHECK(w.check() == fresh);                           // the PID file names the new one...
+        CHECK_FALSE(ringd::testing::process_alive(current)); // ...and the old one is gone
+        CHECK(ringd::testing::read_file(w.pid) == std::to_string(fresh) + "\n");
+        current = fresh;
+        // The client goes on being served by the new one.
+        CHECK(eventually([&] { return client.count(trip::ok) > before + 20; }, 5s));
+    }
+    client.stop();
+    std::printf("upgrade: %d upgrades (slowest %lld ms), %ld round trips: %ld refused, %ld reset, "
+                "%ld unanswered, %ld other\n",
+                upgrades, static_cast<long long>(slowest.count()), client.count(trip::ok),
+                client.count(trip::refused), client.count(trip::reset),
+                client.count(trip::unanswered), client.count(trip::other));
+    INFO("ok " << client.count(trip::ok) << ", refused " << client.count(trip::refused)
+               << ", reset " << client.count(trip::reset) << ", unanswered "
+               << client.count(trip::unanswered) << ", other " << client.count(trip::other));
+    CHECK(client.count(trip::ok) > 100);
+    CHECK(client.count(trip::refused) == 0);
+    CHECK(client.count(trip::reset) == 0);
+    CHECK(client.count(trip::unanswered) == 0);
+    CHECK(client.count(trip::other) == 0);
+
+    CHECK(w.control({"--stop"}).exit_code == 0);
+    CHECK_FALSE(ringd::testing::process_alive(current));
+}
+
+TEST_CASE("--upgrade to a command that fails exits 102 and leaves the old daemon serving") {
+    tcp_world w;
+    REQUIRE(w.start().exit_code == 0);
+    pid_t old = w.check();
+    REQUIRE(old > 0);
+
+    SECTION("a command that exits 1") {
+        auto up = w.upgrade({"false"});
+        CHECK(up.exit_code == 102);
+        CHECK_THAT(up.err, Catch::Contains("false failed to start (exit code 1)"));
+        CHECK_THAT(up.err, Catch::Contains("PID " + std::to_string(old) + " goes on serving"));
+    }
+    SECTION("echod with a bad option") {
+        auto cmd = w.echod();
+        cmd.emplace_back("--bogus");
+        cmd.emplace_back("x");
+        auto up = w.upgrade(cmd);
+        CHECK(up.exit_code == 102);
+        CHECK_THAT(up.err, Catch::Contains("unknown option --bogus"));
+        CHECK_THAT(up.err, Catch::Contains("failed to start (exit code 64)"));
+    }
+    SECTION("a command that is never ready within --timeout") {
+        auto t0 = std::chrono::steady_clock::now();
+        auto up = w.upgrade({"sh", "-c", "sleep 30; : " + w.dir.path()}, {"--timeout", "1"});
+        CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+        CHECK(up.exit_code == 102);
+        CHECK_THAT(up.err, Catch::Contains("was not ready within 1 s"));
+        // The starter was stopped, not left behind.
+        const std::string sleeper = "sleep 30; : " + w.dir.path();
+        CHECK(eventually([&] { return ringd::testing::processes_mentioning(sleeper).empty(); }));
+    }
+    SECTION("a program that does not exist") {
+        auto up = w.upgrade({w.dir / "no-such-program"});
+        CHECK(up.exit_code == 102);
+        CHECK_THAT(up.err, Catch::Contains("cannot run"));
+    }
+    // Untouched: the same daemon, still named by the PID file, still serving.
+    CHECK(w.check() == old);
+    CHECK(ringd::testing::process_alive(old));
+    CHECK(round_trip(w.port, "still here") == trip::ok);
+    CHECK(w.control({"--stop"}).exit_code == 0);
+}
+
+TEST_CASE("--upgrade on a stopped daemon exits 101 and starts nothing") {
+    tcp_world w;
+    auto up =
+        w.upgrade({ringd::testing::echod_path(), "--listen", "127.0.0.1:0", "--pid-file", w.pid});
+    CHECK(up.exit_code == 101);
+    CHECK_THAT(up.err, Catch::Contains("not running"));
+    CHECK(ringd::testing::processes_mentioning(w.pid).empty());
+    CHECK(w.check() == 0);
+}
