@@ -215,6 +215,22 @@ public:
     // keep_table: the table keeps every service as wanted (SIGTERM: the next supervisor resumes
     // them); else the table is removed and unused logs deleted (an operator's shutdown).
     void shutdown(bool keep_table = true);
+    // Completes once the table holds every change made before it was created (at once
+    // without a table; also if that write failed, which is logged): an operator's request is
+    // answered once it would survive a crash. Resumed on the loop's thread, from run().
+    struct table_durable_awaiter {
+        supervisor* s;
+        std::uint64_t target;
+        bool await_ready() const noexcept {
+            return s->options_.table_path.empty() || !s->running_ ||
+                   s->table_written_upto_ >= target;
+        }
+        void await_suspend(std::coroutine_handle<> h) {
+            s->durable_waiters_.emplace_back(target, h);
+        }
+        void await_resume() const noexcept {}
+    };
+    [[nodiscard]] table_durable_awaiter table_durable() noexcept { return {this, table_changes_}; }
     // Ends run() without stopping anything: the table records every process, which keeps
     // running for the next supervisor to adopt (an in-place upgrade: detach, then execve the
     // new binary, whose children they still are).
@@ -354,7 +370,9 @@ private:
     [[nodiscard]] std::string describe_exit(const service& s) const;
     void open_notify_socket(service& s);
     [[nodiscard]] std::vector<table_entry> table_entries() const;
+    void mark_table_dirty() noexcept; // a change for the table (table_changes_ counts them)
     void write_table();
+    void table_settled(std::uint64_t covering) noexcept; // resumes table_durable() waiters
     void write_pids();
     // Writes the dirty table files now, or arms flush_ for when the interval since the last
     // write has passed (a burst of events costs one write per interval, not one per event).
@@ -418,11 +436,15 @@ private:
     supervision::duration table_interval_{};  // ... and the least wait before the next write
     supervision::time_point pids_written_{};  // the same for <table>.pids
     supervision::duration pids_interval_{};
-    std::size_t busy_ = 0;           // services not quiescent (for all_down without a scan)
-    std::size_t removing_ = 0;       // services being removed (sweep_removed looks at them)
-    std::size_t pending_starts_ = 0; // services with pending_start
-    bool all_stop_sent_ = false;     // shutdown: every service has been told to stop
-    bool logs_scanned_ = false;      // log_dir was read for found_logs_
+    std::size_t busy_ = 0;                 // services not quiescent (for all_down without a scan)
+    std::size_t removing_ = 0;             // services being removed (sweep_removed looks at them)
+    std::size_t pending_starts_ = 0;       // services with pending_start
+    bool all_stop_sent_ = false;           // shutdown: every service has been told to stop
+    bool logs_scanned_ = false;            // log_dir was read for found_logs_
+    std::uint64_t table_changes_ = 0;      // changes made for the table so far
+    std::uint64_t table_written_upto_ = 0; // of them, those a write has settled
+    std::vector<std::pair<std::uint64_t, std::coroutine_handle<>>>
+        durable_waiters_; // ... and who waits
     std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>, std::less<>>
         found_logs_;       // earlier logs in log_dir by service name, oldest first, not yet claimed
     unique_fd sigchld_fd_; // signalfd for SIGCHLD (reap_orphans only)

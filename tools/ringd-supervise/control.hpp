@@ -11,6 +11,7 @@
 
 #include "config.hpp"
 
+#include <ringd/deadline.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
@@ -46,8 +47,9 @@ struct control_context {
 };
 
 struct answer {
-    int status = 0;   // the client's exit status
-    std::string text; // printed by the client
+    int status = 0;       // the client's exit status
+    std::string text;     // printed by the client
+    bool durable = false; // sent once the table holds the change (supervisor::table_durable)
 };
 
 inline constexpr std::string_view ctl_usage =
@@ -417,7 +419,7 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
             return error(why);
         }
         c.log.logf(ringd::log_level::notice, "register %s: %s", name.c_str(), program.c_str());
-        return {0, "registered " + name + "\n"};
+        return {0, "registered " + name + "\n", true};
     }
     if (cmd == "unregister") {
         auto name = one_name();
@@ -430,7 +432,7 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
         auto removed = c.sup.remove(*name);
         if (!removed) return error(removed.error());
         c.log.logf(ringd::log_level::notice, "unregister %s: %s", name->c_str(), removed->c_str());
-        return {0, "unregistered " + *name + ": " + *removed + "\n"};
+        return {0, "unregistered " + *name + ": " + *removed + "\n", true};
     }
     if (cmd == "list") {
         const bool json = words.size() == 2 && words[1] == "--json";
@@ -461,7 +463,7 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
                                     : c.sup.restart(*name);
         if (!done) return error(done.error());
         c.log.logf(ringd::log_level::notice, "%s %s: requested", cmd.c_str(), name->c_str());
-        return {0, cmd + " " + *name + ": ok\n"};
+        return {0, cmd + " " + *name + ": ok\n", true};
     }
     if (cmd == "shutdown") {
         if (words.size() != 1) return error("shutdown: takes no arguments");
@@ -495,12 +497,6 @@ inline ringd::task<void> read_request(ringd::buffer_ring& pool, const ringd::uni
     }
 }
 
-inline ringd::task<void> stop_after(ringd::io_context& ctx, std::chrono::seconds delay,
-                                    ringd::scope& target) {
-    auto slept = co_await ringd::sleep_for(ctx, delay);
-    if (slept) target.request_stop();
-}
-
 inline ringd::task<void> send_text(ringd::io_context& ctx, const ringd::unique_fd& fd,
                                    std::string text) {
     (void)co_await ringd::async_send_all(ctx, fd, std::as_bytes(std::span(text)));
@@ -524,12 +520,8 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::buffer_
     std::string request, fault;
     {
         ringd::scope reading;
-        ringd::scope timer;
         reading.spawn(read_request(pool, fd, request, fault));
-        timer.spawn(stop_after(ctx, std::chrono::seconds(5), reading));
-        co_await reading.join();
-        timer.request_stop();
-        co_await timer.join();
+        (void)co_await ringd::join_within(ctx, reading, std::chrono::seconds(5));
     }
     answer a;
     if (!fault.empty()) {
@@ -544,6 +536,7 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::buffer_
         }
         a = handle_request(words, c);
     }
+    if (a.durable) co_await c.sup.table_durable(); // a crash from here on keeps the change
     co_await send_text(ctx, fd, std::to_string(a.status) + "\n" + a.text);
 }
 

@@ -628,9 +628,20 @@ inline std::vector<table_entry> supervisor::table_entries() const {
     return entries;
 }
 
+inline void supervisor::mark_table_dirty() noexcept {
+    table_dirty_ = true;
+    ++table_changes_;
+}
+
 inline void supervisor::write_table() {
     table_dirty_ = false;
     pids_dirty_ = true; // a fresh table: write the processes next to it
+    const std::uint64_t covering = table_changes_;
+    struct settle { // whatever the outcome, those waiting for these changes go on
+        supervisor* self;
+        std::uint64_t covering;
+        ~settle() { self->table_settled(covering); }
+    } settled{this, covering};
     if (options_.table_path.empty()) return;
     std::vector<table_entry> entries = table_entries();
     for (table_entry& e : entries) {
@@ -646,6 +657,19 @@ inline void supervisor::write_table() {
     }
 }
 
+inline void supervisor::table_settled(std::uint64_t covering) noexcept {
+    table_written_upto_ = std::max(table_written_upto_, covering);
+    // Resumed here, on the loop's thread (their next step is a send on the ring).
+    while (!durable_waiters_.empty()) {
+        auto it = std::find_if(durable_waiters_.begin(), durable_waiters_.end(),
+                               [&](const auto& w) { return w.first <= table_written_upto_; });
+        if (it == durable_waiters_.end()) return;
+        const std::coroutine_handle<> h = it->second;
+        durable_waiters_.erase(it);
+        h.resume();
+    }
+}
+
 inline void supervisor::flush_tables() {
     if (!table_dirty_ && !pids_dirty_) return;
     if (options_.table_path.empty()) {
@@ -657,6 +681,11 @@ inline void supervisor::flush_tables() {
     // written at once.
     auto interval = [](supervision::duration took) {
         return std::max<supervision::duration>(std::chrono::milliseconds(10), took * 10);
+    };
+    // <table>.pids at least every 100 ms: a process it does not name yet would be started a
+    // second time by a supervisor restarted after a crash.
+    auto pids_interval = [&](supervision::duration took) {
+        return std::min<supervision::duration>(interval(took), std::chrono::milliseconds(100));
     };
     supervision::time_point now = supervision::clock::now();
     std::optional<supervision::time_point> later;
@@ -674,7 +703,7 @@ inline void supervisor::flush_tables() {
         if (now - pids_written_ >= pids_interval_) {
             write_pids();
             const auto done = supervision::clock::now();
-            pids_interval_ = interval(done - now);
+            pids_interval_ = pids_interval(done - now);
             pids_written_ = done;
         } else {
             const auto when = pids_written_ + pids_interval_;
@@ -779,7 +808,7 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
         }
     }
     services_.emplace(s.spec.name, std::move(owned));
-    table_dirty_ = true;
+    mark_table_dirty();
     changed_ = true;
     if (previous != nullptr) s.log_path = previous->log_path;
     for (auto& [path, size] : take_found_logs(s.spec.name)) {
@@ -850,7 +879,7 @@ inline void supervisor::start_or_restart(service& s) {
 }
 
 inline void supervisor::changed_by_operator() noexcept {
-    table_dirty_ = true;
+    mark_table_dirty();
     wake();
 }
 
@@ -1404,7 +1433,7 @@ inline void supervisor::sweep_removed() {
         for (const std::string& old : s.old_logs) remove_log(old);
         --removing_;
         set_pending_start(s, false);
-        table_dirty_ = true;
+        mark_table_dirty();
         changed_ = true;
         it = services_.erase(it);
     }
