@@ -15,6 +15,7 @@
 #include "spool.hpp"
 
 #include <ringd/buffer_ring.hpp>
+#include <ringd/deadline.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
@@ -194,13 +195,14 @@ public:
         acceptors_->tasks.request_stop();
         co_await acceptors_->tasks.join();
         listener_sets_.clear(); // a UNIX socket path goes away with its listener
-        ringd::scope drain_timer;
-        drain_timer.spawn(cancel_after(config_.drain_timeout));
         refusals_.request_stop();
         co_await refusals_.join();
-        co_await connections_.join();
-        drain_timer.request_stop();
-        co_await drain_timer.join();
+        // Transfers in progress may finish until the drain timeout; then they are cancelled
+        // (a cancelled upload leaves nothing in the spool).
+        const std::size_t open = connections_.size();
+        if (!co_await ringd::join_within(ctx_, connections_, config_.drain_timeout))
+            log_.logf(ringd::log_level::warning,
+                      "drain timeout: cancelled the transfers still running (of %zu)", open);
         std::remove(config_.listen_file(name_).c_str());
         log_.log(ringd::log_level::notice, "stopped");
         co_return 0;
@@ -305,14 +307,6 @@ private:
             co_await refuse_connection(rc, stream, limits, std::move(peer));
         else
             co_await serve_connection(rc, stream, limits, std::move(peer));
-    }
-
-    ringd::task<void> cancel_after(std::chrono::milliseconds delay) {
-        auto slept = co_await ringd::sleep_for(ctx_, delay);
-        if (!slept) co_return;
-        log_.logf(ringd::log_level::warning, "drain timeout: cancelling %zu transfers",
-                  connections_.size());
-        connections_.request_stop();
     }
 
     ringd::io_context& ctx_;
