@@ -144,6 +144,18 @@ std::string describe(const std::vector<ringd::listener>& listeners) {
 }
 
 // [serve]
+// [hand-over]
+// Opts in to upgrades: these are the sockets that `ringd-control --upgrade` passes on to the
+// successor (lifecycle 4). Without them an upgrade is refused and nothing changes.
+void offer_for_upgrade(ringd::daemon_context& d, const std::vector<ringd::listener>& listeners) {
+    std::vector<ringd::handover_socket> offered;
+    for (auto& l : listeners) offered.push_back({l.fd().get(), "echod-listen"});
+    if (auto h = d.hand_over(std::move(offered)); !h)
+        std::fprintf(stderr, "echod: cannot offer the listening sockets for upgrades: %s\n",
+                     h.error().message().c_str());
+}
+// [/hand-over]
+
 // The daemon's body: accept on every listener, reload on SIGHUP, drain on SIGTERM.
 task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listeners,
                 const std::string& config, settings current) {
@@ -170,12 +182,7 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
         for (auto& l : listeners) fds.push_back(l.fd());
         (void)d.notify().store_fds(fds, "echod-listen");
     }
-    // Opt in to upgrades: these are the sockets `ringd-control --upgrade` passes on.
-    std::vector<ringd::handover_socket> offered;
-    for (auto& l : listeners) offered.push_back({l.fd().get(), "echod-listen"});
-    if (auto h = d.hand_over(std::move(offered)); !h)
-        std::fprintf(stderr, "echod: cannot offer the listening sockets for upgrades: %s\n",
-                     h.error().message().c_str());
+    offer_for_upgrade(d, listeners);
     d.ready("listening on " + describe(listeners));
 
     co_await d.stopped();
