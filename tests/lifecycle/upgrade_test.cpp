@@ -35,13 +35,22 @@ struct tcp_world {
     tcp_world() { ringd::testing::become_subreaper(); }
     ~tcp_world() { ringd::testing::kill_all_mentioning(dir.path()); }
 
-    command_result control(std::vector<std::string> args,
-                           std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+    // Reaping adopted daemons (waitpid(-1)) would steal another thread's child from its
+    // run_command(): `concurrent` callers leave it to the end of the test.
+    std::atomic<bool> concurrent{false};
+
+    command_result control(std::vector<std::string> args) {
         std::vector<std::string> argv = {ringd::testing::control_path(), "--pid-file", pid};
         argv.insert(argv.end(), args.begin(), args.end());
-        auto r = run_command(argv, limit);
-        ringd::testing::reap_zombies();
+        auto r = run_command(argv);
+        if (!concurrent) ringd::testing::reap_zombies();
         return r;
+    }
+    // The echod processes serving this world's port (their title names it).
+    std::size_t daemons() {
+        return ringd::testing::processes_mentioning("echod [127.0.0.1:" + std::to_string(port) +
+                                                    "]")
+            .size();
     }
     // echod's command line; port 0 before the first start.
     std::vector<std::string> echod() {
@@ -233,12 +242,53 @@ TEST_CASE("--upgrade to a command that fails exits 102 and leaves the old daemon
     CHECK(w.control({"--stop"}).exit_code == 0);
 }
 
+TEST_CASE("--check, --start and --stop during an --upgrade wait for it: one daemon at a time") {
+    tcp_world w;
+    REQUIRE(w.start().exit_code == 0);
+    pid_t old = w.check();
+    REQUIRE(old > 0);
+
+    std::atomic<bool> upgrading{true};
+    command_result up;
+    w.concurrent = true;
+    std::thread upgrader([&] {
+        up = w.upgrade(w.echod());
+        upgrading = false;
+    });
+    // Checks racing the upgrade: each names exactly one daemon, the old or the new one.
+    std::vector<pid_t> seen;
+    while (upgrading) seen.push_back(w.check());
+    auto start_again = w.start(); // after the upgrade, whenever it runs: already running
+    upgrader.join();
+    INFO(up.err);
+    REQUIRE(up.exit_code == 0);
+    pid_t fresh = last_line_pid(up.out);
+    CHECK(fresh != old);
+    for (pid_t p : seen) CHECK((p == old || p == fresh));
+    CHECK(start_again.exit_code == 100);
+    CHECK_THAT(start_again.err, Catch::Contains("already running as PID " + std::to_string(fresh)));
+    CHECK(w.check() == fresh);
+    CHECK(w.daemons() == 1);
+
+    // A stop racing an upgrade: one runs first, and either way the daemon ends up stopped (the
+    // upgrade first: the stop ends the new daemon; the stop first: the upgrade finds none, 101).
+    std::thread stopper([&] { up = w.upgrade(w.echod()); });
+    auto stop = w.control({"--stop"});
+    stopper.join();
+    w.concurrent = false;
+    ringd::testing::reap_zombies();
+    CHECK(stop.exit_code == 0);
+    CHECK((up.exit_code == 0 || up.exit_code == 101));
+    CHECK(eventually([&] { return w.daemons() == 0; }, 5s));
+    CHECK(w.check() == 0);
+}
+
 TEST_CASE("--upgrade on a stopped daemon exits 101 and starts nothing") {
     tcp_world w;
     auto up =
         w.upgrade({ringd::testing::echod_path(), "--listen", "127.0.0.1:0", "--pid-file", w.pid});
     CHECK(up.exit_code == 101);
     CHECK_THAT(up.err, Catch::Contains("not running"));
-    CHECK(ringd::testing::processes_mentioning(w.pid).empty());
+    CHECK(::access(w.pid.c_str(), F_OK) != 0); // no daemon was started: none made the file
     CHECK(w.check() == 0);
 }
