@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -257,6 +259,58 @@ TEST_CASE("a stopped consumer gets operation_canceled and can accept again after
     CHECK(ringd::testing::run_bounded(ctx, body()));
     REQUIRE(first_error.has_value());
     CHECK(ringd::is_cancelled(*first_error));
+}
+
+TEST_CASE("stop_accepting hands out every connection already accepted, then ends; later ones "
+          "wait in the backlog for another process") {
+    io_context ctx;
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    accept_stream stream(ctx, l);
+    std::vector<unique_fd> clients;
+    int handed_out = 0;
+    std::optional<std::error_code> end;
+    SECTION("connections taken ahead of the consumer are not dropped") {
+        constexpr int early = 20;
+        for (int i = 0; i < early; ++i)
+            clients.push_back(ringd::testing::connect_blocking(l.address()));
+        auto body = [&]() -> task<void> {
+            co_await ringd::sleep_for(ctx, 20ms); // the multishot accept buffers them meanwhile
+            stream.stop_accepting();
+            for (;;) {
+                auto c = co_await stream.next();
+                if (!c) {
+                    end = c.error();
+                    co_return;
+                }
+                ++handed_out;
+            }
+        };
+        ringd::testing::run_bounded(ctx, body());
+        CHECK(handed_out == early);
+    }
+    SECTION("a consumer waiting on an empty stream hears at once that it has ended") {
+        auto waiter = [&]() -> task<void> {
+            auto c = co_await stream.next();
+            if (!c) end = c.error();
+        };
+        auto body = [&]() -> task<void> {
+            scope sc;
+            sc.spawn(waiter());
+            co_await ringd::sleep_for(ctx, 10ms);
+            stream.stop_accepting();
+            co_await sc.join();
+        };
+        ringd::testing::run_bounded(ctx, body());
+        CHECK(handed_out == 0);
+    }
+    REQUIRE(end.has_value());
+    CHECK(ringd::is_cancelled(*end));
+    // A later connection is left in the backlog: whoever else holds the socket accepts it.
+    auto late = ringd::testing::connect_blocking(l.address());
+    pollfd p{l.fd().get(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 2000) == 1);
+    unique_fd taken(::accept4(l.fd().get(), nullptr, nullptr, SOCK_CLOEXEC));
+    CHECK(taken);
 }
 
 TEST_CASE("an echo over TCP, IPv6 and UNIX round-trips through connect, send and recv") {
