@@ -676,11 +676,11 @@ inline void supervisor::flush_tables() {
         table_dirty_ = pids_dirty_ = false;
         return;
     }
-    // Each file waits at least 10 times as long as its last write took (at least 10 ms): at most
-    // a tenth of the loop's time goes to the table under a burst, and an isolated change is
-    // written at once.
+    // Each file waits at least 3 times as long as its last write took (at least 10 ms): at most
+    // a quarter of the loop's time goes to the table under a burst (the requests that wait for
+    // a durable table share each write), and an isolated change is written at once.
     auto interval = [](supervision::duration took) {
-        return std::max<supervision::duration>(std::chrono::milliseconds(10), took * 10);
+        return std::max<supervision::duration>(std::chrono::milliseconds(10), took * 3);
     };
     // <table>.pids at least every 100 ms: a process it does not name yet would be started a
     // second time by a supervisor restarted after a crash.
