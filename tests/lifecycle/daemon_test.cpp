@@ -145,11 +145,18 @@ TEST_CASE("a second instance is refused, naming the running PID, with exit code 
 TEST_CASE("SIGHUP runs the reload hook; a failed reload keeps running and says why") {
     temp_dir dir;
     std::string pid_path = dir / "d.pid";
+    // The daemon says ready (a newline, as to s6) once its reload hook is installed: a SIGHUP
+    // before that is answered "reload is not supported", so the test waits for it.
+    int ready_pipe[2];
+    REQUIRE(::pipe(ready_pipe) == 0);
+    ringd::unique_fd ready_end(ready_pipe[0]);
     auto [child, err] = fork_with_stderr([&] {
+        ::close(ready_pipe[0]);
         ringd::daemon_params p;
         p.program = "testd";
         p.pid_file = pid_path;
         p.flags.foreground = true;
+        p.notification_fd = ready_pipe[1];
         return ringd::daemon_run(p, [](daemon_context& d) -> task<int> {
             int calls = 0;
             d.on_reload([&]() -> ringd::expected<void, std::string> {
@@ -161,7 +168,10 @@ TEST_CASE("SIGHUP runs the reload hook; a failed reload keeps running and says w
             co_return calls == 2 ? 0 : 1;
         });
     });
+    ::close(ready_pipe[1]);
     std::string status_path = dir / "d.reload";
+    pollfd ready{ready_end.get(), POLLIN, 0};
+    REQUIRE(::poll(&ready, 1, 10000) == 1);
     REQUIRE(eventually([&] { return probe(pid_path).state == pid_file_state::running; }));
     REQUIRE(eventually([&] { return reload_record_of(status_path).has_value(); }));
     CHECK(reload_record_of(status_path)->state == "running");
