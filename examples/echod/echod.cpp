@@ -198,6 +198,9 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     co_await connections.join();
     timer.request_stop();
     co_await timer.join();
+    // Upgraded: the successor serves on these sockets; a UNIX socket keeps its path.
+    if (d.handed_over())
+        for (auto& l : listeners) (void)l.release();
     std::fprintf(stderr, "echod: stopped\n");
     co_return 0;
 }

@@ -141,8 +141,16 @@ inline result<unique_fd> control_pidfd_open(pid_t pid) noexcept {
     return unique_fd(fd);
 }
 
-inline result<void> control_pidfd_signal(borrowed_fd pidfd, int sig) noexcept {
-    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0) return last_error();
+// With a nonzero `value`, the signal is sent as sigqueue(3) would (si_code SI_QUEUE, si_int).
+inline result<void> control_pidfd_signal(borrowed_fd pidfd, int sig, int value = 0) noexcept {
+    siginfo_t info{};
+    info.si_signo = sig;
+    info.si_code = SI_QUEUE;
+    info.si_pid = ::getpid();
+    info.si_uid = ::getuid();
+    info.si_value.sival_int = value;
+    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, value != 0 ? &info : nullptr, 0) != 0)
+        return last_error();
     return {};
 }
 
@@ -502,9 +510,12 @@ private:
     // SIGTERM (unless `signal` is false: it is exiting already), then waits for the exit until
     // the deadline; then SIGKILL (killed, and the message says so) and 10 s more. False: error()
     // said why (it could not be signalled, or survived SIGKILL).
-    bool end_daemon(borrowed_fd pidfd, pid_t pid, bool signal) {
+    // With `handover`, the SIGTERM carries detail::handover_stop_value (sigqueue-style), which
+    // tells the daemon that a successor serves on its sockets (daemon_context::handed_over()).
+    bool end_daemon(borrowed_fd pidfd, pid_t pid, bool signal, bool handover = false) {
         if (signal) {
-            if (auto s = control_pidfd_signal(pidfd, SIGTERM); !s && s.error().value() != ESRCH) {
+            if (auto s = control_pidfd_signal(pidfd, SIGTERM, handover ? handover_stop_value : 0);
+                !s && s.error().value() != ESRCH) {
                 error("cannot signal PID " + std::to_string(pid) + ": " + s.error().message(), pid);
                 return false;
             }
@@ -823,7 +834,7 @@ private:
         }
         // The new daemon serves beside the old one. Now the old one stops accepting and drains
         // (SIGKILL if it has not finished by the deadline, as --stop does).
-        if (!end_daemon(*pidfd, old, true)) return;
+        if (!end_daemon(*pidfd, old, true, true)) return;
         // The new daemon takes the PID file over at once; wait until the file names it.
         std::string dir = p_.pid_file.substr(0, p_.pid_file.rfind('/') + 1);
         control_file_watch watch(dir.empty() ? "." : dir,

@@ -175,6 +175,10 @@ int daemon_run(daemon_start&& start, Body body);
 template <class Body>
 int daemon_run(daemon_params params, Body body);
 
+namespace detail {
+inline task<void> daemon_signal_loop(daemon_context& d, lifecycle_signals& signals);
+} // namespace detail
+
 // What the body gets: the loop, and the daemon's side of the lifecycle.
 class daemon_context {
 public:
@@ -215,6 +219,11 @@ public:
     // Errors: a bad name (EINVAL), or the file's open/write/rename errors.
     result<void> hand_over(std::vector<handover_socket> sockets);
     // True while this daemon is an upgrade that has not yet taken over the PID file.
+    // True once the stop request came from `ringd-control --upgrade` (a SIGTERM queued with
+    // detail::handover_stop_value): a successor serves on this daemon's listening sockets, so
+    // nothing they need may go at exit. A UNIX listener keeps its path: release() it instead of
+    // letting its destructor unlink the path.
+    [[nodiscard]] bool handed_over() const noexcept { return handed_over_; }
     [[nodiscard]] bool taking_over() const noexcept {
         return static_cast<bool>(start_->upgrade_from_) && !start_->pid_.locked();
     }
@@ -227,6 +236,7 @@ private:
     void write_reload_status(std::string_view state, std::string_view reason) noexcept;
     result<void> write_handover() noexcept;
     friend task<void> daemon_take_over(daemon_context& d);
+    friend task<void> detail::daemon_signal_loop(daemon_context& d, lifecycle_signals& signals);
     void message(const std::string& text) const noexcept {
         std::fprintf(stderr, "%s: %s\n", start_->params_.program.c_str(), text.c_str());
     }
@@ -241,6 +251,7 @@ private:
     std::uint64_t generation_ = 0; // reloads started
     bool ready_ = false;
     bool stopping_ = false;
+    bool handed_over_ = false; // the stop came from ringd-control --upgrade
     std::chrono::steady_clock::time_point stop_deadline_{};
 };
 
@@ -606,10 +617,14 @@ inline task<void> daemon_signal_loop(daemon_context& d, lifecycle_signals& signa
     for (;;) {
         auto ev = co_await signals.next();
         if (!ev) co_return; // cancelled at the end of the body
-        if (*ev == lifecycle_event::stop)
+        if (*ev == lifecycle_event::stop) {
+            const signal_info& s = signals.last();
+            if (s.number == SIGTERM && s.code == SI_QUEUE && s.value == handover_stop_value)
+                d.handed_over_ = true;
             d.request_stop();
-        else
+        } else {
             d.reload();
+        }
     }
 }
 

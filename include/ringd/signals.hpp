@@ -22,6 +22,8 @@ struct signal_info {
     int number = 0;   // SIGHUP, SIGTERM, ...
     pid_t sender = 0; // ssi_pid: who sent it (kill/sigqueue), 0 for the kernel
     uid_t sender_uid = 0;
+    int code = 0;  // ssi_code: SI_USER (kill), SI_QUEUE (sigqueue), SI_KERNEL ...
+    int value = 0; // ssi_int: the value sent with sigqueue (SI_QUEUE), else 0
 };
 
 // Blocks `signals` in the calling thread; threads created afterwards inherit the mask. Call it
@@ -68,7 +70,8 @@ public:
             ssize_t n = ::read(fd_.get(), &si, sizeof si);
             if (n == static_cast<ssize_t>(sizeof si))
                 co_return signal_info{static_cast<int>(si.ssi_signo),
-                                      static_cast<pid_t>(si.ssi_pid), si.ssi_uid};
+                                      static_cast<pid_t>(si.ssi_pid), si.ssi_uid, si.ssi_code,
+                                      si.ssi_int};
             if (n < 0 && errno != EAGAIN && errno != EINTR) co_return last_error();
             // Nothing queued: wait for readability on the ring (no thread, no handler).
             auto ready = co_await async_poll(*ctx_, fd_, POLLIN);
@@ -96,11 +99,16 @@ public:
     task<result<lifecycle_event>> next() {
         auto s = co_await set_.next();
         if (!s) co_return unexpected<std::error_code>(s.error());
+        last_ = *s;
         co_return s->number == SIGHUP ? lifecycle_event::reload : lifecycle_event::stop;
     }
 
+    // The signal behind the last event next() returned (who sent it, a sigqueue value).
+    [[nodiscard]] const signal_info& last() const noexcept { return last_; }
+
 private:
     signal_set set_;
+    signal_info last_;
 };
 
 } // namespace ringd

@@ -7,7 +7,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <atomic>
@@ -281,6 +285,57 @@ TEST_CASE("--check, --start and --stop during an --upgrade wait for it: one daem
     CHECK((up.exit_code == 0 || up.exit_code == 101));
     CHECK(eventually([&] { return w.daemons() == 0; }, 5s));
     CHECK(w.check() == 0);
+}
+
+TEST_CASE("an upgraded echod on a UNIX socket leaves its path to the successor") {
+    tcp_world w;
+    const std::string sock = w.dir / "echod.sock";
+    auto command = [&] {
+        auto argv = w.echod();
+        argv.emplace_back("--listen");
+        argv.push_back(sock);
+        return argv;
+    };
+    std::vector<std::string> args = {"--start", "--"};
+    for (auto& a : command()) args.push_back(a);
+    REQUIRE(w.control(args).exit_code == 0);
+    auto started = w.control({"--check"});
+    REQUIRE(started.exit_code == 0);
+    // The first start bound port 0: upgrade to the port it got.
+    auto listen = ringd::testing::read_file(w.dir / "echod.listen");
+    REQUIRE(!listen.empty());
+    pid_t old = w.check();
+    sockaddr_in bound{};
+    socklen_t len = sizeof bound;
+    {
+        // The TCP port, from the old daemon's listening socket in /proc (no output parsing).
+        ringd::unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, old, 0)));
+        REQUIRE(pidfd);
+        int fd = std::atoi(listen.c_str() + listen.find('\n') + 1);
+        ringd::unique_fd s(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+        REQUIRE(s);
+        REQUIRE(::getsockname(s.get(), reinterpret_cast<sockaddr*>(&bound), &len) == 0);
+    }
+    w.port = ntohs(bound.sin_port);
+    auto up = w.upgrade(command());
+    INFO(up.err);
+    REQUIRE(up.exit_code == 0);
+    CHECK(w.check() != old);
+    struct stat st {};
+    CHECK(::stat(sock.c_str(), &st) == 0); // the old one did not unlink it at its exit
+    ringd::unique_fd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, sock.c_str(), sock.size() + 1);
+    REQUIRE(::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::write(c.get(), "unix\n", 5) == 5);
+    char buf[16] = {};
+    pollfd p{c.get(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 2000) == 1);
+    CHECK(::read(c.get(), buf, sizeof buf) == 5);
+    CHECK(std::string(buf) == "unix\n");
+    CHECK(round_trip(w.port, "tcp") == trip::ok);
+    CHECK(w.control({"--stop"}).exit_code == 0);
 }
 
 TEST_CASE("--upgrade on a stopped daemon exits 101 and starts nothing") {

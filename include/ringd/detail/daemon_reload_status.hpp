@@ -19,6 +19,11 @@ namespace ringd::detail {
 
 inline constexpr std::size_t reload_record_size = 512;
 
+// The sigqueue value (si_code SI_QUEUE) of the SIGTERM that `ringd-control --upgrade` sends to
+// the daemon it replaces: a successor serves on its listening sockets now
+// (daemon_context::handed_over()).
+inline constexpr int handover_stop_value = 0x52554744; // "RUGD"
+
 struct reload_record {
     std::uint64_t generation = 0; // reloads started since the daemon started
     pid_t pid = 0;                // the daemon that wrote it
