@@ -12,6 +12,7 @@
 // on is used instead of binding again.
 #include <ringd.hpp>
 #include <ringd/daemon.hpp>
+#include <ringd/deadline.hpp>
 #include <ringd/notify.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/version.hpp>
@@ -128,15 +129,6 @@ task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool,
 }
 // [/accept-loop]
 
-// Cancels `target` after `delay` unless this task is cancelled first.
-task<void> cancel_after(ringd::io_context& ctx, std::chrono::seconds delay, ringd::scope& target) {
-    auto slept = co_await ringd::sleep_for(ctx, delay);
-    if (slept) {
-        std::fprintf(stderr, "echod: drain timeout: closing %zu connections\n", target.size());
-        target.request_stop();
-    }
-}
-
 std::string describe(const std::vector<ringd::listener>& listeners) {
     std::string out;
     for (auto& l : listeners) out += (out.empty() ? "" : " ") + l.address().to_string();
@@ -190,14 +182,10 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
     std::fprintf(stderr, "echod: stopping, %zu connections open\n", connections.size());
     for (auto& s : streams) s.stop_accepting();
     co_await acceptors.join();
-    ringd::scope timer;
-    timer.spawn(cancel_after(ctx,
-                             std::chrono::duration_cast<std::chrono::seconds>(
-                                 d.stop_deadline() - std::chrono::steady_clock::now()),
-                             connections));
-    co_await connections.join();
-    timer.request_stop();
-    co_await timer.join();
+    const std::size_t open = connections.size();
+    if (!co_await ringd::join_until(ctx, connections, d.stop_deadline()))
+        std::fprintf(stderr, "echod: drain timeout: closed the connections still open (of %zu)\n",
+                     open);
     // Upgraded: the successor serves on these sockets; a UNIX socket keeps its path.
     if (d.handed_over())
         for (auto& l : listeners) (void)l.release();
