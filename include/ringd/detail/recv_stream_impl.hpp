@@ -72,7 +72,7 @@ struct recv_state : io_op {
             pool->slots[tail].next = id;
         tail = id;
         ++held;
-        if (held >= per_reader) ++pool->stats.reader_pauses;
+        if (held == per_reader) ++pool->stats.reader_pauses; // the step onto the limit
     }
     std::uint16_t dequeue() noexcept {
         std::uint16_t id = head;
