@@ -591,16 +591,19 @@ inline task<void> daemon_take_over(daemon_context& d) {
         }
         if (*got == lock_outcome::locked) {
             s.pid_.protect_from_children();
+            // The sockets first, then the PID: ringd-control's upgrade ends (and releases the
+            // guard lock) once the file names this process, and a second upgrade waiting for
+            // that lock must then find them offered.
+            if (!s.handover_.empty())
+                if (auto h = d.write_handover(); !h)
+                    d.message("write " + pid_file_sibling(s.params_.pid_file, ".listen") + ": " +
+                              h.error().message());
             if (auto w = s.pid_.write_pid(::getpid()); !w) {
                 why = "write: " + w.error().message();
                 break;
             }
             s.upgrade_from_.reset();
             if (d.stopping_) (void)s.pid_.mark_exiting();
-            if (!s.handover_.empty())
-                if (auto h = d.write_handover(); !h)
-                    d.message("write " + pid_file_sibling(s.params_.pid_file, ".listen") + ": " +
-                              h.error().message());
             d.message("took over " + s.params_.pid_file + " from " + old);
             co_return;
         }

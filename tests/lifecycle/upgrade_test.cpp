@@ -287,6 +287,52 @@ TEST_CASE("--check, --start and --stop during an --upgrade wait for it: one daem
     CHECK(w.check() == 0);
 }
 
+TEST_CASE("two concurrent --upgrades run one after the other: both succeed, one daemon is left, "
+          "and no connection is refused or reset") {
+    tcp_world w;
+    REQUIRE(w.start().exit_code == 0);
+    pid_t old = w.check();
+    REQUIRE(old > 0);
+    load_client client(w.port);
+    REQUIRE(eventually([&] { return client.count(trip::ok) > 50; }, 5s));
+
+    // Each round: two upgrades at once. The second to get the guard lock upgrades the daemon
+    // that the first one started, so it must find that daemon's sockets already offered.
+    for (int round = 0; round < 3; ++round) {
+        command_result a, b;
+        w.concurrent = true;
+        std::thread first([&] { a = w.upgrade(w.echod()); });
+        std::thread second([&] { b = w.upgrade(w.echod()); });
+        first.join();
+        second.join();
+        w.concurrent = false;
+        ringd::testing::reap_zombies();
+        INFO("round " << round << ": " << a.err << " | " << b.err);
+        REQUIRE(a.exit_code == 0);
+        REQUIRE(b.exit_code == 0);
+        pid_t pa = last_line_pid(a.out), pb = last_line_pid(b.out);
+        CHECK(pa != pb);
+        CHECK(pa != old);
+        CHECK(pb != old);
+        pid_t now = w.check();
+        CHECK((now == pa || now == pb)); // the later one's daemon; the earlier one's is gone
+        CHECK(ringd::testing::process_alive(now));
+        CHECK_FALSE(ringd::testing::process_alive(now == pa ? pb : pa));
+        CHECK_FALSE(ringd::testing::process_alive(old));
+        CHECK(eventually([&] { return w.daemons() == 1; }, 5s));
+        old = now;
+    }
+    client.stop();
+    INFO("ok " << client.count(trip::ok) << ", refused " << client.count(trip::refused)
+               << ", reset " << client.count(trip::reset) << ", unanswered "
+               << client.count(trip::unanswered) << ", other " << client.count(trip::other));
+    CHECK(client.count(trip::refused) == 0);
+    CHECK(client.count(trip::reset) == 0);
+    CHECK(client.count(trip::unanswered) == 0);
+    CHECK(client.count(trip::other) == 0);
+    CHECK(w.control({"--stop"}).exit_code == 0);
+}
+
 TEST_CASE("an upgraded echod on a UNIX socket leaves its path to the successor") {
     tcp_world w;
     const std::string sock = w.dir / "echod.sock";
