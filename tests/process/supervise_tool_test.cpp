@@ -42,12 +42,14 @@ struct run_result {
     std::string output; // stdout and stderr
 };
 
-// Runs the binary with `args` to completion (bounded by `timeout`), output captured.
-run_result run(const temp_dir& dir, const std::vector<std::string>& args) {
+// Runs the binary with `args` to completion (bounded by `timeout`), output captured (stdout
+// alone when `with_stderr` is false).
+run_result run(const temp_dir& dir, const std::vector<std::string>& args, bool with_stderr = true) {
     std::string cmd = "timeout 20 " + quote(binary());
     for (const auto& a : args) cmd += " " + quote(a);
     const std::string out = dir / "run-output";
-    const int raw = std::system((cmd + " > " + quote(out) + " 2>&1").c_str());
+    const int raw =
+        std::system((cmd + " > " + quote(out) + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str());
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out)};
 }
 
@@ -660,6 +662,43 @@ TEST_CASE("a service exiting 78 is listed failed with its code and not restarted
     CHECK(d.output().find("exit badconf: pid ") != std::string::npos);
     CHECK(d.output().find("not restarted: exit status 78 means do not restart (failed)") !=
           std::string::npos);
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("ctl status exits as systemctl status: 0 with a process, 3 without, 4 for no such "
+          "service") {
+    REQUIRE_BINARY();
+    process_reaper reaper;
+    temp_dir dir;
+    daemon_process d(dir, {});
+    REQUIRE(eventually([&] { return d.up(); }));
+    REQUIRE(run(dir,
+                {"ctl", "--control", d.control(), "register", "napper", "--", "/bin/sleep", "2405"})
+                .status == 0);
+    REQUIRE(eventually([&] { return all_running(services(dir, d), 1); }));
+    auto running = run(dir, {"ctl", "--control", d.control(), "status", "napper"});
+    CHECK(running.status == 0);
+    CHECK(running.output.find("state: running for ") != std::string::npos);
+
+    REQUIRE(run(dir, {"ctl", "--control", d.control(), "stop", "napper"}).status == 0);
+    REQUIRE(eventually([&] { return services(dir, d)["napper"]["state"] == "stopped"; }));
+    // Not running is an answer, not an error: the status is still printed, on stdout.
+    auto stopped = run(dir, {"ctl", "--control", d.control(), "status", "napper"}, false);
+    CHECK(stopped.status == 3);
+    CHECK(stopped.output.starts_with("name: napper\nstate: stopped for "));
+    auto json = run(dir, {"ctl", "--control", d.control(), "status", "napper", "--json"}, false);
+    CHECK(json.status == 3);
+    CHECK(nlohmann::json::parse(json.output)["state"] == "stopped");
+
+    REQUIRE(run(dir, {"ctl", "--control", d.control(), "register", "broken", "--", "/bin/sh", "-c",
+                      "exit 78"})
+                .status == 0);
+    REQUIRE(eventually([&] { return services(dir, d)["broken"]["state"] == "failed"; }));
+    CHECK(run(dir, {"ctl", "--control", d.control(), "status", "broken"}).status == 3);
+
+    auto ghost = run(dir, {"ctl", "--control", d.control(), "status", "ghost"});
+    CHECK(ghost.status == 4);
+    CHECK(ghost.output == "ringd-supervise: status ghost: no such service\n");
     CHECK(d.stop() == 0);
 }
 

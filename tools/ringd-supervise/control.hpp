@@ -3,10 +3,10 @@
 // `ctl` client.
 //
 // Wire format: the client sends the words after `ctl --control SOCKET` each followed by '\0',
-// then shuts down its sending side. The answer is one line with the exit status ("0", "1"),
-// then the text to print (on stdout for 0, stderr otherwise). Only root and the supervisor's
-// own uid may ask (SO_PEERCRED); the socket is mode 0666 so that others get that answer in
-// words rather than a bare EACCES.
+// then shuts down its sending side. The answer is one line with the exit status (ctl_exit: "0",
+// "1", "3", "4"), then the text to print (on stdout for 0 and 3, stderr otherwise). Only root and
+// the supervisor's own uid may ask (SO_PEERCRED); the socket is mode 0666 so that others get that
+// answer in words rather than a bare EACCES.
 #pragma once
 
 #include "config.hpp"
@@ -46,8 +46,18 @@ struct control_context {
     std::function<void()> shutdown; // what `shutdown` does (stop all, remove the table, exit)
 };
 
+// The client's exit statuses. `status NAME` follows systemctl (LSB's init-script codes): 0 when
+// the service has a process (starting, running or stopping), 3 when it has none (stopped, in
+// backoff, failed: still printed on stdout), 4 when there is no such service.
+namespace ctl_exit {
+inline constexpr int ok = 0;
+inline constexpr int error = 1; // the reason on stderr
+inline constexpr int not_running = 3;
+inline constexpr int no_such_service = 4;
+} // namespace ctl_exit
+
 struct answer {
-    int status = 0;       // the client's exit status
+    int status = 0;       // the client's exit status (ctl_exit)
     std::string text;     // printed by the client
     bool durable = false; // sent once the table holds the change (supervisor::table_durable)
 };
@@ -58,7 +68,9 @@ inline constexpr std::string_view ctl_usage =
     "  register NAME [OPTIONS] -- CMD [ARGS...]   supervise CMD as NAME (keepalive/spawndaemon)\n"
     "  unregister NAME                            stop NAME and forget it; its log is deleted\n"
     "  list [--json]                              every service, in start order\n"
-    "  status NAME [--json]                       one service in detail\n"
+    "  status NAME [--json]                       one service in detail; exit 0 when it has\n"
+    "                                             a process, 3 when not (stopped, backoff,\n"
+    "                                             failed), 4 when there is no such service\n"
     "  start NAME | stop NAME | restart NAME      change what is wanted\n"
     "  shutdown                                   stop everything, remove the table, exit\n"
     "register options:\n"
@@ -445,8 +457,9 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
         if (words.size() < 2 || words.size() > 3 || (words.size() == 3 && !json))
             return error("status: expected NAME [--json]");
         auto st = c.sup.status(words[1]);
-        if (!st) return error("status " + words[1] + ": no such service");
-        return {0, format_status(*st, json) + (json ? "\n" : "")};
+        if (!st) return {ctl_exit::no_such_service, "status " + words[1] + ": no such service\n"};
+        return {st->pid != 0 ? ctl_exit::ok : ctl_exit::not_running,
+                format_status(*st, json) + (json ? "\n" : "")};
     }
     if (cmd == "start" || cmd == "stop" || cmd == "restart") {
         auto name = one_name();
@@ -632,7 +645,7 @@ inline int run_client(const std::string& socket_path, std::vector<std::string> w
         return 1;
     }
     const std::string text = reply.substr(nl + 1);
-    if (status == 0) {
+    if (status == ctl_exit::ok || status == ctl_exit::not_running) { // an answer, not an error
         std::fputs(text.c_str(), stdout);
     } else {
         // One "ringd-supervise: " per line of the reason, as every other message.
