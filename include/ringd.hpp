@@ -6,7 +6,9 @@
 #include <ringd/buffer_ring.hpp>
 #include <ringd/control.hpp>
 #include <ringd/daemon.hpp>
+#include <ringd/daemon_serve.hpp>
 #include <ringd/fd.hpp>
+#include <ringd/inherit_listeners.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>

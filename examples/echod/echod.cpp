@@ -12,7 +12,8 @@
 // on is used instead of binding again.
 #include <ringd.hpp>
 #include <ringd/daemon.hpp>
-#include <ringd/deadline.hpp>
+#include <ringd/daemon_serve.hpp>
+#include <ringd/inherit_listeners.hpp>
 #include <ringd/notify.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/version.hpp>
@@ -110,57 +111,13 @@ task<void> echo_lines(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::u
 }
 // [/echo-lines]
 
-// [accept-loop]
-// Ends when `stream` does: after stop_accepting(), once every connection it had accepted was
-// taken (none is dropped: in an upgrade, the rest wait in the backlog for the successor).
-task<void> accept_loop(ringd::io_context& ctx, ringd::buffer_ring& pool,
-                       ringd::accept_stream& stream, const ringd::listener& l,
-                       ringd::scope& connections, const settings& current) {
-    for (;;) {
-        auto c = co_await stream.next();
-        if (!c) {
-            if (!ringd::is_cancelled(c.error()))
-                std::fprintf(stderr, "echod: accept on %s: %s\n", l.address().to_string().c_str(),
-                             c.error().message().c_str());
-            co_return;
-        }
-        connections.spawn(echo_lines(ctx, pool, std::move(*c), current));
-    }
-}
-// [/accept-loop]
-
-std::string describe(const std::vector<ringd::listener>& listeners) {
-    std::string out;
-    for (auto& l : listeners) out += (out.empty() ? "" : " ") + l.address().to_string();
-    return out;
-}
-
 // [serve]
-// [hand-over]
-// Opts in to upgrades: these are the sockets that `ringd-control --upgrade` passes on to the
-// successor (lifecycle 4). Without them an upgrade is refused and nothing changes.
-void offer_for_upgrade(ringd::daemon_context& d, const std::vector<ringd::listener>& listeners) {
-    std::vector<ringd::handover_socket> offered;
-    for (auto& l : listeners) offered.push_back({l.fd().get(), "echod-listen"});
-    if (auto h = d.hand_over(std::move(offered)); !h)
-        std::fprintf(stderr, "echod: cannot offer the listening sockets for upgrades: %s\n",
-                     h.error().message().c_str());
-}
-// [/hand-over]
-
-// The daemon's body: accept on every listener, reload on SIGHUP, drain on SIGTERM.
+// The daemon's body: reload on SIGHUP; daemon_serve offers the listeners for upgrades, says
+// ready, accepts on every listener until SIGTERM, then stops accepting (none is dropped: in an
+// upgrade, the connections not yet accepted wait in the backlog for the successor) and drains.
 task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listeners,
                 const std::string& config, settings current) {
-    ringd::io_context& ctx = d.io();
-    ringd::buffer_ring pool(ctx); // every connection's reads: 256 buffers of 4 KiB, shared
-    ringd::scope connections;
-    ringd::scope acceptors;
-    std::vector<ringd::accept_stream> streams;
-    streams.reserve(listeners.size());
-    for (auto& l : listeners) {
-        streams.emplace_back(ctx, l);
-        acceptors.spawn(accept_loop(ctx, pool, streams.back(), l, connections, current));
-    }
+    ringd::buffer_ring pool(d.io()); // every connection's reads: 256 buffers of 4 KiB, shared
     // SIGHUP: all or nothing. A bad file keeps `current` and says why (ringd-control prints it).
     d.on_reload([&]() -> ringd::expected<void, std::string> {
         auto fresh = load_settings(config);
@@ -168,27 +125,18 @@ task<int> serve(ringd::daemon_context& d, std::vector<ringd::listener>& listener
         current = *fresh;
         return {};
     });
-    // systemd's fd store keeps the listening sockets across a restart ($FDSTORE: it is allowed).
-    if (d.notify().enabled() && std::getenv("FDSTORE") != nullptr) {
-        std::vector<ringd::borrowed_fd> fds;
-        for (auto& l : listeners) fds.push_back(l.fd());
-        (void)d.notify().store_fds(fds, "echod-listen");
-    }
-    offer_for_upgrade(d, listeners);
-    d.ready("listening on " + describe(listeners));
-
-    co_await d.stopped();
-    // Graceful stop: no new connections; open ones may finish until the deadline.
-    std::fprintf(stderr, "echod: stopping, %zu connections open\n", connections.size());
-    for (auto& s : streams) s.stop_accepting();
-    co_await acceptors.join();
-    const std::size_t open = connections.size();
-    if (!co_await ringd::join_until(ctx, connections, d.stop_deadline()))
+    // [hand-over]
+    // Opts in to upgrades under this name: `ringd-control --upgrade` passes these sockets on
+    // to the successor (lifecycle 4), and so does systemd's fd store ($FDSTORE).
+    ringd::serve_options o;
+    o.name = "echod-listen";
+    auto served = co_await ringd::daemon_serve(d, listeners, o, [&](ringd::unique_fd c) {
+        return echo_lines(d.io(), pool, std::move(c), current);
+    });
+    // [/hand-over]
+    if (!served.drained)
         std::fprintf(stderr, "echod: drain timeout: closed the connections still open (of %zu)\n",
-                     open);
-    // Upgraded: the successor serves on these sockets; a UNIX socket keeps its path.
-    if (d.handed_over())
-        for (auto& l : listeners) (void)l.release();
+                     served.open_at_stop);
     std::fprintf(stderr, "echod: stopped\n");
     co_return 0;
 }
@@ -278,21 +226,9 @@ int main(int argc, char** argv) {
     // the terminal (or ringd-control) with its exit code.
     std::vector<ringd::listener> listeners;
     try {
-        listeners = ringd::activated_listeners(); // systemd socket activation, if any
-        // A daemon killed a moment ago may still own its listening sockets: the kernel tears
-        // its io_uring down asynchronously, and a pending accept keeps the socket bound for a
-        // few milliseconds after the process is gone.
-        ringd::listen_options lo;
-        lo.retry_address_in_use = std::chrono::seconds(2);
-        // An inherited socket bound to an address we were told to listen on (an upgrade, or
-        // systemd) is that listener: binding it again would fail, or split the traffic.
-        const std::size_t inherited = listeners.size();
-        for (const auto& a : addresses) {
-            bool have = false;
-            for (std::size_t i = 0; i < inherited && !have; ++i)
-                have = listeners[i].address().to_string() == a.to_string();
-            if (!have) listeners.push_back(ringd::listener::bind(a, lo));
-        }
+        // An inherited socket (an upgrade, systemd) for an address we were told to listen on is
+        // that listener; the other addresses are bound.
+        listeners = ringd::inherit_or_bind(addresses);
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "echod: %s\n", e.what());
         return ringd::exit_code_for(e.code());
@@ -302,7 +238,7 @@ int main(int argc, char** argv) {
     for (auto& l : listeners)
         std::printf("echod: listening on %s\n", l.address().to_string().c_str());
     std::fflush(stdout);
-    (void)ringd::set_process_title("echod [" + describe(listeners) + "]");
+    (void)ringd::set_process_title("echod [" + ringd::addresses_text(listeners) + "]");
 
     return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context& d) {
         return serve(d, listeners, config, *initial);
