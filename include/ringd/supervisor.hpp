@@ -165,6 +165,11 @@ public:
     // Throws std::runtime_error "read table F: line N: ..." when the file is there but cannot
     // be trusted: then nothing is started and nothing overwritten (start clean with -i).
     [[nodiscard]] std::vector<table_entry> load_table() const;
+    // The services of the table at `path`, read without a supervisor and without its lock
+    // (ringd-supervise --check-config); {} when there is no file. The error is load_table's
+    // "read table F: line N: ...". The processes (<table>.pids) are not read.
+    [[nodiscard]] static expected<std::vector<table_entry>, std::string>
+    read_table(const std::string& path);
     // Removes the table (a clean start: keepalive's -i).
     void discard_table();
 

@@ -566,6 +566,64 @@ TEST_CASE("bad flags, config lines and requests get one-line errors naming the i
     CHECK(d.stop() == 0);
 }
 
+TEST_CASE("--check-config reports every fault with its file and line, starts nothing, exits 78") {
+    REQUIRE_BINARY();
+    temp_dir dir;
+    std::filesystem::create_directory(dir / "d");
+    script(dir / "d/S10ok", "exec sleep 1");
+    script(dir / "d/open", "exec sleep 1", 0757);
+    write_file(dir / "bad.toml", "directories = [\"" + (dir / "d") +
+                                     "\",\n  \"/nonexistent-ringd\"]\n"
+                                     "restart_delay = 5\n"
+                                     "stop_timeout_s = 0.0004\n"
+                                     "no_restart_exit_codes = [64, 300]\n");
+    write_file(dir / "table", "ringd-supervise-table 1\nservice =x\nbogus\n");
+    const std::vector<std::string> places{"--state",    dir / "table", "--log-dir",
+                                          dir / "logs", "--control",   dir / "c.sock"};
+    auto with = [&](std::vector<std::string> args) {
+        args.insert(args.end(), places.begin(), places.end());
+        return args;
+    };
+    auto bad = run(dir, with({"--check-config", "--config", dir / "bad.toml"}));
+    CHECK(bad.status == 78);
+    const std::string config = "ringd-supervise: config " + (dir / "bad.toml") + ": line ";
+    // The file's faults in its order, then its directories that cannot be read, the scripts
+    // refused, the table.
+    CHECK(bad.output.starts_with(config + "3: unknown key 'restart_delay' (known: "));
+    CHECK(
+        bad.output.find(config + "2: directory /nonexistent-ringd: No such file or directory\n") !=
+        std::string::npos);
+    CHECK(bad.output.find(config + "4: stop_timeout_s = 0.0004: out of range") !=
+          std::string::npos);
+    CHECK(bad.output.find(config + "5: no_restart_exit_codes must hold exit statuses in 0..255") !=
+          std::string::npos);
+    CHECK(bad.output.find("ringd-supervise: refuse " + (dir / "d/open") +
+                          ": writable by others (mode 0757)") != std::string::npos);
+    CHECK(bad.output.find("ringd-supervise: read table " + (dir / "table") + ": line 3: ") !=
+          std::string::npos);
+    CHECK(bad.output.find("S10ok") == std::string::npos);
+    // Nothing started, nothing created.
+    CHECK(!std::filesystem::exists(dir / "logs"));
+    CHECK(!std::filesystem::exists(dir / "c.sock"));
+    CHECK(read_file(dir / "table") == "ringd-supervise-table 1\nservice =x\nbogus\n");
+
+    // -i: the table is not read, so it is not a fault.
+    write_file(dir / "good.toml", "directories = [\"" + (dir / "d") + "\"]\n");
+    ::chmod((dir / "d/open").c_str(), 0755);
+    auto clean = run(dir, with({"--check-config", "--config", dir / "good.toml", "-i"}));
+    CHECK(clean.status == 0);
+    CHECK(clean.output == "ringd-supervise: " + (dir / "good.toml") +
+                              ": configuration OK (2 directory services; -i: no table read)\n");
+    ::unlink((dir / "table").c_str());
+    auto good = run(dir, with({"--check-config", "--config", dir / "good.toml"}));
+    CHECK(good.status == 0);
+    CHECK(good.output == "ringd-supervise: " + (dir / "good.toml") +
+                             ": configuration OK (2 directory services; 0 services in " +
+                             (dir / "table") + ")\n");
+    CHECK(!std::filesystem::exists(dir / "logs"));
+    CHECK(!std::filesystem::exists(dir / "table"));
+}
+
 TEST_CASE("durations and counts out of their type's range are refused, naming the key") {
     REQUIRE_BINARY();
     temp_dir dir;

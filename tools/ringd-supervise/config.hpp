@@ -31,9 +31,10 @@ namespace supervise {
 
 // What the config file says (every key has a default).
 struct config {
-    std::vector<std::string> directories; // scanned for services, in this order
-    double restart_delay_s = 5;           // cssd: re-invoke 5 s after an exit
-    double backoff_factor = 1;            // 1: the delay stays fixed (cssd)
+    std::vector<std::string> directories;       // scanned for services, in this order
+    std::vector<std::uint32_t> directory_lines; // the config's line naming each (for messages)
+    double restart_delay_s = 5;                 // cssd: re-invoke 5 s after an exit
+    double backoff_factor = 1;                  // 1: the delay stays fixed (cssd)
     double max_restart_delay_s = 60;
     unsigned start_limit_burst = 5;
     double start_limit_interval_s = 10;
@@ -54,11 +55,21 @@ struct config {
     [[nodiscard]] ringd::supervision::service_policy policy() const;
 };
 
-// Reads FILE. Errors: "config FILE: line N: ..." (syntax, unknown key, wrong type, bad value).
+// Reads FILE. Errors: "config FILE: line N: ..." (syntax, unknown key, wrong type, bad value);
+// the first fault when there are several.
 [[nodiscard]] ringd::expected<config, std::string> load_config(const std::string& path);
 // The same for TOML text already read; `path` only names it in errors.
 [[nodiscard]] ringd::expected<config, std::string> parse_config(std::string_view text,
                                                                 const std::string& path);
+
+// Every fault of a config, not only the first (--check-config): the config holds the keys that
+// were valid, the faults one "config FILE: line N: ..." each. A syntax error ends the reading.
+struct config_read {
+    config cfg;
+    std::vector<std::string> faults;
+};
+[[nodiscard]] config_read read_config(std::string_view text, const std::string& path);
+[[nodiscard]] config_read read_config_file(const std::string& path);
 
 // Why a script may not run, or nothing: it must be a regular executable file, owned by root or
 // by the supervisor's user, and not writable by group or others.
@@ -99,6 +110,21 @@ struct scan_result {
 
 inline constexpr std::string_view directory_origin_prefix = "directory ";
 
+// ringd-supervise --check-config (nginx -t): what a start would refuse, found without starting
+// anything: every fault of the config file ("config F: line N: ..."), every listed directory that
+// cannot be read ("config F: line N: directory D: ..."), every script the scan refuses ("refuse
+// D/x: ..."), and a table that cannot be trusted ("read table T: line N: ..."). `notes`: what a
+// start skips without an error (a backup file, a name found twice, a K file without its S file).
+struct config_check {
+    std::vector<std::string> faults;
+    std::vector<std::string> notes;
+    std::size_t directory_services = 0; // found by the scan and accepted
+    std::size_t table_services = 0;     // in the table (a start resumes them)
+};
+// config_path empty: the defaults (no directories); table_path empty: no table is read (-i).
+[[nodiscard]] config_check check_configuration(const std::string& config_path,
+                                               const std::string& table_path);
+
 // What a duration may be, for error messages.
 inline constexpr std::string_view duration_range =
     "out of range (0 for none, or 0.001 to 9223372036 seconds)";
@@ -134,32 +160,46 @@ inline ringd::supervision::service_policy config::policy() const {
     return p;
 }
 
-inline ringd::expected<config, std::string> load_config(const std::string& path) {
+inline config_read read_config_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return ringd::unexpected<std::string>("config " + path + ": " + std::strerror(errno));
     std::stringstream text;
-    text << in.rdbuf();
-    if (in.bad())
-        return ringd::unexpected<std::string>("config " + path + ": " + std::strerror(errno));
-    return parse_config(text.str(), path);
+    if (in) text << in.rdbuf();
+    if (!in || in.bad()) return {{}, {"config " + path + ": " + std::strerror(errno)}};
+    return read_config(text.str(), path);
+}
+
+inline ringd::expected<config, std::string> load_config(const std::string& path) {
+    config_read r = read_config_file(path);
+    if (!r.faults.empty()) return ringd::unexpected<std::string>(std::move(r.faults.front()));
+    return std::move(r.cfg);
 }
 
 inline ringd::expected<config, std::string> parse_config(std::string_view text,
                                                          const std::string& path) {
-    auto fail_at = [&](std::uint32_t line, const std::string& why) {
-        return ringd::unexpected<std::string>("config " + path + ": line " + std::to_string(line) +
-                                              ": " + why);
+    config_read r = read_config(text, path);
+    if (!r.faults.empty()) return ringd::unexpected<std::string>(std::move(r.faults.front()));
+    return std::move(r.cfg);
+}
+
+inline config_read read_config(std::string_view text, const std::string& path) {
+    config_read r;
+    // By line (the table iterates by key): reported in the file's order.
+    std::multimap<std::uint32_t, std::string> faults;
+    auto fault_at = [&](std::uint32_t line, const std::string& why) {
+        faults.emplace(line, "config " + path + ": line " + std::to_string(line) + ": " + why);
     };
     toml::table table;
     try {
         table = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) // it never got to a line: the file itself
-            return ringd::unexpected<std::string>("config " + path + ": " +
-                                                  std::string(e.description()));
-        return fail_at(e.source().begin.line, std::string(e.description()));
+            r.faults.push_back("config " + path + ": " + std::string(e.description()));
+        else
+            fault_at(e.source().begin.line, std::string(e.description()));
+        for (auto& f : faults) r.faults.push_back(std::move(f.second));
+        return r; // toml++ stops at the first syntax error: nothing more can be read
     }
-    config c;
+    config& c = r.cfg;
     for (auto&& [key, node] : table) {
         const std::uint32_t line = node.source().begin.line;
         const std::string k(key.str());
@@ -170,97 +210,117 @@ inline ringd::expected<config, std::string> parse_config(std::string_view text,
             return std::nullopt;
         };
         // A number of seconds that a policy duration can hold (supervision::policy_duration).
-        auto seconds = [&](double& out) -> ringd::expected<void, std::string> {
+        auto seconds = [&](double& out) {
             const std::optional<double> v = number();
-            if (!v) return fail_at(line, k + " must be a number of seconds");
-            if (!ringd::supervision::policy_duration(*v))
-                return fail_at(line,
-                               k + " = " + format_number(*v) + ": " + std::string(duration_range));
-            out = *v;
-            return {};
+            if (!v)
+                fault_at(line, k + " must be a number of seconds");
+            else if (!ringd::supervision::policy_duration(*v))
+                fault_at(line, k + " = " + format_number(*v) + ": " + std::string(duration_range));
+            else
+                out = *v;
         };
-        ringd::expected<void, std::string> ok;
+        // The line of a list's item (toml++ knows it for most), else the key's.
+        auto item_line = [&](const toml::node& item) {
+            return item.source().begin.line != 0 ? item.source().begin.line : line;
+        };
         if (k == "directories") {
             const toml::array* list = node.as_array();
-            if (list == nullptr) return fail_at(line, "directories must be a list of paths");
+            if (list == nullptr) {
+                fault_at(line, "directories must be a list of paths");
+                continue;
+            }
             for (auto&& item : *list) {
                 auto dir = item.value<std::string>();
-                if (!dir || dir->empty() || (*dir)[0] != '/')
-                    return fail_at(item.source().begin.line != 0 ? item.source().begin.line : line,
-                                   "directories must hold absolute paths");
+                if (!dir || dir->empty() || (*dir)[0] != '/') {
+                    fault_at(item_line(item), "directories must hold absolute paths");
+                    continue;
+                }
                 c.directories.push_back(*dir);
+                c.directory_lines.push_back(item_line(item));
             }
         } else if (k == "restart_delay_s") {
-            ok = seconds(c.restart_delay_s);
+            seconds(c.restart_delay_s);
         } else if (k == "max_restart_delay_s") {
-            ok = seconds(c.max_restart_delay_s);
+            seconds(c.max_restart_delay_s);
         } else if (k == "start_limit_interval_s") {
-            ok = seconds(c.start_limit_interval_s);
+            seconds(c.start_limit_interval_s);
         } else if (k == "stop_timeout_s") {
-            ok = seconds(c.stop_timeout_s);
+            seconds(c.stop_timeout_s);
         } else if (k == "spawn_retry_interval_s") {
-            ok = seconds(c.spawn_retry_interval_s);
+            seconds(c.spawn_retry_interval_s);
         } else if (k == "backoff_factor") {
             const std::optional<double> v = number();
             if (!v || !std::isfinite(*v) || *v < 1)
-                return fail_at(line, "backoff_factor must be a finite number of at least 1");
-            c.backoff_factor = *v;
+                fault_at(line, "backoff_factor must be a finite number of at least 1");
+            else
+                c.backoff_factor = *v;
         } else if (k == "start_limit_burst") {
             // Checked as an integer before it is read as one: 1E41 is a float, out of range.
             const auto* v = node.as_integer();
             if (v == nullptr || v->get() < 0 ||
                 v->get() > ringd::supervision::max_start_limit_burst)
-                return fail_at(line, "start_limit_burst must be an integer in 0.." +
-                                         std::to_string(ringd::supervision::max_start_limit_burst) +
-                                         " (0: no limit)");
-            c.start_limit_burst = static_cast<unsigned>(v->get());
+                fault_at(line, "start_limit_burst must be an integer in 0.." +
+                                   std::to_string(ringd::supervision::max_start_limit_burst) +
+                                   " (0: no limit)");
+            else
+                c.start_limit_burst = static_cast<unsigned>(v->get());
         } else if (k == "no_restart_exit_codes") {
             const toml::array* list = node.as_array();
-            if (list == nullptr)
-                return fail_at(line, "no_restart_exit_codes must be a list of exit statuses");
+            if (list == nullptr) {
+                fault_at(line, "no_restart_exit_codes must be a list of exit statuses");
+                continue;
+            }
             ringd::supervision::exit_code_set codes;
+            bool valid = true;
             for (auto&& item : *list) {
                 const auto* code = item.as_integer();
-                if (code == nullptr || code->get() < 0 || code->get() > 255)
-                    return fail_at(item.source().begin.line != 0 ? item.source().begin.line : line,
-                                   "no_restart_exit_codes must hold exit statuses in 0..255");
+                if (code == nullptr || code->get() < 0 || code->get() > 255) {
+                    fault_at(item_line(item),
+                             "no_restart_exit_codes must hold exit statuses in 0..255");
+                    valid = false;
+                    continue;
+                }
                 codes.add(static_cast<int>(code->get()));
             }
-            c.no_restart_exit_codes = codes;
+            if (valid) c.no_restart_exit_codes = codes;
         } else if (k == "keep_logs") {
             const auto* v = node.as_integer();
             if (v == nullptr || v->get() < 1 || v->get() > 1000)
-                return fail_at(line, "keep_logs must be an integer in 1..1000");
-            c.keep_logs = static_cast<std::size_t>(v->get());
+                fault_at(line, "keep_logs must be an integer in 1..1000");
+            else
+                c.keep_logs = static_cast<std::size_t>(v->get());
         } else if (k == "keep_logs_bytes") {
             const auto* v = node.as_integer();
             if (v == nullptr || v->get() < 0)
-                return fail_at(line, "keep_logs_bytes must be a number of bytes (an integer >= 0)");
-            c.keep_logs_bytes = static_cast<std::uint64_t>(v->get());
+                fault_at(line, "keep_logs_bytes must be a number of bytes (an integer >= 0)");
+            else
+                c.keep_logs_bytes = static_cast<std::uint64_t>(v->get());
         } else if (k == "syslog_ident") {
             auto v = node.value<std::string>();
             if (!node.is_string() || !v || v->empty())
-                return fail_at(line, "syslog_ident must be a non-empty string");
-            c.syslog_ident = *v;
+                fault_at(line, "syslog_ident must be a non-empty string");
+            else
+                c.syslog_ident = *v;
         } else if (k == "syslog_facility") {
             auto v = node.value<std::string>();
             auto f = v ? ringd::parse_syslog_facility(*v) : std::nullopt;
-            if (!node.is_string() || !f)
-                return fail_at(line, "syslog_facility must be daemon, user, local0..local7, ...");
-            c.syslog_facility = *f;
-            c.syslog_facility_name = *v;
+            if (!node.is_string() || !f) {
+                fault_at(line, "syslog_facility must be daemon, user, local0..local7, ...");
+            } else {
+                c.syslog_facility = *f;
+                c.syslog_facility_name = *v;
+            }
         } else {
-            return fail_at(line,
-                           "unknown key '" + k +
+            fault_at(line, "unknown key '" + k +
                                "' (known: directories, restart_delay_s, "
                                "backoff_factor, max_restart_delay_s, start_limit_burst, "
                                "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
                                "no_restart_exit_codes, keep_logs, keep_logs_bytes, "
                                "syslog_ident, syslog_facility)");
         }
-        if (!ok) return ringd::unexpected<std::string>(ok.error());
     }
-    return c;
+    for (auto& f : faults) r.faults.push_back(std::move(f.second));
+    return r;
 }
 
 inline ringd::expected<void, std::string> check_script(const std::string& path) {
@@ -350,6 +410,41 @@ inline scan_result scan_directories(const std::vector<std::string>& directories)
             used = true;
         }
         if (!used) out.skipped.push_back("skip " + path + ": " + why);
+    }
+    return out;
+}
+
+inline config_check check_configuration(const std::string& config_path,
+                                        const std::string& table_path) {
+    config_check out;
+    config_read r;
+    if (!config_path.empty()) r = read_config_file(config_path);
+    out.faults = std::move(r.faults);
+    // A directory that cannot be read contributes no service to the scan either: leaving it out
+    // changes nothing but lets its fault name the config line.
+    std::vector<std::string> readable;
+    for (std::size_t i = 0; i < r.cfg.directories.size(); ++i) {
+        const std::string& dir = r.cfg.directories[i];
+        DIR* d = ::opendir(dir.c_str());
+        if (d == nullptr) {
+            out.faults.push_back("config " + config_path + ": line " +
+                                 std::to_string(r.cfg.directory_lines[i]) + ": directory " + dir +
+                                 ": " + std::strerror(errno));
+            continue;
+        }
+        ::closedir(d);
+        readable.push_back(dir);
+    }
+    scan_result scan = scan_directories(readable);
+    out.faults.insert(out.faults.end(), scan.refused.begin(), scan.refused.end());
+    out.notes = std::move(scan.skipped);
+    out.directory_services = scan.scripts.size();
+    if (!table_path.empty()) {
+        auto table = ringd::supervisor::read_table(table_path);
+        if (table)
+            out.table_services = table->size();
+        else
+            out.faults.push_back(table.error());
     }
     return out;
 }

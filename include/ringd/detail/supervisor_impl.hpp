@@ -551,25 +551,35 @@ inline supervisor::~supervisor() {
 
 // ---- the table -------------------------------------------------------------------------------
 
-inline std::vector<table_entry> supervisor::load_table() const {
-    if (options_.table_path.empty()) return {};
-    const std::string& path = options_.table_path;
+inline expected<std::vector<table_entry>, std::string>
+supervisor::read_table(const std::string& path) {
+    auto fail = [&](const std::string& why) {
+        return unexpected<std::string>("read table " + path + ": " + why);
+    };
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-        if (errno == ENOENT) return {};
-        throw std::runtime_error("read table " + path + ": " + std::strerror(errno));
+        if (errno == ENOENT) return std::vector<table_entry>{};
+        return fail(std::strerror(errno));
     }
     std::string text;
     char buf[8192];
     for (;;) {
         const ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw std::runtime_error("read table " + path + ": " + std::strerror(errno));
+        if (n < 0) return fail(std::strerror(errno));
         if (n == 0) break;
         text.append(buf, static_cast<std::size_t>(n));
     }
     auto entries = detail::supervisor_table_parse(text);
-    if (!entries) throw std::runtime_error("read table " + path + ": " + entries.error());
+    if (!entries) return fail(entries.error());
+    return entries;
+}
+
+inline std::vector<table_entry> supervisor::load_table() const {
+    if (options_.table_path.empty()) return {};
+    const std::string& path = options_.table_path;
+    auto entries = read_table(path);
+    if (!entries) throw std::runtime_error(entries.error());
     // The processes, from <table>.pids: written without fsync (they mean nothing after a
     // reboot), so a missing or torn file only costs the adoption, never the services.
     const std::string pids_path = path + ".pids";
