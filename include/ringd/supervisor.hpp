@@ -133,7 +133,12 @@ struct supervisor_options {
     // fsync; their processes in <table>.pids, replaced without (they die with the boot);
     // <table>.lock guards both.
     std::string table_path;
-    bool reap_orphans = false; // we are a subreaper or PID 1: reap what is reparented to us
+    // Reap every child that is not a service's process: orphans re-parented to a subreaper or
+    // PID 1, and children inherited across execve (a shell that exec'd us after starting one).
+    // Each is peeked at (waitid WNOWAIT) and only a pid that no service owns is reaped, so the
+    // services' own waits never lose their status. Only for a process whose every other child
+    // belongs to the supervisor: a child waited for elsewhere would lose its status to us.
+    bool reap_orphans = false;
     wait_method wait = wait_method::automatic; // how process ends reach the ring
     // Called by run() once per turn in which a service changed state, was added or was
     // forgotten (status files, displays). On the loop's thread, outside any API call, so it may
@@ -348,6 +353,8 @@ private:
     bool advance_shutdown();
     void sweep_removed();
     [[nodiscard]] bool all_down() const noexcept;
+    // Reaps the children no service owns (reap_orphans), until the first zombie is a service's
+    // (its wait reaps it; the look is repeated after its exit is fed).
     void reap_orphans() noexcept;
     // ring operations
     void arm_timer(service& s, supervision::time_point deadline);
@@ -433,6 +440,7 @@ private:
     bool table_dirty_ = false;            // the table (services, wanted) on disk is out of date
     bool pids_dirty_ = false;             // <table>.pids (their processes) is out of date
     bool changed_ = false;                // something for options_.on_change since its last call
+    bool orphans_due_ = false;            // reap_orphans() after the due events are fed
     std::size_t active_ops_ = 0;          // our ops the ring still holds
     std::unique_ptr<kick_op> kick_;       // heap: may have to outlive us if the loop never ran
     std::unique_ptr<orphan_op> orphans_;  // SIGCHLD watch (reap_orphans only)

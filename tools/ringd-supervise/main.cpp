@@ -64,7 +64,8 @@ constexpr const char* help_text =
     "                     scripts, the --state table unless -i); exit 0 when there is none,\n"
     "                     78 otherwise\n"
     "  --container        be the reaper of orphans (PR_SET_CHILD_SUBREAPER; implied as PID 1)\n"
-    "                     and forward SIGHUP to every service\n"
+    "                     and forward SIGHUP to every service. In every mode a child that is\n"
+    "                     no service's (e.g. inherited across exec) is reaped when it ends\n"
     "  --container -- CMD ARGS   run CMD as a container's main process (as tini does): every\n"
     "                     catchable signal is forwarded to it (--kill-group: to its process\n"
     "                     group), orphans are reaped, its output passes through; exits with\n"
@@ -354,7 +355,9 @@ ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::confi
         ringd::supervisor_options so;
         so.log_dir = opts.log_dir;
         so.table_path = opts.state;
-        so.reap_orphans = opts.container;
+        // Every child of ours is a service's or no one's (one inherited across execve, an orphan
+        // re-parented to us): reap the latter in every mode, not only as a subreaper.
+        so.reap_orphans = true;
         so.keep_logs = cfg.keep_logs; // read at start (a reload does not change them)
         so.keep_logs_bytes = cfg.keep_logs_bytes;
         sup.emplace(dc.io(), log, so);

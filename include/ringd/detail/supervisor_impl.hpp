@@ -1339,16 +1339,20 @@ inline void supervisor::handle_exit(service& s) {
                      : supervision::exit_status{false, -1, false}; // unknown: not clean
     feed(s, supervision::exited{status});
     if (!s.machine.has_process()) s.proc = process{};
-    if (options_.reap_orphans) reap_orphans();
+    // Once the burst is fed, not per exit: each look may scan every service.
+    if (options_.reap_orphans) orphans_due_ = true;
 }
 
 inline void supervisor::reap_orphans() noexcept {
     for (int i = 0; i < 1024; ++i) {
         siginfo_t si{};
         if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
-        for (auto& [name, s] : services_)
+        for (auto& [name, s] : services_) {
             if (s->proc.valid() && s->proc.pid() == si.si_pid && !s->proc.reaped())
                 return; // a service's own process: its wait reaps it, then we look again
+            if (s->adopting && s->adopting->pid() == si.si_pid)
+                return; // to be adopted at its turn, and then waited for as above
+        }
         siginfo_t done{};
         if (::waitid(P_PID, static_cast<id_t>(si.si_pid), &done, WEXITED | WNOHANG) != 0) return;
         log_->logf(log_level::info, "reap pid %d: orphan %s", si.si_pid,
@@ -1469,6 +1473,9 @@ inline void supervisor::detach() noexcept {
 
 inline task<void> supervisor::run() {
     running_ = true;
+    // Children that ended before SIGCHLD reached our signalfd (a child inherited across execve
+    // that ended before the supervisor existed) left no signal behind: look once now.
+    orphans_due_ = options_.reap_orphans;
     for (;;) {
         // First: a stop is never queued behind a burst (services in backoff would be spawned
         // by their due timers before they were told to stop). Both go in slices.
@@ -1479,6 +1486,10 @@ inline task<void> supervisor::run() {
             continue;
         }
         sweep_removed();
+        if (orphans_due_) {
+            orphans_due_ = false;
+            reap_orphans();
+        }
         if (!shutting_down_)
             advance_start_order();
         else if (!advance_shutdown())
