@@ -1,5 +1,6 @@
 // xfer/receiving_child.hpp — a receiving child of xferrd: xferrd_tcpip, xferrd_tcpip_tls or
-// xferrd_unix. It binds its transport's listeners, accepts, and runs serve_connection() for
+// xferrd_unix. It takes its transport's listeners from the master (which holds them across the
+// child's restarts) or binds them, accepts, and runs serve_connection() for
 // each connection with the settings current when it was accepted. Every connection reads
 // through the child's one buffer_ring (a connection waiting for a request holds no buffer), and
 // at most max_connections are served at once: the next ones are told "ERR 503 too many
@@ -16,6 +17,7 @@
 
 #include <ringd/buffer_ring.hpp>
 #include <ringd/deadline.hpp>
+#include <ringd/inherit_listeners.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
@@ -125,16 +127,30 @@ inline std::shared_ptr<const receiver_settings> settings_from(const config& c, t
     return s;
 }
 
+// Throws std::runtime_error for an address that does not parse.
+inline std::vector<ringd::socket_address> parse_all(const std::vector<std::string>& addresses) {
+    std::vector<ringd::socket_address> out;
+    for (const auto& text : addresses) {
+        auto a = ringd::socket_address::parse(text);
+        if (!a) throw std::runtime_error(a.error());
+        out.push_back(*a);
+    }
+    return out;
+}
+
 // Throws std::system_error ("bind 0.0.0.0:3305: Address already in use") or std::runtime_error
 // for an address that does not parse.
 inline std::vector<ringd::listener> bind_all(const std::vector<std::string>& addresses) {
     std::vector<ringd::listener> out;
-    for (const auto& text : addresses) {
-        auto a = ringd::socket_address::parse(text);
-        if (!a) throw std::runtime_error(a.error());
-        out.push_back(ringd::listener::bind(*a));
-    }
+    for (const auto& a : parse_all(addresses)) out.push_back(ringd::listener::bind(a));
     return out;
+}
+
+// The child's first listeners: the socket the master holds for each address and passed on
+// (LISTEN_FDS), so that a restarted child takes over the same socket and its backlog (no
+// connection refused while it was down); an address without one is bound here.
+inline std::vector<ringd::listener> inherit_all(const std::vector<std::string>& addresses) {
+    return ringd::inherit_or_bind(parse_all(addresses));
 }
 
 // run_dir/<name>.listen: our pid, then one bound address per line; replaced atomically.
@@ -180,7 +196,7 @@ public:
     ringd::task<int> run() {
         ringd::lifecycle_signals signals(ctx_);
         settings_ = settings_from(config_, kind_);
-        listener_sets_.push_back(bind_all(addresses_of(config_, kind_)));
+        listener_sets_.push_back(inherit_all(addresses_of(config_, kind_)));
         publish_listeners(config_, name_, listener_sets_.back());
         for (const auto& l : listener_sets_.back())
             log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
