@@ -9,6 +9,7 @@ Fails (exit 1), naming the page and the link, when
   - a page of DOCS_DIR (default: this script's directory) is not linked from its README.md, the
     index: every page must be reachable from the table of contents.
 Links with a scheme (https:, mailto:) are not fetched: the check must work offline.
+`linkcheck.py --self-test` checks the checker on a sample site (the doc_linkcheck test).
 """
 import html.parser
 import pathlib
@@ -98,7 +99,47 @@ def check_index(docs: pathlib.Path) -> int:
     return missing
 
 
+def self_test() -> int:
+    """`linkcheck.py --self-test` (the doc_linkcheck test): a small site with one link of each
+    kind that must pass and one of each kind that must fail; the checker must name exactly the
+    broken ones."""
+    import contextlib
+    import io
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        site, docs = pathlib.Path(tmp, 'site'), pathlib.Path(tmp, 'docs')
+        (site / 'sub').mkdir(parents=True)
+        (site / 'img').mkdir()
+        (docs / 'sub').mkdir(parents=True)
+        (site / 'img' / 'a.svg').write_text('<svg/>')
+        (site / 'index.html').write_text(
+            '<h2 id="top">t</h2><a href="#top">ok</a><a href="sub/page.html#sec">ok</a>'
+            '<img src="img/a.svg"><a href="https://example.org/x">external</a>'
+            '<a href="#gone">bad anchor</a><a href="sub/page.html#nope">bad anchor</a>'
+            '<img src="img/missing.svg"><a href="sub/other.html">no page</a>'
+            '<a href="../outside.html">leaves</a><a href="/abs.html">absolute</a>')
+        (site / 'sub' / 'page.html').write_text('<h3 id="sec">s</h3><a href="../index.html">up</a>')
+        (docs / 'README.md').write_text('[page](sub/page.md)\n')
+        (docs / 'sub' / 'page.md').write_text('# page\n')
+        (docs / 'sub' / 'orphan.md').write_text('# not in the index\n')
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            faults = check_site(site) + check_index(docs)
+        text = out.getvalue()
+        want = ["'#gone'", "'sub/page.html#nope'", "'img/missing.svg'", "'sub/other.html'",
+                "'../outside.html'", "'/abs.html'", 'sub/orphan.md is not listed']
+        missed = [w for w in want if w not in text]
+        if faults != len(want) or missed:
+            print(text + f'linkcheck: self-test: {faults} faults, want {len(want)}; missed {missed}')
+            return 1
+    print(f'linkcheck: self-test: the {len(want)} broken links of the sample site are named, '
+          'the good ones pass')
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ['--self-test']:
+        return self_test()
     if len(sys.argv) not in (2, 3):
         print('usage: linkcheck.py SITE_DIR [DOCS_DIR]', file=sys.stderr)
         return 2
