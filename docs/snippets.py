@@ -103,7 +103,44 @@ def unchecked_blocks(md: pathlib.Path, text: str) -> int:
     return faults
 
 
+def self_test() -> int:
+    """`snippets.py --self-test` (the doc_snippets_rules test): each rule, on a page of its own,
+    passes what it should and fails what it should."""
+    import subprocess
+    import tempfile
+    cases = [  # (page, expected exit status)
+        ('<!-- snippet: a.cpp#r -->\n```cpp\nint x;\n```\n', 0),
+        ('<!-- snippet: a.cpp#r -->\n```cpp\nint y;\n```\n', 1),    # stale
+        ('```cpp\nint x;\n```\n', 1),                                # cpp without a marker
+        ('<!-- snippet: a.cpp#nosuch -->\n```cpp\nint x;\n```\n', 1),  # no such region
+        ('<!-- snippet: a.cpp r -->\n```cpp\nint x;\n```\n', 1),    # a marker that does not parse
+        ('```sh\nrm -rf /tmp/x\n```\n', 1),                          # neither checked nor marked
+        ('```\n$ ps\n```\n', 1),                                     # the same, no language
+        ('```sh\n# illustrative: by hand\nls\n```\n', 0),
+        ('```sh\n#!/bin/sh\n# illustrative\nexec x\n```\n', 0),     # after a shebang
+        ('<!-- snippet: a.conf -->\n```ini\nk=v\n```\n', 0),          # a whole file
+    ]
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        d = pathlib.Path(tmp)
+        (d / 'a.cpp').write_text('// [r]\nint x;\n// [/r]\n')
+        (d / 'a.conf').write_text('k=v\n')
+        for i, (page, want) in enumerate(cases):
+            md = d / f'case{i}.md'
+            md.write_text(page)
+            r = subprocess.run([sys.executable, __file__, str(md)], capture_output=True, text=True)
+            if r.returncode != want:
+                print(f'snippets: self-test case {i} exited {r.returncode}, want {want}:\n{page}'
+                      f'{r.stdout}{r.stderr}')
+                failed += 1
+    if not failed:
+        print(f'snippets: self-test: {len(cases)} cases as expected')
+    return 1 if failed else 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ['--self-test']:
+        return self_test()
     fix = '--fix' in sys.argv
     paths = [pathlib.Path(a) for a in sys.argv[1:] if a != '--fix']
     files = [f for p in paths for f in (sorted(p.rglob('*.md')) if p.is_dir() else [p])]
