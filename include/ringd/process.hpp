@@ -91,6 +91,12 @@ struct fd_mapping {
     int target;
 };
 
+// A listening socket handed to a child by systemd's socket-activation protocol (sd_listen_fds(3)).
+struct listen_fd {
+    borrowed_fd fd;
+    std::string name; // its LISTEN_FDNAMES entry: no ':' and no newline
+};
+
 struct spawn_options {
     std::vector<std::string> argv; // argv[0]: a path, or a name looked up in PATH
     // KEY=VALUE pairs. inherit_environment: added to this process's environment (replacing
@@ -105,13 +111,20 @@ struct spawn_options {
     std::string log_name;
     process_group group = process_group::own_group;
     std::vector<fd_mapping> descriptors; // at most 16; every other descriptor closes at exec
-    bool try_clone3 = true;              // false: fork + pidfd_open, the fallback path (tests)
+    // Listening sockets passed the way systemd passes them: as descriptors 3, 4, ... in this
+    // order (`descriptors` must not target those), with LISTEN_FDS, LISTEN_FDNAMES and
+    // LISTEN_PID — set in the child to its own pid before execve, which only the child can do.
+    // A supervisor that holds its services' sockets passes them to every start this way.
+    std::vector<listen_fd> listen_fds;
+    // true: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), nothing copied; false: fork +
+    // pidfd_open, the fallback path where that clone is unavailable (tests use it).
+    bool share_memory_until_exec = true;
 };
 
 // Why a spawn failed, and at which step: message() reads "execve /opt/x/run: Permission denied".
 struct spawn_error {
     std::error_code code;
-    std::string what;   // the step and its object: "execve /opt/x/run", "chdir /srv", "clone3"
+    std::string what;   // the step and its object: "execve /opt/x/run", "chdir /srv", "clone"
     std::string detail; // replaces code.message() when set (bad options)
 
     [[nodiscard]] std::string message() const {
@@ -121,7 +134,8 @@ struct spawn_error {
 
 class process;
 
-// Starts a child: clone3(CLONE_PIDFD), or fork + pidfd_open where clone3 is missing or refused.
+// Starts a child: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) on a stack of its own, or fork +
+// pidfd_open where that is missing or refused.
 // In the child: signal mask emptied and every disposition default, own process group (by
 // default), stdin /dev/null, stdout/stderr to the log file, descriptors placed, cwd, groups,
 // gid, uid, execve. Returns once the child has called execve successfully; a failure of any
@@ -421,11 +435,25 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
             spawn_error{{e, std::system_category()}, std::move(what), {}});
     };
     if (o.argv.empty() || o.argv[0].empty()) return bad("no program to run (argv is empty)");
-    if (o.descriptors.size() > 16) return bad("more than 16 descriptors to pass");
+    if (o.descriptors.size() + o.listen_fds.size() > 16)
+        return bad("more than 16 descriptors to pass");
     std::vector<int> sources, targets;
+    const int listen_end = 3 + static_cast<int>(o.listen_fds.size());
+    std::string listen_names;
+    for (const listen_fd& l : o.listen_fds) {
+        if (l.name.find_first_of(":\n") != std::string::npos)
+            return bad("listening socket name '" + l.name + "' contains ':' or a newline");
+        listen_names += (listen_names.empty() ? "" : ":") + l.name;
+        sources.push_back(l.fd.get());
+        targets.push_back(3 + static_cast<int>(targets.size()));
+    }
     for (const fd_mapping& m : o.descriptors) {
         if (m.target < 3 || m.target > 63)
             return bad("descriptor target " + std::to_string(m.target) + " is not in 3..63");
+        if (m.target < listen_end)
+            return bad("descriptor target " + std::to_string(m.target) +
+                       " is taken by a listening socket (3.." + std::to_string(listen_end - 1) +
+                       ")");
         for (int t : targets)
             if (t == m.target)
                 return bad("descriptor target " + std::to_string(t) + " given twice");
@@ -437,13 +465,22 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
         return bad("log name '" + o.log_name + "' contains '/'");
 
     // Everything the child needs is prepared here: it may not allocate.
-    const std::vector<std::string> env = detail::process_environment(o);
+    std::vector<std::string> env = detail::process_environment(o);
     auto program = detail::process_resolve_program(o.argv[0], env);
     if (!program) return unexpected<spawn_error>(program.error());
+    if (!o.listen_fds.empty()) {
+        std::erase_if(env, [](const std::string& e) {
+            return e.starts_with("LISTEN_PID=") || e.starts_with("LISTEN_FDS=") ||
+                   e.starts_with("LISTEN_FDNAMES=");
+        });
+        env.push_back("LISTEN_FDS=" + std::to_string(o.listen_fds.size()));
+        env.push_back("LISTEN_FDNAMES=" + listen_names);
+        env.push_back("LISTEN_PID=" + std::string(24, '\0')); // the child writes its pid here
+    }
     std::vector<char*> argv, envp;
     for (const std::string& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    for (std::string& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
     std::string log_buffer;
     if (!o.log_dir.empty()) {
@@ -451,12 +488,6 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
         log_buffer.append(24, '\0'); // room for the pid
     }
     const std::size_t log_prefix = log_buffer.empty() ? 0 : log_buffer.size() - 24;
-
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return failed(errno, "pipe2");
-    unique_fd status_read(detail::process_above_stdio(pipe_fds[0]));
-    unique_fd status_write(detail::process_above_stdio(pipe_fds[1]));
-    if (!status_read || !status_write) return failed(errno, "fcntl F_DUPFD_CLOEXEC");
 
     detail::process_child_plan plan;
     plan.path = program->c_str();
@@ -477,44 +508,57 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
     plan.fd_sources = sources.data();
     plan.fd_targets = targets.data();
     plan.fd_count = sources.size();
-    plan.status_fd = status_write.get();
+    if (!o.listen_fds.empty()) plan.listen_pid_digits = env.back().data() + 11;
 
+    // The child reports a failure before execve in `failure` (shared memory), or through a
+    // close-on-exec pipe when it was forked.
+    detail::process_child_failure failure;
     int pidfd = -1;
-    detail::process_clone_args args;
-    args.flags = detail::process_clone_pidfd;
-    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
-    long pid = o.try_clone3 ? detail::process_clone3(&args) : -1;
-    const bool forked =
-        !o.try_clone3 ||
-        (pid < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG));
-    if (forked) pid = ::fork(); // clone3 missing (< 5.3), or refused by a seccomp filter
-    if (pid < 0) return failed(errno, forked ? "fork" : "clone3");
-    if (pid == 0) detail::process_child_main(plan);
+    long pid = -1;
+    bool forked = !o.share_memory_until_exec;
+    if (!forked) {
+        plan.shared_failure = &failure;
+        pid = detail::process_start_child(plan, &pidfd);
+        // No CLONE_PIDFD (< 5.2), or clone refused by a seccomp filter: fork instead.
+        forked = pid < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM);
+    }
+    unique_fd status_read;
+    if (forked) {
+        int pipe_fds[2];
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return failed(errno, "pipe2");
+        status_read.reset(detail::process_above_stdio(pipe_fds[0]));
+        unique_fd status_write(detail::process_above_stdio(pipe_fds[1]));
+        if (!status_read || !status_write) return failed(errno, "fcntl F_DUPFD_CLOEXEC");
+        plan.shared_failure = nullptr;
+        plan.status_fd = status_write.get();
+        pid = ::fork();
+        if (pid == 0) detail::process_child_main(plan);
+    }
+    if (pid < 0) return failed(errno, forked ? "fork" : "clone");
 
-    status_write.reset();
     process p;
     p.pid_ = static_cast<pid_t>(pid);
     p.is_child_ = true;
     p.leads_group_ = o.group != process_group::inherit;
     int pidfd_error = 0;
+    bool child_failed = failure.step != 0;
     if (forked) {
         // Our unreaped child cannot vanish or be recycled, so this names the right process.
         pidfd = detail::process_pidfd_open(p.pid_);
         if (pidfd < 0) pidfd_error = errno;
+        std::size_t got = 0;
+        while (got < sizeof failure) {
+            ssize_t n = ::read(status_read.get(), reinterpret_cast<char*>(&failure) + got,
+                               sizeof failure - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        child_failed = got == sizeof failure;
     }
     p.pidfd_.reset(pidfd);
 
-    detail::process_child_failure failure;
-    std::size_t got = 0;
-    while (got < sizeof failure) {
-        ssize_t n = ::read(status_read.get(), reinterpret_cast<char*>(&failure) + got,
-                           sizeof failure - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += static_cast<std::size_t>(n);
-    }
-    if (got == sizeof failure || pidfd_error != 0) {
+    if (child_failed || pidfd_error != 0) {
         // The child failed before execve (it _exits at once), or we cannot name it: reap it.
         if (pidfd_error != 0) ::kill(p.pid_, SIGKILL);
         siginfo_t si{};

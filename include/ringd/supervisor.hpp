@@ -18,6 +18,7 @@
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
+#include <ringd/net.hpp>
 #include <ringd/process.hpp>
 #include <ringd/result.hpp>
 #include <ringd/start_order.hpp>
@@ -84,6 +85,11 @@ struct service_spec {
     // Stop order, init.d's K<nn>: the number nn in decimal digits (any length, compared as a
     // number). Services with one stop first, by it; empty: none, stop in reverse start order.
     std::string stop_sequence;
+    // Addresses the supervisor binds once and passes to every start of the service as
+    // LISTEN_FDS (3, 4, ...; ringd::socket_address::parse syntax): while the service restarts,
+    // after a crash or a kill -9 alike, the kernel's backlog holds new connections instead of
+    // refusing them. At most 15.
+    std::vector<std::string> listen;
     std::string origin;       // who declared it: "registered", a directory, ...
     std::int64_t version = 0; // the declarer's change marker (e.g. script mtime)
 };
@@ -124,7 +130,8 @@ struct service_status {
     std::string stop_sequence; // init.d's K<nn>: nn; empty: none
     readiness_protocol readiness = readiness_protocol::none;
     std::vector<std::string> argv;
-    bool adopted = false; // its process was started by an earlier supervisor
+    std::vector<std::string> listening; // the sockets held for it, as bound ("127.0.0.1:8080")
+    bool adopted = false;               // its process was started by an earlier supervisor
 };
 
 struct supervisor_options {
@@ -324,6 +331,7 @@ private:
         std::optional<uid_t> service_uid; // the service's user, trusted on the notify socket
         unique_fd ready_pipe;             // notification fd: our read end, per process
         unique_fd next_ready_pipe;        // a new pipe waiting for the old read to end
+        std::vector<listener> listeners;  // spec.listen, bound at the first start, kept
         // For messages and status.
         std::string log_path;                     // current (or last) process's log file
         std::vector<std::string> old_logs;        // earlier processes' logs, oldest first

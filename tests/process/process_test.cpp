@@ -5,6 +5,7 @@
 #include "../test_support.hpp"
 #include "process_test_support.hpp"
 
+#include <ringd/net.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
 #include <ringd/timer.hpp>
@@ -99,11 +100,11 @@ TEST_CASE("both wait methods report an exit status and a killing signal") {
     }
 }
 
-TEST_CASE("the fork fallback spawns and waits like clone3") {
+TEST_CASE("the fork fallback spawns and waits like the shared-memory clone") {
     process_reaper reaper;
     io_context ctx;
     spawn_options o = command({"/bin/sh", "-c", "exit 3"});
-    o.try_clone3 = false;
+    o.share_memory_until_exec = false;
     process p = spawn_or_fail(o);
     CHECK(p.pidfd().get() >= 0);
     auto e = ringd::testing::run_bounded(ctx, wait_for(ctx, p, wait_method::automatic));
@@ -182,6 +183,51 @@ TEST_CASE("environment, working directory and descriptors reach the child") {
     char buf[16] = {};
     CHECK(::read(r.get(), buf, sizeof buf) == 6);
     CHECK(std::string(buf) == "hello\n");
+}
+
+TEST_CASE("listening sockets reach the child by the systemd protocol, LISTEN_PID its own") {
+    process_reaper reaper;
+    temp_dir dir;
+    io_context ctx;
+    auto l = ringd::listener::bind(*ringd::socket_address::parse("127.0.0.1:0"));
+    for (bool share_memory : {true, false}) {
+        spawn_options o;
+        // $$ is the shell's pid, which is the spawned child's (sh is what it executes).
+        o.argv = {"sh", "-c",
+                  "echo \"$LISTEN_PID $$ $LISTEN_FDS $LISTEN_FDNAMES\"; "
+                  "[ -S /dev/fd/3 ] && echo socket; echo go >&4"};
+        // What an outer supervisor passed us must not reach the child as its own.
+        o.environment = {"LISTEN_PID=1", "LISTEN_FDS=7"};
+        o.log_dir = dir.path();
+        o.log_name = share_memory ? "shared" : "forked";
+        o.share_memory_until_exec = share_memory;
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        ringd::unique_fd r(fds[0]), w(fds[1]);
+        o.listen_fds = {{l.fd(), "web"}};
+        o.descriptors = {{w, 4}};
+        process p = spawn_or_fail(o);
+        w.reset();
+        auto e = ringd::testing::run_bounded(ctx, wait_for(ctx, p, wait_method::automatic));
+        REQUIRE(e.has_value());
+        CHECK(e->success());
+        const std::string pid = std::to_string(p.pid());
+        CHECK(read_file(p.log_path()) == pid + " " + pid + " 1 web\nsocket\n");
+    }
+    spawn_options clash;
+    clash.argv = {"/bin/true"};
+    clash.listen_fds = {{l.fd(), "a"}, {l.fd(), "b"}};
+    clash.descriptors = {{l.fd(), 4}};
+    auto refused = spawn(clash);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message() ==
+          "spawn: descriptor target 4 is taken by a listening socket (3..4)");
+    clash.descriptors.clear();
+    clash.listen_fds[1].name = "b:c";
+    refused = spawn(clash);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message() ==
+          "spawn: listening socket name 'b:c' contains ':' or a newline");
 }
 
 TEST_CASE("signal_group reaches what the child started in its process group") {

@@ -743,6 +743,7 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
     e.spec.notification_fd = 5;
     e.spec.priority = -3;
     e.spec.version = 1234567890123;
+    e.spec.listen = {"127.0.0.1:80", "/run/a b.sock"};
     e.pid = 42;
     e.start_time = 99;
     e.log_path = "/var/log/x/odd.42";
@@ -758,6 +759,7 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
     CHECK(b.spec.notification_fd == 5);
     CHECK(b.spec.priority == -3);
     CHECK(b.spec.version == e.spec.version);
+    CHECK(b.spec.listen == e.spec.listen);
     CHECK(b.spec.policy.restart_delay == 20ms);
     CHECK(b.pid == 42);
     CHECK(b.start_time == 99);
@@ -785,7 +787,7 @@ TEST_CASE("the table round-trips any string and names the line of a fault") {
 
     auto broken = ringd::detail::supervisor_table_parse(text.substr(0, text.size() - 4));
     REQUIRE_FALSE(broken.has_value());
-    CHECK(broken.error() == "line 26: the block of 'odd' has no 'end'");
+    CHECK(broken.error() == "line 28: the block of 'odd' has no 'end'");
     auto alien = ringd::detail::supervisor_table_parse("hello\n");
     REQUIRE_FALSE(alien.has_value());
     CHECK(alien.error().starts_with("line 1: not a ringd-supervise table"));

@@ -50,6 +50,9 @@ struct config {
     std::string syslog_ident = "ringd-supervise";
     int syslog_facility = LOG_DAEMON;
     std::string syslog_facility_name = "daemon";
+    // [services.NAME] listen = ["127.0.0.1:8080", ...]: addresses the supervisor binds once for
+    // the directory service NAME and passes to every start of it (service_spec::listen).
+    std::map<std::string, std::vector<std::string>> service_listen;
 
     // The default policy of every service (registered ones may override parts of it).
     [[nodiscard]] ringd::supervision::service_policy policy() const;
@@ -173,6 +176,59 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     if (!r.faults.empty()) return ringd::unexpected<std::string>(std::move(r.faults.front()));
     return std::move(r.cfg);
 }
+
+namespace detail {
+// [services.NAME] tables: per directory service settings (today: listen). Every fault is
+// reported through fault_at(line, text).
+template <class Fault>
+void read_service_settings(const toml::node& node, config& c, Fault& fault_at) {
+    const toml::table* services = node.as_table();
+    if (services == nullptr)
+        return fault_at(node.source().begin.line, "services must hold [services.NAME] tables");
+    for (auto&& [key, settings] : *services) {
+        const std::string name(key.str());
+        const std::uint32_t line = settings.source().begin.line;
+        if (auto ok = ringd::check_service_name(name); !ok) {
+            fault_at(line, "[services." + name + "]: " + ok.error());
+            continue;
+        }
+        const toml::table* table = settings.as_table();
+        if (table == nullptr) {
+            fault_at(line, "services." + name + " must be a table");
+            continue;
+        }
+        for (auto&& [skey, value] : *table) {
+            const std::string k(skey.str());
+            const std::uint32_t at = value.source().begin.line;
+            const toml::array* list = value.as_array();
+            if (k != "listen") {
+                fault_at(at, "unknown key 'services." + name + "." + k + "' (known: listen)");
+                continue;
+            }
+            if (list == nullptr) {
+                fault_at(at, "services." + name + ".listen must be a list of addresses");
+                continue;
+            }
+            std::vector<std::string>& out = c.service_listen[name];
+            for (auto&& item : *list) {
+                const std::uint32_t item_at =
+                    item.source().begin.line != 0 ? item.source().begin.line : at;
+                auto address = item.value<std::string>();
+                if (!item.is_string() || !address) {
+                    fault_at(item_at, "services." + name + ".listen must hold address strings");
+                    continue;
+                }
+                if (auto parsed = ringd::socket_address::parse(*address); !parsed) {
+                    fault_at(item_at,
+                             "services." + name + ".listen: '" + *address + "': " + parsed.error());
+                    continue;
+                }
+                out.push_back(*address);
+            }
+        }
+    }
+}
+} // namespace detail
 
 inline ringd::expected<config, std::string> parse_config(std::string_view text,
                                                          const std::string& path) {
@@ -310,13 +366,15 @@ inline config_read read_config(std::string_view text, const std::string& path) {
                 c.syslog_facility = *f;
                 c.syslog_facility_name = *v;
             }
+        } else if (k == "services") {
+            detail::read_service_settings(node, c, fault_at);
         } else {
             fault_at(line, "unknown key '" + k +
                                "' (known: directories, restart_delay_s, "
                                "backoff_factor, max_restart_delay_s, start_limit_burst, "
                                "start_limit_interval_s, stop_timeout_s, spawn_retry_interval_s, "
                                "no_restart_exit_codes, keep_logs, keep_logs_bytes, "
-                               "syslog_ident, syslog_facility)");
+                               "syslog_ident, syslog_facility, services)");
         }
     }
     for (auto& f : faults) r.faults.push_back(std::move(f.second));
@@ -457,6 +515,8 @@ inline ringd::service_spec spec_of(const found_script& script, const config& c) 
     s.origin = std::string(directory_origin_prefix) + script.directory;
     s.version = script.mtime_ns;
     s.stop_sequence = script.stop_sequence;
+    if (auto it = c.service_listen.find(script.name); it != c.service_listen.end())
+        s.listen = it->second;
     return s;
 }
 

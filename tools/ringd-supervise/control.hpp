@@ -82,7 +82,9 @@ inline constexpr std::string_view ctl_usage =
     "  --no-restart-exit CODES|none (exit statuses that mean failed, not restarted; default\n"
     "    no_restart_exit_codes of the config: 64,77,78)\n"
     "  --notify (sd_notify READY=1 on $NOTIFY_SOCKET) | --notification-fd N (s6: a line on fd N)\n"
-    "  --ready-timeout S (default 60 with --notify or --notification-fd)\n";
+    "  --ready-timeout S (default 60 with --notify or --notification-fd)\n"
+    "  --listen ADDR (repeatable: 127.0.0.1:8080, [::1]:80, /run/x.sock; bound once by the\n"
+    "    supervisor and passed to every start as LISTEN_FDS: a restart refuses no connection)\n";
 
 // Parses `register NAME [OPTIONS] -- CMD [ARGS...]` (words[0] is "register").
 [[nodiscard]] ringd::expected<ringd::service_spec, std::string>
@@ -273,6 +275,10 @@ parse_register(const std::vector<std::string>& words, const config& defaults) {
             auto codes = detail::exit_codes_value(opt, value);
             if (!codes) return fail(codes.error());
             s.policy.no_restart_exit_codes = *codes;
+        } else if (opt == "--listen") {
+            if (auto a = ringd::socket_address::parse(value); !a)
+                return fail("--listen '" + value + "': " + a.error());
+            s.listen.push_back(value);
         } else if (opt == "--notify") {
             s.readiness = ringd::readiness_protocol::notify_socket;
         } else if (opt == "--notification-fd") {
@@ -337,6 +343,7 @@ inline nlohmann::json status_json(const ringd::service_status& s) {
     j["readiness"] = std::string(ringd::to_string(s.readiness));
     j["argv"] = s.argv;
     j["adopted"] = s.adopted;
+    j["listening"] = s.listening;
     return j;
 }
 
@@ -386,6 +393,9 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
     row("origin", s.origin);
     row("stop sequence", s.stop_sequence.empty() ? "" : "K" + s.stop_sequence);
     row("readiness", std::string(ringd::to_string(s.readiness)));
+    std::string listening;
+    for (const std::string& a : s.listening) listening += (listening.empty() ? "" : " ") + a;
+    row("listening", listening);
     return out;
 }
 

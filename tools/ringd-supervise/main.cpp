@@ -177,8 +177,9 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
             add_or_log(d, std::move(spec), nullptr);
             continue;
         }
-        const bool changed =
-            prev->second->spec.version != spec.version || prev->second->spec.argv != spec.argv;
+        const bool changed = prev->second->spec.version != spec.version ||
+                             prev->second->spec.argv != spec.argv ||
+                             prev->second->spec.listen != spec.listen;
         add_or_log(d, spec, prev->second);
         auto st = d.sup.status(script.name);
         if (changed && st && st->adopted) {
@@ -233,7 +234,8 @@ ringd::expected<void, std::string> reconcile(daemon_state& d) {
             continue;
         }
         ringd::service_spec spec = supervise::spec_of(*it->second, d.cfg);
-        if (spec.version != current->version || spec.argv != current->argv) {
+        if (spec.version != current->version || spec.argv != current->argv ||
+            spec.listen != current->listen) {
             d.log.logf(ringd::log_level::notice, "reload: %s changed; restarting it",
                        it->second->path.c_str());
             (void)d.sup.replace(std::move(spec));

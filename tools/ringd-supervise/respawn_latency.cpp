@@ -2,7 +2,7 @@
 // restart delay of 0: from the child's last instruction before exit to the next child's first
 // instruction in main (both stamped by the child, CLOCK_MONOTONIC). Includes the kernel's exit,
 // the completion on the ring, the supervisor's turn (leftovers killed, reap, state machine),
-// clone3 + execve of the next child and its dynamic loading.
+// clone + execve of the next child and its dynamic loading.
 //   respawn_latency PROBE [--count N] [--table FILE] [--wait waitid|poll] [--run-ms MS]
 // --run-ms: each child lives that long before it exits (default 0: a tight crash loop).
 #include <ringd/scope.hpp>

@@ -1,13 +1,15 @@
-// ringd/detail/process_child.hpp — what a new child does between clone and execve. The parent
-// prepares everything (paths, argv, ids) in a plan; the child only makes async-signal-safe raw
-// syscalls (no allocation, no locks, no glibc setxid broadcast) and reports a failure as
-// (step, errno) on the exec-status pipe, then _exit(127).
+// ringd/detail/process_child.hpp — how a child is started and what it does between clone and
+// execve. The parent prepares everything (paths, argv, ids) in a plan; the child only makes
+// async-signal-safe calls (no allocation, no locks, no glibc setxid broadcast) and reports a
+// failure as (step, errno), then exits with 127.
 #pragma once
 
 #include <ringd/detail/process_syscalls.hpp>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,7 +33,7 @@ enum class process_child_step : int {
     exec,          // execve
 };
 
-// What the exec-status pipe carries when the child fails.
+// What the child reports when it fails.
 struct process_child_failure {
     int step = 0;  // process_child_step
     int error = 0; // errno
@@ -54,14 +56,32 @@ struct process_child_plan {
     const int* fd_sources = nullptr; // the parent's descriptors to hand over...
     const int* fd_targets = nullptr; // ...as these numbers (all ≥ 3, distinct)
     std::size_t fd_count = 0;
-    int status_fd = -1; // write end of the exec-status pipe (close-on-exec)
+    char* listen_pid_digits = nullptr; // room for 23 digits after "LISTEN_PID=" in envp
+    // Where a failure goes: `shared_failure` when the child runs in the parent's memory
+    // (process_start_child), else the write end of an exec-status pipe (close-on-exec).
+    process_child_failure* shared_failure = nullptr;
+    int status_fd = -1;
 };
 
-[[noreturn]] inline void process_child_fail(const process_child_plan& plan, process_child_step step,
-                                            int error) noexcept {
+// Code that runs in a child sharing the parent's memory and never returns must not touch
+// AddressSanitizer's shadow of its stack: the poison it leaves would outlive the stack.
+#if defined(__clang__) || defined(__SANITIZE_ADDRESS__)
+#define RINGD_CHILD_CODE __attribute__((no_sanitize("address")))
+#else
+#define RINGD_CHILD_CODE
+#endif
+
+[[noreturn]] RINGD_CHILD_CODE inline void
+process_child_fail(const process_child_plan& plan, process_child_step step, int error) noexcept {
     process_child_failure f{static_cast<int>(step), error};
-    [[maybe_unused]] ssize_t n = ::write(plan.status_fd, &f, sizeof f);
-    ::_exit(127);
+    if (plan.shared_failure != nullptr) {
+        *plan.shared_failure = f;
+    } else {
+        [[maybe_unused]] ssize_t n = ::write(plan.status_fd, &f, sizeof f);
+    }
+    // The raw exit: no atexit handlers, no sanitizer exit hooks of a process that is not ours.
+    ::syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
 }
 
 // Makes `target` a copy of `source` that survives execve (dup2 leaves FD_CLOEXEC off; when
@@ -74,17 +94,19 @@ inline bool process_child_place(int source, int target) noexcept {
     return ::dup2(source, target) == target;
 }
 
-[[noreturn]] inline void process_child_main(const process_child_plan& plan) noexcept {
+[[noreturn]] RINGD_CHILD_CODE inline void
+process_child_main(const process_child_plan& plan) noexcept {
     using step = process_child_step;
-    // The parent may block signals for its signalfd; a child with that mask could not be
-    // stopped. Unblock everything and restore every default disposition.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Every default disposition first (a handler of the parent's must never run here: the
+    // child may share its memory), then unblock everything: the parent blocks signals for
+    // its signalfd, and a child with that mask could not be stopped.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int s = 1; s < NSIG; ++s)
         ::sigaction(s, &dfl, nullptr); // fails harmlessly for SIGKILL, SIGSTOP and glibc's own
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
     if (plan.group_mode == 2 && ::setsid() < 0)
         process_child_fail(plan, step::process_group, errno);
@@ -107,6 +129,11 @@ inline bool process_child_place(int source, int target) noexcept {
         if (!process_child_place(moved[i], plan.fd_targets[i]))
             process_child_fail(plan, step::descriptors, errno);
 
+    if (plan.listen_pid_digits != nullptr)
+        *std::to_chars(plan.listen_pid_digits, plan.listen_pid_digits + 23,
+                       static_cast<long>(::syscall(SYS_getpid)))
+             .ptr = '\0';
+
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) process_child_fail(plan, step::stdin_null, errno);
     if (!process_child_place(null_fd, 0)) process_child_fail(plan, step::stdio, errno);
@@ -127,7 +154,7 @@ inline bool process_child_place(int source, int target) noexcept {
     if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) process_child_fail(plan, step::cwd, errno);
 
     // Raw syscalls: glibc's setuid() would try to change the ids of threads that exist only in
-    // the parent (after clone3 glibc still believes they are here).
+    // the parent (glibc does not know this child exists).
     if (plan.set_ids) {
         if (::syscall(SYS_setgroups, plan.group_count, plan.groups) != 0)
             process_child_fail(plan, step::groups, errno);
@@ -139,6 +166,35 @@ inline bool process_child_place(int source, int target) noexcept {
 
     ::execve(plan.path, plan.argv, plan.envp);
     process_child_fail(plan, step::exec, errno);
+}
+
+RINGD_CHILD_CODE inline int process_child_entry(void* plan) noexcept {
+    process_child_main(*static_cast<const process_child_plan*>(plan));
+}
+
+// Starts process_child_main(plan) as a child that shares this process's memory (CLONE_VM) until
+// it calls execve or exits, while this thread waits (CLONE_VFORK): nothing is copied, so a
+// supervisor with thousands of services spawns as fast as a small one (fork copies the page
+// tables: milliseconds per spawn once the parent is large). The child runs on a stack of its own,
+// and every signal stays blocked around the clone, so that no handler of ours runs in it. A
+// failure before execve comes back in plan.shared_failure. Returns the pid and stores the pidfd
+// (CLONE_PIDFD, Linux 5.2), or -1 with errno (EINVAL: an older kernel; EPERM/ENOSYS: seccomp).
+inline long process_start_child(process_child_plan& plan, int* pidfd) noexcept {
+    constexpr std::size_t guard = 4096, stack_size = 64 * 1024;
+    void* area = ::mmap(nullptr, guard + stack_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (area == MAP_FAILED) return -1;
+    (void)::mprotect(area, guard, PROT_NONE); // an overflow faults instead of writing our heap
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    const long pid = ::clone(&process_child_entry, static_cast<char*>(area) + guard + stack_size,
+                             CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, pidfd);
+    const int error = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::munmap(area, guard + stack_size);
+    errno = error;
+    return pid;
 }
 
 } // namespace ringd::detail

@@ -1,5 +1,5 @@
 // ringd/detail/process_syscalls.hpp — the process syscalls that glibc 2.36 does not wrap (or wraps
-// in a header without extern "C"): clone3, pidfd_open, pidfd_send_signal, close_range; and
+// in a header without extern "C"): pidfd_open, pidfd_send_signal, close_range; and
 // /proc/<pid>/stat parsing. Raw syscalls only, so they are also safe between clone and exec.
 #pragma once
 
@@ -18,28 +18,10 @@
 
 namespace ringd::detail {
 
-// struct clone_args as of Linux 5.3 (CLONE_ARGS_SIZE_VER0): later fields are optional.
-struct process_clone_args {
-    std::uint64_t flags = 0;
-    std::uint64_t pidfd = 0; // where the kernel stores the new pidfd (CLONE_PIDFD)
-    std::uint64_t child_tid = 0;
-    std::uint64_t parent_tid = 0;
-    std::uint64_t exit_signal = 0; // SIGCHLD: the child is an ordinary child for wait()
-    std::uint64_t stack = 0;
-    std::uint64_t stack_size = 0;
-    std::uint64_t tls = 0;
-};
-
-inline constexpr std::uint64_t process_clone_pidfd = 0x00001000; // CLONE_PIDFD
 // pidfd_send_signal flag (Linux 6.9): signal the process group whose leader the pidfd names.
 inline constexpr unsigned process_signal_group_flag = 1u << 2;   // PIDFD_SIGNAL_PROCESS_GROUP
 inline constexpr unsigned process_close_range_cloexec = 1u << 2; // CLOSE_RANGE_CLOEXEC
 
-// Like fork(): 0 in the child, the pid in the parent, -1 with errno. The child runs on a copy of
-// the parent's memory but glibc does not know it exists: only raw syscalls until execve.
-inline long process_clone3(process_clone_args* args) noexcept {
-    return ::syscall(SYS_clone3, args, sizeof *args);
-}
 inline int process_pidfd_open(pid_t pid) noexcept {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); // pidfds are always CLOEXEC
 }

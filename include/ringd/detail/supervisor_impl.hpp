@@ -87,6 +87,15 @@ inline expected<void, std::string> validate(const service_spec& spec) {
     if (spec.readiness == readiness_protocol::notification_fd &&
         (spec.notification_fd < 3 || spec.notification_fd > 63))
         return fail("notification fd " + std::to_string(spec.notification_fd) + " is not in 3..63");
+    if (spec.listen.size() > 15) return fail("more than 15 listening addresses");
+    for (const std::string& a : spec.listen)
+        if (auto parsed = socket_address::parse(a); !parsed)
+            return fail("listen address '" + a + "': " + parsed.error());
+    if (spec.readiness == readiness_protocol::notification_fd &&
+        spec.notification_fd < 3 + static_cast<int>(spec.listen.size()))
+        return fail("notification fd " + std::to_string(spec.notification_fd) +
+                    " is taken by a listening socket (3.." +
+                    std::to_string(2 + spec.listen.size()) + ")");
     if (spec.stop_sequence.size() > 100 ||
         spec.stop_sequence.find_first_not_of("0123456789") != std::string::npos)
         return fail("stop sequence '" + spec.stop_sequence + "' is not a number of 1-100 digits");
@@ -947,6 +956,7 @@ inline expected<void, std::string> supervisor::replace(service_spec spec, bool r
     service* s = *found;
     if (auto v = validate(spec); !v) return v;
     const bool needs_socket = spec.readiness == readiness_protocol::notify_socket;
+    if (spec.listen != s->spec.listen) s->listeners.clear(); // bound again at the next start
     s->spec = std::move(spec);
     s->machine.set_policy(s->spec.policy);
     if (needs_socket && s->notify_socket) {
@@ -1098,6 +1108,7 @@ inline service_status supervisor::status_of(const service& s) const {
     st.stop_sequence = s.spec.stop_sequence;
     st.readiness = s.spec.readiness;
     st.argv = s.spec.argv;
+    for (const listener& l : s.listeners) st.listening.push_back(l.address().to_string());
     st.adopted = s.adopted && s.machine.has_process();
     return st;
 }
@@ -1214,6 +1225,18 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
         o.log_dir = options_.log_dir;
         o.log_name = s.spec.name;
     }
+    if (s.listeners.size() != s.spec.listen.size()) {
+        s.listeners.clear();
+        for (const std::string& a : s.spec.listen) {
+            try {
+                s.listeners.push_back(listener::bind(*socket_address::parse(a)));
+            } catch (const std::system_error& e) {
+                s.listeners.clear();
+                return fail(e.code().value(), "listen " + a + ": " + e.code().message());
+            }
+        }
+    }
+    for (const listener& l : s.listeners) o.listen_fds.push_back({l.fd(), s.spec.name});
     unique_fd pipe_write;
     unique_fd pipe_read;
     if (s.spec.readiness == readiness_protocol::notify_socket) {

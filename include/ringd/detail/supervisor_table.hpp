@@ -102,6 +102,11 @@ inline std::string supervisor_table_format(const std::vector<table_entry>& entri
         out += "priority " + to_string(s.priority) + "\n";
         // Only when set: a table without it stays readable by a supervisor that predates it.
         if (!s.stop_sequence.empty()) out += "stop_sequence " + s.stop_sequence + "\n";
+        if (!s.listen.empty()) {
+            out += "listen";
+            for (const std::string& a : s.listen) out += " " + supervisor_table_encode(a);
+            out += "\n";
+        }
         // Only when not the default, for the same reason (absent: the default).
         if (p.no_restart_exit_codes != supervision::permanent_failure_exit_codes) {
             out += "no_restart_exit";
@@ -186,8 +191,8 @@ supervisor_table_parse(std::string_view text) {
             s.origin = *v;
         } else if (key == "version") {
             if (!integer_at(1, s.version)) return fail("bad version");
-        } else if (key == "argv" || key == "env") {
-            auto& list = key == "argv" ? s.argv : s.environment;
+        } else if (key == "argv" || key == "env" || key == "listen") {
+            auto& list = key == "argv" ? s.argv : key == "env" ? s.environment : s.listen;
             for (std::size_t i = 1; i < words.size(); ++i) {
                 auto v = text_at(i);
                 if (!v) return fail("bad value in '" + std::string(key) + "'");
