@@ -1,5 +1,6 @@
-// Proves the property DESIGN.md promises: no heap allocation per accepted connection in steady
-// state. Global operator new is replaced by a counting one, armed only on the loop's thread.
+// Proves what the core promises (docs/04-many-connections.md): no heap allocation per accepted
+// connection in steady state. Global operator new is replaced by a counting one, armed only on the
+// loop's thread.
 #include <ringd/net.hpp>
 
 #include "test_support.hpp"

@@ -1,4 +1,4 @@
-// xfer/config.hpp — the family's one TOML configuration (keys and defaults: DESIGN.md, xfer).
+// xfer/config.hpp — the family's one TOML configuration (keys and defaults: docs/xfer/README.md).
 // Loading is all or nothing: the error names the file, the place and the fault, and a daemon
 // that reloads keeps its running settings when the new file is bad.
 #pragma once

@@ -1,5 +1,6 @@
 // ringd/log.hpp — a daemon's log: syslog levels, and sinks for stderr, syslog and a hook.
-// One logger per program; messages read `program: action object: reason` (STYLE.md habit 14).
+// One logger per program; messages read `program: action object: reason` (what every ringd program
+// prints).
 #pragma once
 
 #include <ringd/log_level.hpp>

@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -16,6 +17,13 @@ namespace ringd {
 
 template <class T = void>
 class task;
+
+// Thrown by co_await on a task that holds no coroutine (moved from, released, or
+// default-constructed): there is no result to give (cppcoro's broken_promise).
+class broken_promise : public std::logic_error {
+public:
+    broken_promise() : std::logic_error("co_await on an empty task (moved from or released)") {}
+};
 
 namespace detail {
 
@@ -163,7 +171,10 @@ public:
             handle_.promise().set_continuation(parent, detail::stop_token_of(parent));
             return handle_;
         }
-        T await_resume() { return handle_.promise().take_result(); }
+        T await_resume() {
+            if (!handle_) throw broken_promise();
+            return handle_.promise().take_result();
+        }
 
     private:
         handle_type handle_; // the awaited task, still owned by the task object
