@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ringd/buffer_ring.hpp>
+#include <ringd/cli.hpp>
 #include <ringd/control.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/daemon_serve.hpp>

@@ -1,13 +1,13 @@
 // xferctl — the operator's tool for the xfer family.
-//   xferctl -c FILE start | stop | reload | status [--json] | debug-dump DIR
+//   xferctl -c FILE start | stop | reload | status [--json] | debug-dump DIR   (xferctl --help)
 // start/stop/reload go through ringd's race-free control protocol (control.hpp) on the master's
 // PID file; status shows what `ps -ef | grep xfer` and `lsof -p` would, in one table;
 // debug-dump DIR writes a problem-report bundle.
 #include "config.hpp"
 
+#include <ringd/cli.hpp>
 #include <ringd/control.hpp>
 #include <ringd/pidfile.hpp>
-#include <ringd/version.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -27,17 +27,27 @@
 
 namespace {
 
-constexpr int exit_usage = 1;
 constexpr int exit_not_running = ringd::control_exit::not_running;
 constexpr int exit_error = ringd::control_exit::error;
 
-int usage(const std::string& why) {
-    std::fprintf(
-        stderr,
-        "xferctl: %s\nusage: xferctl -c FILE start|stop|reload|status [--json]|debug-dump DIR\n",
-        why.c_str());
-    return exit_usage;
-}
+const ringd::cli::program prog{
+    .name = "xferctl",
+    .help = "usage: xferctl -c FILE COMMAND\n"
+            "\n"
+            "The operator's tool for the xfer daemon family (xferrd and its children).\n"
+            "  -c, --config FILE  the family's configuration (as given to xferrd)\n"
+            "  --json             status: one JSON document\n"
+            "  -h, --help         this text; --version: the version\n"
+            "commands:\n"
+            "  start              start xferrd; returns once it is ready\n"
+            "  stop               stop it; returns once it has exited\n"
+            "  reload             SIGHUP; returns once the reload is acknowledged\n"
+            "  status             every process of the family: PID, state, uptime, restarts, "
+            "listening\n"
+            "  debug-dump DIR     write a problem-report bundle to DIR\n"
+            "exit: 0 done, 100 already done, 101 not running, 102 error, 1 bad usage\n",
+    .usage_exit = 1,
+    .operands = true};
 
 std::string programs_dir() {
     std::error_code ec;
@@ -225,27 +235,24 @@ int debug_dump(const xfer::config& c, const std::string& dir) {
 } // namespace
 
 int main(int argc, char** argv) {
-    std::string config_path, command, dir;
+    std::string config_path;
     bool json = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--version") {
-            ringd::print_version("xferctl");
-            return 0;
-        }
-        if (arg == "-c" && i + 1 < argc)
-            config_path = argv[++i];
-        else if (arg == "--json")
-            json = true;
-        else if (command.empty())
-            command = arg;
-        else if (command == "debug-dump" && dir.empty())
-            dir = arg;
-        else
-            return usage("unexpected argument '" + arg + "'");
-    }
-    if (config_path.empty()) return usage("-c FILE is required");
-    if (command.empty()) return usage("a command is required");
+    auto args = ringd::cli::parse(
+        prog, argc, argv,
+        {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path)),
+         ringd::cli::flag("json", json)});
+    if (!args) return args.error();
+    const auto& words = args->operands;
+    const std::string command = words.empty() ? "" : words[0];
+    const std::size_t count = command == "debug-dump" ? 2 : 1;
+    if (command != "start" && command != "stop" && command != "reload" && command != "status" &&
+        count == 1)
+        return ringd::cli::usage_error(prog, command.empty() ? "a command is required"
+                                                             : "unknown command '" + command + "'");
+    if (words.size() != count)
+        return ringd::cli::usage_error(prog, words.size() < count
+                                                 ? "debug-dump needs a directory"
+                                                 : "unexpected argument '" + words.back() + "'");
     std::error_code ec;
     auto absolute = std::filesystem::absolute(config_path, ec);
     auto c = xfer::load_config(absolute.string());
@@ -257,7 +264,5 @@ int main(int argc, char** argv) {
     if (command == "stop") return control(*c, ringd::control_action::stop);
     if (command == "reload") return control(*c, ringd::control_action::reload);
     if (command == "status") return status(*c, json);
-    if (command == "debug-dump")
-        return dir.empty() ? usage("debug-dump needs a directory") : debug_dump(*c, dir);
-    return usage("unknown command '" + command + "'");
+    return debug_dump(*c, words[1]);
 }

@@ -5,12 +5,12 @@
 #include "config.hpp"
 #include "debug_collector.hpp"
 
+#include <ringd/cli.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
-#include <ringd/version.hpp>
 
 #include <poll.h>
 #include <sys/prctl.h>
@@ -87,16 +87,14 @@ ringd::task<int> run(ringd::io_context& ctx, ringd::borrowed_fd socket,
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 2 && std::string(argv[1]) == "--version") {
-        ringd::print_version("xferdebugd");
-        return 0;
-    }
-    if (argc != 3 || std::string(argv[1]) != "-c") {
-        std::fprintf(stderr, "usage: xferdebugd -c FILE\n");
-        return 64;
-    }
+    std::string config_path;
+    auto args = ringd::cli::parse(
+        {"xferdebugd", "usage: xferdebugd -c FILE\nCollects the debug records of the xfer family "
+                       "(xferctl debug-dump); run by xferrd.\n"},
+        argc, argv, {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path))});
+    if (!args) return args.error();
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    auto c = xfer::load_config(argv[2]);
+    auto c = xfer::load_config(config_path);
     if (!c) {
         std::fprintf(stderr, "xferdebugd: %s\n", c.error().c_str());
         return 78;

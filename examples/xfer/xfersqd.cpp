@@ -7,12 +7,12 @@
 #include "debug_sink.hpp"
 #include "send_queue.hpp"
 
+#include <ringd/cli.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
 #include <ringd/timer.hpp>
-#include <ringd/version.hpp>
 
 #include <poll.h>
 #include <sys/inotify.h>
@@ -169,17 +169,15 @@ ringd::task<int> run_daemon(send_queue_daemon& d) {
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 2 && std::string(argv[1]) == "--version") {
-        ringd::print_version("xfersqd");
-        return 0;
-    }
-    if (argc != 3 || std::string(argv[1]) != "-c") {
-        std::fprintf(stderr, "usage: xfersqd -c FILE\n");
-        return 64;
-    }
+    std::string config_path;
+    auto args = ringd::cli::parse(
+        {"xfersqd", "usage: xfersqd -c FILE\nSends the files queued in spool/out/<partner>/ to "
+                    "each partner of FILE; run by xferrd.\n"},
+        argc, argv, {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path))});
+    if (!args) return args.error();
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ringd::logger log("xfersqd");
-    auto c = xfer::load_config(argv[2]);
+    auto c = xfer::load_config(config_path);
     if (!c) {
         log.log(ringd::log_level::err, c.error());
         return 78;

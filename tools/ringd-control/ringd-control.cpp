@@ -8,8 +8,8 @@
 // (and removed, or emptied where it cannot be removed) · 1 bad usage.
 // --timeout S bounds the whole action, the wait for the guard lock included; without it: start
 // and stop 90 s (stop then sends SIGKILL), reload 30 s, check and signal 10 s.
+#include <ringd/cli.hpp>
 #include <ringd/control.hpp>
-#include <ringd/version.hpp>
 
 #include <charconv>
 #include <csignal>
@@ -50,11 +50,6 @@ constexpr const char* help_text =
     "      removed (or emptied where it cannot be removed), 1 bad usage\n"
     "Nothing is signalled unless the process the PID file names is the one holding its lock.\n";
 
-int usage(const std::string& why) {
-    std::fprintf(stderr, "ringd-control: %s (try --help)\n", why.c_str());
-    return ringd::control_exit::usage;
-}
-
 // "TERM", "SIGTERM", "15" → 15; 0 when unknown.
 int parse_signal(std::string_view text) {
     int number = 0;
@@ -89,80 +84,56 @@ std::string json_string(std::string_view s) {
 } // namespace
 
 int main(int argc, char** argv) {
+    const ringd::cli::program prog{.name = "ringd-control",
+                                   .help = help_text,
+                                   .usage_exit = ringd::control_exit::usage,
+                                   .command = true};
     ringd::control_params p;
     bool json = false;
     int actions = 0;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        auto value = [&](const char* name) -> const char* {
-            if (i + 1 >= argc) return nullptr;
-            (void)name;
-            return argv[++i];
+    auto action = [&](ringd::control_action a) {
+        return [&p, &actions, a] {
+            p.action = a;
+            ++actions;
+            return std::string();
         };
-        if (arg == "--version") {
-            ringd::print_version("ringd-control");
-            return 0;
-        }
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(help_text, stdout);
-            return 0;
-        } else if (arg == "--pid-file" || arg == "--guard-file" || arg == "--reload-status" ||
-                   arg == "--timeout" || arg == "--signal") {
-            const char* v = value(arg.c_str());
-            if (v == nullptr) return usage("option " + arg + " needs a value");
-            if (arg == "--pid-file")
-                p.pid_file = v;
-            else if (arg == "--guard-file")
-                p.guard_file = v;
-            else if (arg == "--reload-status")
-                p.reload_status = v;
-            else if (arg == "--timeout") {
-                char* end = nullptr;
-                double s = std::strtod(v, &end);
-                if (end == v || *end != '\0' || !(s >= 0) || s > 1e7)
-                    return usage(std::string("bad --timeout '") + v + "': not a number of seconds");
-                p.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000));
-            } else {
-                p.signal = parse_signal(v);
-                if (p.signal == 0)
-                    return usage(std::string("bad --signal '") + v + "': not a signal");
-                p.action = ringd::control_action::signal;
-                ++actions;
-            }
-        } else if (arg == "--start") {
-            p.action = ringd::control_action::start;
-            ++actions;
-        } else if (arg == "--upgrade") {
-            p.action = ringd::control_action::upgrade;
-            ++actions;
-        } else if (arg == "--stop") {
-            p.action = ringd::control_action::stop;
-            ++actions;
-        } else if (arg == "--check") {
-            p.action = ringd::control_action::check;
-            ++actions;
-        } else if (arg == "--reload") {
-            p.action = ringd::control_action::reload;
-            ++actions;
-        } else if (arg == "--json")
-            json = true;
-        else if (arg == "--") {
-            for (++i; i < argc; ++i) p.command.emplace_back(argv[i]);
-        } else {
-            return usage("unknown option " + arg);
-        }
-    }
-    if (p.pid_file.empty()) return usage("--pid-file F is required");
+    };
+    using ringd::cli::flag, ringd::cli::required, ringd::cli::value;
+    auto args = ringd::cli::parse(
+        prog, argc, argv,
+        {required(value("pid-file", 0, "F", p.pid_file)), value("guard-file", 0, "G", p.guard_file),
+         value("reload-status", 0, "R", p.reload_status),
+         value("timeout", 0, "S",
+               [&](const std::string& v) {
+                   auto s = ringd::cli::number<double>(v);
+                   if (!s || !(*s >= 0) || *s > 1e7) return std::string("not a number of seconds");
+                   p.timeout = std::chrono::milliseconds(static_cast<long long>(*s * 1000));
+                   return std::string();
+               }),
+         value("signal", 0, "SIG",
+               [&](const std::string& v) {
+                   p.signal = parse_signal(v);
+                   if (p.signal == 0) return std::string("not a signal");
+                   return action(ringd::control_action::signal)();
+               }),
+         flag("start", 0, action(ringd::control_action::start)),
+         flag("upgrade", 0, action(ringd::control_action::upgrade)),
+         flag("stop", 0, action(ringd::control_action::stop)),
+         flag("check", 0, action(ringd::control_action::check)),
+         flag("reload", 0, action(ringd::control_action::reload)), flag("json", json)});
+    if (!args) return args.error();
+    p.command = args->command;
     if (actions != 1)
-        return usage(
+        return ringd::cli::usage_error(
+            prog,
             "exactly one of --start, --upgrade, --stop, --check, --reload, --signal is required");
     const bool takes_command =
         p.action == ringd::control_action::start || p.action == ringd::control_action::upgrade;
     if (takes_command && p.command.empty())
-        return usage(std::string("--") + ringd::to_string(p.action) +
-                     " needs the daemon's command after --");
+        return ringd::cli::usage_error(prog, std::string("--") + ringd::to_string(p.action) +
+                                                 " needs the daemon's command after --");
     if (!takes_command && !p.command.empty())
-        return usage("only --start and --upgrade take a command");
+        return ringd::cli::usage_error(prog, "only --start and --upgrade take a command");
 
     auto out = ringd::daemon_control(p);
 
