@@ -134,6 +134,12 @@ struct spawn_error {
 
 class process;
 
+// The file that spawn(o) would execve: o.argv[0] itself if it holds a '/', else the first
+// executable file of that name in the child's PATH (o.environment's PATH=, else this process's,
+// else /usr/local/bin:/usr/bin:/bin). Checking this file (a permission rule, say) checks what
+// will run, not a namesake in the caller's PATH.
+[[nodiscard]] expected<std::string, spawn_error> resolve_program(const spawn_options& o);
+
 // Starts a child: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) on a stack of its own, or fork +
 // pidfd_open where that is missing or refused.
 // In the child: signal mask emptied and every disposition default, own process group (by
@@ -424,6 +430,13 @@ inline int process_above_stdio(int fd) noexcept {
 }
 
 } // namespace detail
+
+inline expected<std::string, spawn_error> resolve_program(const spawn_options& o) {
+    if (o.argv.empty() || o.argv[0].empty())
+        return unexpected<spawn_error>(spawn_error{
+            std::make_error_code(std::errc::invalid_argument), "spawn", "no program to run"});
+    return detail::process_resolve_program(o.argv[0], detail::process_environment(o));
+}
 
 inline expected<process, spawn_error> spawn(const spawn_options& o) {
     auto bad = [](std::string detail) {

@@ -150,18 +150,14 @@ exit_codes_value(const std::string& option, const std::string& text) {
 }
 
 // The file CMD names: itself if it has a '/', else the first executable in our PATH.
-inline std::string resolve_command(const std::string& cmd) {
-    if (cmd.find('/') != std::string::npos) return cmd;
-    const char* env = std::getenv("PATH");
-    const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
-    for (std::size_t start = 0; start <= path.size();) {
-        std::size_t colon = path.find(':', start);
-        if (colon == std::string::npos) colon = path.size();
-        const std::string candidate = path.substr(start, colon - start) + "/" + cmd;
-        start = colon + 1;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-    return cmd;
+// The file a service's spawn would run (its own PATH, not ours) passes check_script, or why not.
+inline ringd::expected<void, std::string> check_program(const ringd::service_spec& spec) {
+    ringd::spawn_options o;
+    o.argv = spec.argv;
+    o.environment = spec.environment;
+    auto program = ringd::resolve_program(o);
+    if (!program) return ringd::unexpected<std::string>(program.error().message());
+    return check_script(*program);
 }
 
 inline std::string state_name(ringd::supervision::state s) {
@@ -428,13 +424,13 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
         if (c.sup.shutting_down()) return error("register: the supervisor is shutting down");
         auto spec = parse_register(words, c.defaults);
         if (!spec) return error(spec.error());
-        const std::string program = detail::resolve_command(spec->argv[0]);
-        if (auto ok = check_script(program); !ok) {
+        if (auto ok = detail::check_program(*spec); !ok) {
             c.log.logf(ringd::log_level::err, "register %s: refused %s", spec->name.c_str(),
                        ok.error().c_str());
             return error("register " + spec->name + ": refused " + ok.error());
         }
         const std::string name = spec->name;
+        const std::string program = spec->argv[0];
         if (auto added = c.sup.add(std::move(*spec)); !added) {
             std::string why = added.error(); // "add NAME: ..." in the supervisor's words
             if (why.starts_with("add ")) why.replace(0, 4, "register ");
@@ -478,7 +474,7 @@ inline answer detail::handle_request_or_throw(const std::vector<std::string>& wo
         if (spec == nullptr) return error(cmd + " " + *name + ": no such service");
         if (cmd != "stop") {
             // The script may have changed since it was accepted: check it again.
-            if (auto ok = check_script(detail::resolve_command(spec->argv[0])); !ok)
+            if (auto ok = detail::check_program(*spec); !ok)
                 return error(cmd + " " + *name + ": refused " + ok.error());
         }
         auto done = cmd == "start"  ? c.sup.start(*name)

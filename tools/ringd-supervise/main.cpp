@@ -149,8 +149,7 @@ void resume(daemon_state& d, const std::vector<ringd::table_entry>& table) {
     // Registered services first: they were accepted earlier and keep their names.
     for (const auto& e : table) {
         if (is_directory_service(e.spec)) continue;
-        if (auto ok = supervise::check_script(supervise::detail::resolve_command(e.spec.argv[0]));
-            !ok) {
+        if (auto ok = supervise::detail::check_program(e.spec); !ok) {
             d.log.logf(ringd::log_level::err, "resume %s: refused %s; kept, but stopped",
                        e.spec.name.c_str(), ok.error().c_str());
             ringd::table_entry down = e;
