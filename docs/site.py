@@ -59,7 +59,7 @@ def main() -> int:
         'theme:',
         '  name: mkdocs',  # Debian's readthedocs theme names scripts it does not ship
         '  highlightjs: false',  # no script from a CDN: the site works offline
-        'markdown_extensions: [toc, tables, fenced_code]',
+        'markdown_extensions: [toc, tables, fenced_code, sane_lists]',  # lists keep their numbers
         'nav:',
     ]
     lines += [f'  - {yaml_quote(t)}: {yaml_quote(p)}' for item in nav_from_index() for t, p in item.items()]
