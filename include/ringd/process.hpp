@@ -109,6 +109,11 @@ struct spawn_options {
     // Empty: the child shares this process's stdout and stderr. stdin is always /dev/null.
     std::string log_dir;
     std::string log_name;
+    // ≥ 0: the child's stdout (stderr) is a copy of this descriptor of ours, e.g. a pipe that
+    // the caller reads (a supervisor prefixing each line), instead of a log file or our own.
+    // Not together with log_dir.
+    borrowed_fd stdout_to{-1};
+    borrowed_fd stderr_to{-1};
     process_group group = process_group::own_group;
     std::vector<fd_mapping> descriptors; // at most 16; every other descriptor closes at exec
     // Listening sockets passed the way systemd passes them: as descriptors 3, 4, ... in this
@@ -474,6 +479,8 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
         targets.push_back(m.target);
     }
     if (o.log_dir.empty() != o.log_name.empty()) return bad("log_dir and log_name go together");
+    if (!o.log_dir.empty() && (o.stdout_to.get() >= 0 || o.stderr_to.get() >= 0))
+        return bad("log_dir and stdout_to/stderr_to exclude each other");
     if (o.log_name.find('/') != std::string::npos)
         return bad("log name '" + o.log_name + "' contains '/'");
 
@@ -511,6 +518,8 @@ inline expected<process, spawn_error> spawn(const spawn_options& o) {
     plan.log_path = log_buffer.empty() ? nullptr : log_buffer.data();
     plan.log_prefix = log_prefix;
     plan.log_capacity = log_buffer.size();
+    plan.stdout_fd = o.stdout_to.get();
+    plan.stderr_fd = o.stderr_to.get();
     if (o.run_as) {
         plan.set_ids = true;
         plan.uid = o.run_as->uid;

@@ -230,6 +230,41 @@ TEST_CASE("listening sockets reach the child by the systemd protocol, LISTEN_PID
           "spawn: listening socket name 'b:c' contains ':' or a newline");
 }
 
+TEST_CASE("stdout_to and stderr_to give the child our descriptors as stdout and stderr") {
+    process_reaper reaper;
+    io_context ctx;
+    int out_fds[2], err_fds[2];
+    REQUIRE(::pipe2(out_fds, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(err_fds, O_CLOEXEC) == 0);
+    ringd::unique_fd out_r(out_fds[0]), out_w(out_fds[1]), err_r(err_fds[0]), err_w(err_fds[1]);
+    spawn_options o;
+    o.argv = {"sh", "-c", "echo to-out; echo to-err >&2"};
+    o.stdout_to = ringd::borrowed_fd(out_w.get());
+    o.stderr_to = ringd::borrowed_fd(err_w.get());
+    // A passed descriptor that lands on the number of a stdout source must not clobber it.
+    o.descriptors = {{ringd::borrowed_fd(err_w.get()), out_w.get()}};
+    process p = spawn_or_fail(o);
+    out_w.reset();
+    err_w.reset();
+    auto e = ringd::testing::run_bounded(ctx, wait_for(ctx, p, wait_method::automatic));
+    REQUIRE(e.has_value());
+    CHECK(e->success());
+    char buf[64] = {};
+    CHECK(::read(out_r.get(), buf, sizeof buf) == 7);
+    CHECK(std::string(buf) == "to-out\n");
+    char ebuf[64] = {};
+    const ssize_t n = ::read(err_r.get(), ebuf, sizeof ebuf);
+    CHECK(std::string(ebuf, n > 0 ? static_cast<std::size_t>(n) : 0).find("to-err\n") == 0);
+    SECTION("not together with a log file") {
+        spawn_options both = command({"true"}, "/tmp", "x");
+        both.stdout_to = ringd::borrowed_fd(1);
+        auto refused = spawn(both);
+        REQUIRE(!refused);
+        CHECK(refused.error().message() ==
+              "spawn: log_dir and stdout_to/stderr_to exclude each other");
+    }
+}
+
 TEST_CASE("signal_group reaches what the child started in its process group") {
     process_reaper reaper;
     temp_dir dir;

@@ -48,6 +48,8 @@ struct process_child_plan {
     char* log_path = nullptr;     // "<dir>/<name>." + room for the pid; nullptr: keep stdout/err
     std::size_t log_prefix = 0;   // where the pid goes in log_path
     std::size_t log_capacity = 0; // size of the log_path buffer
+    int stdout_fd = -1;           // ≥ 0: the parent's descriptor to use as stdout ...
+    int stderr_fd = -1;           // ... and as stderr (not with log_path)
     bool set_ids = false;         // change credentials
     uid_t uid = 0;
     gid_t gid = 0;
@@ -125,6 +127,11 @@ process_child_main(const process_child_plan& plan) noexcept {
         moved[i] = ::fcntl(plan.fd_sources[i], F_DUPFD_CLOEXEC, 64);
         if (moved[i] < 0) process_child_fail(plan, step::descriptors, errno);
     }
+    // stdout/stderr sources as well, before a descriptor lands on their number.
+    const int out_fd = plan.stdout_fd < 0 ? -1 : ::fcntl(plan.stdout_fd, F_DUPFD_CLOEXEC, 64);
+    const int err_fd = plan.stderr_fd < 0 ? -1 : ::fcntl(plan.stderr_fd, F_DUPFD_CLOEXEC, 64);
+    if ((plan.stdout_fd >= 0 && out_fd < 0) || (plan.stderr_fd >= 0 && err_fd < 0))
+        process_child_fail(plan, step::stdio, errno);
     for (std::size_t i = 0; i < count; ++i)
         if (!process_child_place(moved[i], plan.fd_targets[i]))
             process_child_fail(plan, step::descriptors, errno);
@@ -137,6 +144,9 @@ process_child_main(const process_child_plan& plan) noexcept {
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) process_child_fail(plan, step::stdin_null, errno);
     if (!process_child_place(null_fd, 0)) process_child_fail(plan, step::stdio, errno);
+    if ((out_fd >= 0 && !process_child_place(out_fd, 1)) ||
+        (err_fd >= 0 && !process_child_place(err_fd, 2)))
+        process_child_fail(plan, step::stdio, errno);
 
     if (plan.log_path != nullptr) {
         char* digits = plan.log_path + plan.log_prefix;
