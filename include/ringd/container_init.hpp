@@ -3,6 +3,7 @@
 // lands on us, and end with its exit status (128 + N when a signal N killed it).
 #pragma once
 
+#include <ringd/result.hpp>
 #include <ringd/signals.hpp>
 
 #include <fcntl.h>
@@ -41,6 +42,15 @@ struct container_init_options {
 inline int run_container_init(const std::vector<std::string>& argv,
                               const container_init_options& options);
 
+// Starts argv as the container's command, the first half of run_container_init (for a caller
+// that waits for it on its own loop): its own process group (the terminal's foreground group
+// when stdin is one), every signal unblocked and at its default disposition, stdin, stdout and
+// stderr ours. Returns its pid once it has exec'd, or the exit code for a command that cannot
+// run (127: not found, 126: any other exec failure; the reason on stderr, prefixed with
+// options.program). Block the signals to forward (container_forwarded_signals) before.
+inline expected<pid_t, int> start_container_command(const std::vector<std::string>& argv,
+                                                    const container_init_options& options);
+
 namespace detail {
 
 // The signals this process must not block: faults of its own, and job control on a terminal.
@@ -61,24 +71,12 @@ inline int container_exit_code(int status) noexcept {
 
 } // namespace detail
 
-inline int run_container_init(const std::vector<std::string>& argv,
-                              const container_init_options& options) {
+inline expected<pid_t, int> start_container_command(const std::vector<std::string>& argv,
+                                                    const container_init_options& options) {
     const char* prog = options.program.c_str();
     if (argv.empty()) {
         std::fprintf(stderr, "%s: no command to run\n", prog);
-        return 2;
-    }
-    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        std::fprintf(stderr,
-                     "%s: warning: not PID 1 and cannot become a child subreaper (%s): "
-                     "orphaned processes will not be reaped\n",
-                     prog, std::strerror(errno));
-
-    const sigset_t forwarded = detail::container_forwarded_signals();
-    sigset_t previous;
-    if (int e = ::pthread_sigmask(SIG_BLOCK, &forwarded, &previous); e != 0) {
-        std::fprintf(stderr, "%s: pthread_sigmask: %s\n", prog, std::strerror(e));
-        return 1;
+        return unexpected<int>(2);
     }
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -88,12 +86,12 @@ inline int run_container_init(const std::vector<std::string>& argv,
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) {
         std::fprintf(stderr, "%s: pipe2: %s\n", prog, std::strerror(errno));
-        return 1;
+        return unexpected<int>(1);
     }
     const pid_t child = ::fork();
     if (child < 0) {
         std::fprintf(stderr, "%s: fork: %s\n", prog, std::strerror(errno));
-        return 1;
+        return unexpected<int>(1);
     }
     if (child == 0) {
         ::close(report[0]);
@@ -120,9 +118,37 @@ inline int run_container_init(const std::vector<std::string>& argv,
         ::waitpid(child, nullptr, 0);
         std::fprintf(stderr, "%s: cannot run %s: %s\n", prog, argv[0].c_str(),
                      std::strerror(exec_errno));
-        return exec_errno == ENOENT ? 127 : 126;
+        return unexpected<int>(exec_errno == ENOENT ? 127 : 126);
     }
 
+    return child;
+}
+
+inline int run_container_init(const std::vector<std::string>& argv,
+                              const container_init_options& options) {
+    const char* prog = options.program.c_str();
+    if (argv.empty()) {
+        std::fprintf(stderr, "%s: no command to run\n", prog);
+        return 2;
+    }
+    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        std::fprintf(stderr,
+                     "%s: warning: not PID 1 and cannot become a child subreaper (%s): "
+                     "orphaned processes will not be reaped\n",
+                     prog, std::strerror(errno));
+
+    const sigset_t forwarded = detail::container_forwarded_signals();
+    sigset_t previous;
+    if (int e = ::pthread_sigmask(SIG_BLOCK, &forwarded, &previous); e != 0) {
+        std::fprintf(stderr, "%s: pthread_sigmask: %s\n", prog, std::strerror(e));
+        return 1;
+    }
+    const auto started = start_container_command(argv, options);
+    if (!started) {
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        return started.error();
+    }
+    const pid_t child = *started;
     int exit_code = -1;
     while (exit_code < 0) {
         siginfo_t info{};

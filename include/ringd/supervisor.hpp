@@ -157,6 +157,11 @@ struct supervisor_options {
     // keep_logs_bytes, but the newest earlier one (the crashed instance's) always stays.
     std::size_t keep_logs{5};
     std::uint64_t keep_logs_bytes{std::uint64_t{64} << 20};
+    // Container mode: each line a service writes to stdout (stderr) goes to our stdout (stderr)
+    // as "<name> | <line>" (docker compose's separator), through a pipe per stream and service
+    // kept for the service's lifetime, instead of log files (log_dir is then not used). A line
+    // longer than 4 KiB is cut into several; one without its newline is written at the end.
+    bool prefix_output = false;
 };
 
 class supervisor {
@@ -210,6 +215,9 @@ public:
     // Sends `sig` to the process group of one service (a reload passed on to some services
     // only). Errors: no such service; "not running"; or the kill's errno.
     expected<void, std::string> signal(std::string_view name, int sig);
+    // A child of ours that the caller waits for itself (e.g. a container's command): the
+    // orphan reaper leaves it alone (leave = false: no longer, once the caller has reaped it).
+    void leave_child(pid_t pid, bool leave = true);
     // Deletes <log_dir>/<name>.<digits> of every known name (and of `more_names`), except the
     // files of processes that still run (keepalive: on -i and on shutdown).
     void remove_unused_logs(const std::vector<std::string>& more_names = {});
@@ -285,6 +293,18 @@ private:
         bool in_flight = false;
         bool from_socket = false; // recvmsg on notify_socket, else read on ready_pipe
     };
+    // prefix_output: the read end of a service's stdout or stderr pipe, read on the ring.
+    struct output_op : detail::io_op {
+        output_op(service* s, int target) noexcept;
+        service* svc;
+        int target;                     // where its lines go: STDOUT_FILENO or STDERR_FILENO
+        unique_fd read_end;             // ours
+        unique_fd write_end;            // the copy each of the service's processes gets
+        std::unique_ptr<char[]> buffer; // allocated at the first spawn
+        static constexpr std::size_t buffer_size = 4096;
+        std::string partial; // the start of a line whose newline has not come yet
+        bool in_flight = false;
+    };
     // A wake-up of run() from the loop (not from inside the caller of an API function).
     struct kick_op : detail::io_op {
         explicit kick_op(supervisor* s) noexcept;
@@ -345,6 +365,8 @@ private:
         timer_op timer{this};
         exit_watch watch{this};
         ready_op ready{this};
+        output_op out{this, STDOUT_FILENO}; // prefix_output only
+        output_op err{this, STDERR_FILENO};
     };
 
     // events and actions
@@ -369,6 +391,12 @@ private:
     void cancel_timer(service& s) noexcept;
     void submit_timer(service& s) noexcept;
     void start_ready_read(service& s) noexcept;
+    // prefix_output: the pipes of a service (created at its first spawn), their reads, and the
+    // lines they carry; drain_output reads what is left without waiting (at the end of run()).
+    [[nodiscard]] expected<void, std::string> open_output(service& s);
+    void start_output_read(output_op& o) noexcept;
+    void emit_output(output_op& o, std::string_view data, bool end) noexcept;
+    void drain_output(output_op& o) noexcept;
     void schedule(service& s) noexcept;
     void wake() noexcept;
     // From a completion: run() goes on at the loop's next turn (the kick), if it has work.
@@ -410,6 +438,7 @@ private:
     static void kick_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void orphan_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void flush_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void output_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
 
     struct park_awaiter {
         supervisor* s;
@@ -469,6 +498,7 @@ private:
     std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>, std::less<>>
         found_logs_;       // earlier logs in log_dir by service name, oldest first, not yet claimed
     unique_fd sigchld_fd_; // signalfd for SIGCHLD (reap_orphans only)
+    std::vector<pid_t> left_children_; // children the reaper leaves alone (leave_child)
 };
 
 } // namespace ringd

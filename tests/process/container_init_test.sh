@@ -151,5 +151,56 @@ check "as PID 1 without --foreground: still running, its service started" \
 wait "$launcher"
 check "... until it is told to stop: exit 0" $? 0
 
+# Services beside the command (--container --config C -- CMD): they start with it; each line of
+# theirs reaches our stdout or stderr (the stream they wrote it to) as "<name> | <line>", a last
+# line without its newline included; the command's own output is not prefixed. When the command
+# ends, the services are stopped in order (reverse start order: S20web before S10db) and PID 1
+# exits with the command's code. A SIGTERM to PID 1 goes to the command, not to the services.
+mkdir -p "$tmp/beside"
+cat >"$tmp/beside/S10db" <<EOF
+#!/bin/sh
+trap 'echo db >> $tmp/stopped; exit 0' TERM
+echo "db up"
+: > $tmp/db.up
+while :; do sleep 0.05; done
+EOF
+cat >"$tmp/beside/S20web" <<EOF
+#!/bin/sh
+trap 'echo web >> $tmp/stopped; exit 0' TERM
+echo "web on stdout"
+echo "web on stderr" >&2
+printf "web without newline"
+: > $tmp/web.up
+while :; do sleep 0.05; done
+EOF
+chmod 755 "$tmp/beside/S10db" "$tmp/beside/S20web"
+printf 'directories = ["%s"]\n' "$tmp/beside" >"$tmp/beside.toml"
+# wait_up: the command's first step, until both services have started.
+wait_up='until [ -e "$0/db.up" ] && [ -e "$0/web.up" ]; do sleep 0.05; done'
+rm -f "$tmp/stopped" "$tmp"/*.up
+timeout -s KILL 60 unshare -pf --mount-proc "$sup" --container --config "$tmp/beside.toml" \
+    --control "$tmp/beside.sock" -- sh -c "$wait_up"'; echo "the command"; exit 9' "$tmp" \
+    >"$tmp/beside.out" 2>"$tmp/beside.err"
+check "beside services: PID 1 exits with the command's code" $? 9
+check "... the services' stdout lines, prefixed, and the command's own" \
+    "$(grep -c -x -e 'S10db | db up' -e 'S20web | web on stdout' -e 'the command' \
+        -e 'S20web | web without newline' "$tmp/beside.out")" 4
+check "... a service's stderr line on stderr, prefixed" \
+    "$(grep -c -x 'S20web | web on stderr' "$tmp/beside.err")" 1
+check "... stopped in order once the command ended" "$(tr '\n' ' ' <"$tmp/stopped" 2>/dev/null)" \
+    "web db "
+
+rm -f "$tmp/stopped" "$tmp"/*.up "$tmp/term"
+timeout -s KILL 60 unshare -pf --mount-proc "$sup" --container --config "$tmp/beside.toml" \
+    --control "$tmp/beside.sock" -- sh -c 'trap "echo command >> \"\$0/stopped\"; exit 3" TERM
+        '"$wait_up"'; echo ready > "$0/term"; while :; do sleep 0.05; done' "$tmp" \
+    >/dev/null 2>&1 &
+launcher=$!
+for _ in $(seq 600); do [ -s "$tmp/term" ] && break; sleep 0.05; done
+kill -TERM "$(pgrep -P "$(pgrep -P "$launcher" -x unshare)" -x ringd-supervise)"
+wait "$launcher"
+check "beside services: SIGTERM to PID 1 ends the command (exit 3), then the services in order" \
+    "$? $(tr '\n' ' ' <"$tmp/stopped" 2>/dev/null)" "3 command web db "
+
 echo "$failures failures"
 [ "$failures" -eq 0 ]

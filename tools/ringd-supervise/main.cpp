@@ -13,6 +13,7 @@
 #include <ringd/version.hpp>
 
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,7 +33,8 @@ constexpr const char* help_text =
     "                       [--foreground] [-i] [--container] [--syslog-ident ID]\n"
     "                       [--syslog-facility FACILITY] [--log-level LEVEL] [-t SECONDS]\n"
     "       ringd-supervise --check-config [--config FILE] [--state FILE] [-i]\n"
-    "       ringd-supervise --container [--kill-group] -- CMD ARGS\n"
+    "       ringd-supervise --container [--kill-group] [--config FILE [--control SOCKET]\n"
+    "                       [--state FILE] [--log-level LEVEL]] -- CMD ARGS\n"
     "       ringd-supervise ctl [--control SOCKET] COMMAND ...   (ringd-supervise ctl --help)\n"
     "\n"
     "Keeps services running and restarts them when they end.\n"
@@ -69,7 +71,11 @@ constexpr const char* help_text =
     "  --container -- CMD ARGS   run CMD as a container's main process (as tini does): every\n"
     "                     catchable signal is forwarded to it (--kill-group: to its process\n"
     "                     group), orphans are reaped, its output passes through; exits with\n"
-    "                     its code, 128+N if signal N killed it, 127/126 if it cannot run\n"
+    "                     its code, 128+N if signal N killed it, 127/126 if it cannot run.\n"
+    "                     With --config, its services run beside CMD (a table only with\n"
+    "                     --state); their output goes to ours, each line as `NAME | line`;\n"
+    "                     when CMD ends they are stopped in order; `ctl shutdown` sends\n"
+    "                     SIGTERM to CMD\n"
     "  --syslog-ident ID, --syslog-facility F   (default ringd-supervise, daemon)\n"
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
     "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
@@ -106,6 +112,13 @@ int usage_error(const std::string& why) {
     std::fprintf(stderr, "ringd-supervise: %s\n(ringd-supervise --help shows the usage)\n",
                  why.c_str());
     return 1;
+}
+
+// --log-level's value; nullopt once the usage error is printed.
+std::optional<ringd::log_level> log_level_option(const std::string& value) {
+    auto l = ringd::parse_log_level(value);
+    if (!l) usage_error("--log-level '" + value + "': expected err, warning, notice or info");
+    return l;
 }
 
 // ---- the daemon's state, and the reconcile of directory services -----------------------------
@@ -450,10 +463,140 @@ int ctl_main(int argc, char** argv, int first) {
     return supervise::run_client(control, std::vector<std::string>(argv + i, argv + argc));
 }
 
+// ---- --container --config C -- CMD: services beside the container's command ------------------
+
+// Every signal we receive goes on to the command (to its group with --kill-group), as
+// run_container_init does, except a SIGPIPE that our own write raised.
+ringd::task<void> forward_signals(ringd::io_context& ctx, const ringd::unique_fd& fd,
+                                  ringd::process& command, bool kill_group) {
+    for (;;) {
+        signalfd_siginfo si;
+        const ssize_t n = ::read(fd.get(), &si, sizeof si);
+        if (n == static_cast<ssize_t>(sizeof si)) {
+            const int sig = static_cast<int>(si.ssi_signo);
+            if (sig == SIGPIPE && static_cast<pid_t>(si.ssi_pid) == ::getpid()) continue;
+            if (!command.reaped())
+                (void)(kill_group ? command.signal_group(sig) : command.signal(sig));
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) co_return;
+        auto ready = co_await ringd::async_poll(ctx, ringd::borrowed_fd(fd.get()), POLLIN);
+        if (!ready) co_return; // cancelled: the command has ended
+    }
+}
+
+// The command's end ends the container: every service is stopped in order, and `code` is what
+// we exit with (its exit status, 128 + N if signal N killed it).
+ringd::task<void> wait_for_command(ringd::io_context& ctx, daemon_state& d, ringd::process& command,
+                                   int& code) {
+    auto end = co_await ringd::async_wait(ctx, command);
+    if (!end) {
+        d.log.logf(ringd::log_level::err, "wait for the command (pid %d): %s", command.pid(),
+                   end.error().message().c_str());
+        code = 1;
+    } else {
+        code = end->signalled() ? 128 + end->status : end->status;
+        d.log.logf(ringd::log_level::notice,
+                   "exit: the command (pid %d) %s; stopping every service", command.pid(),
+                   end->to_string().c_str());
+    }
+    d.sup.leave_child(command.pid(), false);
+    d.sup.shutdown(true);
+}
+
+ringd::task<int> run_container(ringd::io_context& ctx, daemon_state& d,
+                               const ringd::listener& control, ringd::process& command,
+                               bool kill_group, const ringd::unique_fd& signals) {
+    int code = 1;
+    // `ctl shutdown` ends the container the way `docker stop` does: SIGTERM to the command.
+    supervise::control_context cc{d.sup, d.log, d.cfg, [&] {
+                                      if (!command.reaped())
+                                          (void)(kill_group ? command.signal_group(SIGTERM)
+                                                            : command.signal(SIGTERM));
+                                  }};
+    ringd::scope aux;
+    aux.spawn(supervise::control_server(ctx, control, cc));
+    aux.spawn(forward_signals(ctx, signals, command, kill_group));
+    aux.spawn(wait_for_command(ctx, d, command, code));
+    co_await d.sup.run();
+    aux.request_stop();
+    co_await aux.join();
+    d.log.log(ringd::log_level::notice, "exit: every service is down");
+    co_return code;
+}
+
+// `ringd-supervise --container [--kill-group] --config C -- CMD`: the directory and registered
+// services of C run beside the command, their output on ours, each line prefixed with the
+// service's name; the command's end stops them in order and we exit with its code.
+int container_with_services(options opts, const ringd::container_init_options& o,
+                            const std::vector<std::string>& command_argv) {
+    auto loaded = supervise::load_config(opts.config_path);
+    if (!loaded) return usage_error(loaded.error());
+    supervise::config cfg = std::move(*loaded);
+    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        std::fprintf(stderr,
+                     "ringd-supervise: warning: not PID 1 and cannot become a child subreaper "
+                     "(%s): orphaned processes will not be reaped\n",
+                     std::strerror(errno));
+    sigset_t forwarded = ringd::detail::container_forwarded_signals();
+    sigdelset(&forwarded, SIGCHLD); // the supervisor's own signalfd takes it
+    if (int e = ::pthread_sigmask(SIG_BLOCK, &forwarded, nullptr); e != 0) {
+        std::fprintf(stderr, "ringd-supervise: pthread_sigmask: %s\n", std::strerror(e));
+        return 1;
+    }
+    try {
+        ringd::unique_fd signals(::signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK));
+        if (!signals) ringd::throw_errno(errno, "signalfd");
+        ringd::logger log("ringd-supervise");
+        log.use_stderr(true);
+        log.set_threshold(opts.level);
+        ringd::io_context ctx;
+        ringd::supervisor_options so;
+        so.table_path = opts.state; // only with --state: a container is usually started afresh
+        so.reap_orphans = true;
+        so.prefix_output = true;
+        so.keep_logs = cfg.keep_logs;
+        so.keep_logs_bytes = cfg.keep_logs_bytes;
+        if (!so.table_path.empty()) {
+            const std::string dir = so.table_path.substr(0, so.table_path.rfind('/'));
+            if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+                throw std::runtime_error("create directory " + dir + ": " + std::strerror(errno));
+        }
+        ringd::supervisor sup(ctx, log, so);
+        auto address = ringd::socket_address::parse(opts.control);
+        if (!address) throw std::runtime_error("--control: " + address.error());
+        ringd::listen_options lo;
+        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
+        lo.retry_address_in_use = std::chrono::seconds(2);
+        const ringd::listener control = ringd::listener::bind(*address, lo);
+        const std::vector<ringd::table_entry> table = sup.load_table();
+
+        // The command first: if it cannot run, nothing else starts.
+        const auto started = ringd::start_container_command(command_argv, o);
+        if (!started) return started.error();
+        sup.leave_child(*started); // ours to wait for, not the reaper's
+        const auto stat = ringd::detail::read_process_stat(*started);
+        auto command = ringd::process::adopt(*started, stat ? stat->start_time : 0);
+        if (!command)
+            throw std::runtime_error("pidfd of the command: " + command.error().message());
+
+        daemon_state d{opts, cfg, sup, log};
+        resume(d, table);
+        log.logf(ringd::log_level::notice,
+                 "start: command pid %d, %zu services beside it; control socket %s", *started,
+                 sup.size(), opts.control.c_str());
+        return ctx.run(run_container(ctx, d, control, *command, o.kill_group, signals));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ringd-supervise: %s\n", e.what());
+        return 1;
+    }
+}
+
 } // namespace
 
-// `ringd-supervise --container [--kill-group] -- CMD ARGS`: one command as the container's main
-// process (tini's job, ringd/container_init.hpp). Empty when argv asks for something else.
+// `ringd-supervise --container [--kill-group] [--config C ...] -- CMD ARGS`: one command as the
+// container's main process (tini's job, ringd/container_init.hpp), with the services of C beside
+// it when --config is given. Empty when argv asks for something else.
 std::optional<int> container_command(int argc, char** argv) {
     int dashes = 1;
     while (dashes < argc && std::string(argv[dashes]) != "--") ++dashes;
@@ -461,20 +604,50 @@ std::optional<int> container_command(int argc, char** argv) {
     ringd::container_init_options o;
     o.program = "ringd-supervise";
     bool container = false;
+    options opts;
+    opts.state.clear(); // no table unless --state
     for (int i = 1; i < dashes; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--container")
+        std::string arg = argv[i];
+        std::optional<std::string> value;
+        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+            value = arg.substr(arg.find('=') + 1);
+            arg.resize(arg.find('='));
+        }
+        const bool takes_value =
+            arg == "--config" || arg == "--control" || arg == "--state" || arg == "--log-level";
+        if (takes_value && !value && i + 1 < dashes) value = argv[++i];
+        if (takes_value && (!value || value->empty()))
+            return usage_error("option " + arg + " needs a value");
+        if (arg == "--container" && !value) {
             container = true;
-        else if (arg == "--kill-group")
+        } else if (arg == "--kill-group" && !value) {
             o.kill_group = true;
-        else
-            return usage_error("with a command (-- CMD ARGS), only --container and --kill-group "
-                               "are allowed, not " +
-                               arg);
+        } else if (arg == "--config") {
+            opts.config_path = absolute(*value);
+        } else if (arg == "--control") {
+            opts.control = absolute(*value);
+        } else if (arg == "--state") {
+            opts.state = absolute(*value);
+        } else if (arg == "--log-level") {
+            auto l = log_level_option(*value);
+            if (!l) return 1;
+            opts.level = *l;
+        } else {
+            return usage_error("with a command (-- CMD ARGS), only --container, --kill-group, "
+                               "--config, --control, --state and --log-level are allowed, not " +
+                               std::string(argv[i]));
+        }
     }
     if (!container) return usage_error("a command (-- CMD ARGS) needs --container");
     if (dashes + 1 == argc) return usage_error("--container --: the command is missing");
-    return ringd::run_container_init(std::vector<std::string>(argv + dashes + 1, argv + argc), o);
+    std::vector<std::string> command(argv + dashes + 1, argv + argc);
+    if (opts.config_path.empty()) {
+        if (!opts.state.empty() || opts.control != options{}.control)
+            return usage_error("--state and --control go with --config (services beside the "
+                               "command)");
+        return ringd::run_container_init(command, o);
+    }
+    return container_with_services(std::move(opts), o, command);
 }
 
 int main(int argc, char** argv) {
@@ -535,10 +708,8 @@ int main(int argc, char** argv) {
                                        "': expected daemon, user, local0..local7, ...");
             }
             if (arg == "--log-level") {
-                auto l = ringd::parse_log_level(*v);
-                if (!l)
-                    return usage_error("--log-level '" + *v +
-                                       "': expected err, warning, notice or info");
+                auto l = log_level_option(*v);
+                if (!l) return 1;
                 opts.level = *l;
             }
         } else {

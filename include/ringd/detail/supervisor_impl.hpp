@@ -3,6 +3,7 @@
 
 #include <ringd/supervisor.hpp>
 
+#include <poll.h>
 #include <pthread.h>
 #include <sys/wait.h>
 
@@ -243,6 +244,16 @@ inline supervisor::ready_op::ready_op(service* s) noexcept
           &supervisor::ready_complete),
       svc(s) {}
 
+inline supervisor::output_op::output_op(service* s, int to) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* o = static_cast<output_op*>(self);
+              io_uring_prep_read(sqe, o->read_end.get(), o->buffer.get(), output_op::buffer_size,
+                                 static_cast<std::uint64_t>(-1));
+          },
+          &supervisor::output_complete),
+      svc(s), target(to) {}
+
 inline supervisor::kick_op::kick_op(supervisor* s) noexcept
     : io_op([](io_op*, io_uring_sqe* sqe) noexcept { io_uring_prep_nop(sqe); },
             &supervisor::kick_complete),
@@ -351,6 +362,26 @@ inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t
     owner->resume_parked();
 }
 
+inline void supervisor::output_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+    auto* o = static_cast<output_op*>(op);
+    o->in_flight = false;
+    service* s = o->svc;
+    supervisor* owner = s->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    if (res > 0) owner->emit_output(*o, {o->buffer.get(), static_cast<std::size_t>(res)}, false);
+    const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
+    // EOF cannot come while we hold the write end; any other error ends this pipe's reading.
+    const bool broken = res == 0 || (res < 0 && res != -EINTR && res != -EAGAIN);
+    if (broken && !stopping)
+        owner->log_->logf(log_level::err, "output %s: read: %s; its lines are no longer copied",
+                          s->spec.name.c_str(), std::strerror(res < 0 ? -res : EPIPE));
+    // A removed service's reading ends once it is down (sweep_removed cancels it then).
+    if (!stopping && !broken && !(s->removing && s->machine.quiescent()))
+        owner->start_output_read(*o);
+    owner->resume_parked();
+}
+
 inline void supervisor::kick_complete(detail::io_op* op, int, std::uint32_t) noexcept {
     auto* k = static_cast<kick_op*>(op);
     k->pending = false;
@@ -423,6 +454,102 @@ inline void supervisor::cancel_timer(service& s) noexcept {
     if (s.timer.in_flight) ctx_->cancel(&s.timer);
 }
 
+inline expected<void, std::string> supervisor::open_output(service& s) {
+    for (output_op* o : {&s.out, &s.err}) {
+        if (o->read_end) continue;
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0)
+            return unexpected<std::string>(std::string("pipe2: ") + std::strerror(errno));
+        o->read_end.reset(fds[0]);
+        o->write_end.reset(fds[1]);
+        if (!o->buffer) o->buffer.reset(new (std::nothrow) char[output_op::buffer_size]);
+        if (!o->buffer) return unexpected<std::string>("out of memory for the output buffer");
+    }
+    return {};
+}
+
+inline void supervisor::start_output_read(output_op& o) noexcept {
+    if (o.in_flight || draining_ || !o.read_end) return; // draining: run() waits for our ops
+    o.in_flight = true;
+    ++active_ops_;
+    ctx_->submit(&o);
+}
+
+namespace detail {
+// Writes all of `text` to `fd` (our stdout or stderr): a line is one write, so lines of
+// different writers do not mix. Errors (a closed stdout) drop the line.
+inline void supervisor_write_all(int fd, std::string_view text) noexcept {
+    while (!text.empty()) {
+        const ssize_t n = ::write(fd, text.data(), text.size());
+        if (n > 0) {
+            text.remove_prefix(static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EAGAIN) {
+            pollfd p{fd, POLLOUT, 0}; // a non-blocking stdout: wait until it takes more
+            (void)::poll(&p, 1, -1);
+        } else if (n == 0 || errno != EINTR) {
+            return;
+        }
+    }
+}
+} // namespace detail
+
+inline void supervisor::emit_output(output_op& o, std::string_view data, bool end) noexcept {
+    const std::string& name = o.svc->spec.name;
+    try {
+        std::string line;
+        auto write_line = [&](std::string_view text) {
+            line.assign(name).append(" | ").append(text).push_back('\n');
+            detail::supervisor_write_all(o.target, line);
+        };
+        while (!data.empty()) {
+            const std::size_t nl = data.find('\n');
+            if (nl == std::string_view::npos) {
+                o.partial.append(data);
+                break;
+            }
+            if (o.partial.empty()) {
+                write_line(data.substr(0, nl));
+            } else {
+                o.partial.append(data.substr(0, nl));
+                write_line(o.partial);
+                o.partial.clear();
+            }
+            data.remove_prefix(nl + 1);
+        }
+        // A line without an end is cut at the buffer's size, and written at the very end.
+        while (o.partial.size() >= output_op::buffer_size || (end && !o.partial.empty())) {
+            const std::size_t n = std::min(o.partial.size(), output_op::buffer_size);
+            write_line(std::string_view(o.partial).substr(0, n));
+            o.partial.erase(0, n);
+        }
+    } catch (...) {
+        o.partial.clear(); // out of memory: these lines are lost, not the supervisor
+    }
+}
+
+inline void supervisor::drain_output(output_op& o) noexcept {
+    if (!o.read_end || !o.buffer) return;
+    const int flags = ::fcntl(o.read_end.get(), F_GETFL);
+    if (flags >= 0) (void)::fcntl(o.read_end.get(), F_SETFL, flags | O_NONBLOCK);
+    for (;;) {
+        const ssize_t n = ::read(o.read_end.get(), o.buffer.get(), output_op::buffer_size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        emit_output(o, {o.buffer.get(), static_cast<std::size_t>(n)}, false);
+    }
+    emit_output(o, {}, true);
+}
+
+inline void supervisor::leave_child(pid_t pid, bool leave) {
+    std::erase(left_children_, pid);
+    if (leave) {
+        left_children_.push_back(pid);
+    } else if (options_.reap_orphans) {
+        orphans_due_ = true; // it may have hidden others from the last look
+        wake();
+    }
+}
+
 inline void supervisor::start_ready_read(service& s) noexcept {
     ready_op& r = s.ready;
     if (r.in_flight || draining_) return; // draining: run() waits for our ops to end
@@ -488,6 +615,8 @@ inline void supervisor::cancel_everything() noexcept {
         cancel_timer(*s);
         s->watch.cancel();
         if (s->ready.in_flight) ctx_->cancel(&s->ready);
+        if (s->out.in_flight) ctx_->cancel(&s->out);
+        if (s->err.in_flight) ctx_->cancel(&s->err);
     }
     if (orphans_ && orphans_->in_flight) ctx_->cancel(orphans_.get());
     if (flush_->in_flight) ctx_->cancel(flush_.get());
@@ -1221,7 +1350,11 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
         if (!who) return fail(EINVAL, who.error());
         o.run_as = std::move(*who);
     }
-    if (!options_.log_dir.empty()) {
+    if (options_.prefix_output) {
+        if (auto ok = open_output(s); !ok) return fail(errno, ok.error());
+        o.stdout_to = borrowed_fd(s.out.write_end.get());
+        o.stderr_to = borrowed_fd(s.err.write_end.get());
+    } else if (!options_.log_dir.empty()) {
         o.log_dir = options_.log_dir;
         o.log_name = s.spec.name;
     }
@@ -1259,6 +1392,8 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
     s.proc = std::move(*p);
     s.watch.start(*ctx_, s.proc.pidfd().get(), s.proc.is_child(), false, waitid_op);
     ++active_ops_;
+    start_output_read(s.out);
+    start_output_read(s.err);
     if (pipe_read) {
         if (s.ready.in_flight) {
             s.next_ready_pipe = std::move(pipe_read); // after the old pipe's read ends
@@ -1376,6 +1511,9 @@ inline void supervisor::reap_orphans() noexcept {
             if (s->adopting && s->adopting->pid() == si.si_pid)
                 return; // to be adopted at its turn, and then waited for as above
         }
+        if (std::find(left_children_.begin(), left_children_.end(), si.si_pid) !=
+            left_children_.end())
+            return; // the caller's own child (leave_child): the caller reaps it
         siginfo_t done{};
         if (::waitid(P_PID, static_cast<id_t>(si.si_pid), &done, WEXITED | WNOHANG) != 0) return;
         log_->logf(log_level::info, "reap pid %d: orphan %s", si.si_pid,
@@ -1459,12 +1597,17 @@ inline void supervisor::sweep_removed() {
             continue;
         }
         if (s.ready.in_flight) ctx_->cancel(&s.ready); // the notify socket's receive
+        if (s.out.in_flight) ctx_->cancel(&s.out);
+        if (s.err.in_flight) ctx_->cancel(&s.err);
         if (s.timer.in_flight) cancel_timer(s);
-        if (s.ready.in_flight || s.timer.in_flight || s.watch.active()) {
+        if (s.ready.in_flight || s.timer.in_flight || s.watch.active() || s.out.in_flight ||
+            s.err.in_flight) {
             sweep_waiting_ = true; // their completions bring run() back here
             ++it;
             continue;
         }
+        drain_output(s.out); // its last lines, before the pipes go with it
+        drain_output(s.err);
         log_->logf(log_level::notice, "remove %s: done", s.spec.name.c_str());
         remove_log(s.log_path);
         for (const std::string& old : s.old_logs) remove_log(old);
@@ -1534,6 +1677,10 @@ inline task<void> supervisor::run() {
         due_head_ = due_tail_ = nullptr;
         for (auto& [name, s] : services_) s->in_due_list = false;
         co_await park_awaiter{this};
+    }
+    for (auto& [name, s] : services_) { // the lines still in the pipes (prefix_output)
+        drain_output(s->out);
+        drain_output(s->err);
     }
     if (keep_table_) {
         write_table();
