@@ -3,6 +3,7 @@
 #include "config.hpp"
 #include "control.hpp"
 
+#include <ringd/cli.hpp>
 #include <ringd/container_init.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/io_context.hpp>
@@ -10,13 +11,13 @@
 #include <ringd/net.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/supervisor.hpp>
-#include <ringd/version.hpp>
 
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -108,17 +109,13 @@ std::string absolute(const std::string& path) {
     return std::string(cwd) + "/" + path;
 }
 
-int usage_error(const std::string& why) {
-    std::fprintf(stderr, "ringd-supervise: %s\n(ringd-supervise --help shows the usage)\n",
-                 why.c_str());
-    return 1;
-}
+const ringd::cli::program prog{
+    .name = "ringd-supervise", .help = help_text, .usage_exit = 1, .command = true};
 
-// --log-level's value; nullopt once the usage error is printed.
-std::optional<ringd::log_level> log_level_option(const std::string& value) {
-    auto l = ringd::parse_log_level(value);
-    if (!l) usage_error("--log-level '" + value + "': expected err, warning, notice or info");
-    return l;
+// A config that cannot be read (not a usage error: the command line was right).
+int config_error(const std::string& why) {
+    std::fprintf(stderr, "ringd-supervise: %s\n", why.c_str());
+    return 1;
 }
 
 // ---- the daemon's state, and the reconcile of directory services -----------------------------
@@ -406,7 +403,7 @@ int daemon_main(options opts) {
     supervise::config cfg;
     if (!opts.config_path.empty()) {
         auto loaded = supervise::load_config(opts.config_path);
-        if (!loaded) return usage_error(loaded.error());
+        if (!loaded) return config_error(loaded.error());
         cfg = std::move(*loaded);
     }
     if (opts.spawn_retry_s) cfg.spawn_retry_interval_s = *opts.spawn_retry_s;
@@ -439,28 +436,23 @@ int check_config(const options& opts) {
     return ringd::exit_code::ok;
 }
 
-int ctl_main(int argc, char** argv, int first) {
+// `ringd-supervise ctl [--control SOCKET] COMMAND ...`: the words from COMMAND on go to the
+// supervisor unparsed (register has options of its own).
+int ctl_main(int argc, char** argv) {
     std::string control = "/run/ringd-supervise.sock";
-    int i = first;
-    for (; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(supervise::ctl_usage.data(), stdout);
-            return 0;
-        }
-        if (arg == "--control") {
-            if (i + 1 >= argc) return usage_error("ctl: --control needs a SOCKET");
-            control = argv[++i];
-        } else if (arg.starts_with("--control=")) {
-            control = arg.substr(10);
-        } else {
-            break;
-        }
-    }
-    if (i >= argc)
-        return usage_error(
+    const ringd::cli::program ctl{.name = "ringd-supervise",
+                                  .help = std::string(supervise::ctl_usage),
+                                  .usage_exit = 1,
+                                  .operands = true,
+                                  .stop_at_operand = true};
+    auto args = ringd::cli::parse(ctl, argc - 1, argv + 1,
+                                  {ringd::cli::value("control", 0, "SOCKET", control)});
+    if (!args) return args.error();
+    if (args->operands.empty())
+        return ringd::cli::usage_error(
+            ctl,
             "ctl: no command (register, unregister, list, status, start, stop, restart, shutdown)");
-    return supervise::run_client(control, std::vector<std::string>(argv + i, argv + argc));
+    return supervise::run_client(control, args->operands);
 }
 
 // ---- --container --config C -- CMD: services beside the container's command ------------------
@@ -531,7 +523,7 @@ ringd::task<int> run_container(ringd::io_context& ctx, daemon_state& d,
 int container_with_services(options opts, const ringd::container_init_options& o,
                             const std::vector<std::string>& command_argv) {
     auto loaded = supervise::load_config(opts.config_path);
-    if (!loaded) return usage_error(loaded.error());
+    if (!loaded) return config_error(loaded.error());
     supervise::config cfg = std::move(*loaded);
     if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         std::fprintf(stderr,
@@ -596,126 +588,78 @@ int container_with_services(options opts, const ringd::container_init_options& o
 
 // `ringd-supervise --container [--kill-group] [--config C ...] -- CMD ARGS`: one command as the
 // container's main process (tini's job, ringd/container_init.hpp), with the services of C beside
-// it when --config is given. Empty when argv asks for something else.
-std::optional<int> container_command(int argc, char** argv) {
-    int dashes = 1;
-    while (dashes < argc && std::string(argv[dashes]) != "--") ++dashes;
-    if (dashes == argc) return std::nullopt;
+// it when --config is given.
+int container_command(const ringd::cli::arguments& args, options opts, bool kill_group) {
+    auto given = [&](const char* o) {
+        return std::find(args.given.begin(), args.given.end(), o) != args.given.end();
+    };
+    for (const std::string& o : args.given)
+        if (o != "--container" && o != "--kill-group" && o != "--config" && o != "--control" &&
+            o != "--state" && o != "--log-level")
+            return ringd::cli::usage_error(
+                prog, "with a command (-- CMD ARGS), only --container, --kill-group, --config, "
+                      "--control, --state and --log-level are allowed, not " +
+                          o);
+    if (!given("--container"))
+        return ringd::cli::usage_error(prog, "a command (-- CMD ARGS) needs --container");
+    if (args.command.empty())
+        return ringd::cli::usage_error(prog, "--container --: the command is missing");
     ringd::container_init_options o;
     o.program = "ringd-supervise";
-    bool container = false;
-    options opts;
-    opts.state.clear(); // no table unless --state
-    for (int i = 1; i < dashes; ++i) {
-        std::string arg = argv[i];
-        std::optional<std::string> value;
-        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-            value = arg.substr(arg.find('=') + 1);
-            arg.resize(arg.find('='));
-        }
-        const bool takes_value =
-            arg == "--config" || arg == "--control" || arg == "--state" || arg == "--log-level";
-        if (takes_value && !value && i + 1 < dashes) value = argv[++i];
-        if (takes_value && (!value || value->empty()))
-            return usage_error("option " + arg + " needs a value");
-        if (arg == "--container" && !value) {
-            container = true;
-        } else if (arg == "--kill-group" && !value) {
-            o.kill_group = true;
-        } else if (arg == "--config") {
-            opts.config_path = absolute(*value);
-        } else if (arg == "--control") {
-            opts.control = absolute(*value);
-        } else if (arg == "--state") {
-            opts.state = absolute(*value);
-        } else if (arg == "--log-level") {
-            auto l = log_level_option(*value);
-            if (!l) return 1;
-            opts.level = *l;
-        } else {
-            return usage_error("with a command (-- CMD ARGS), only --container, --kill-group, "
-                               "--config, --control, --state and --log-level are allowed, not " +
-                               std::string(argv[i]));
-        }
-    }
-    if (!container) return usage_error("a command (-- CMD ARGS) needs --container");
-    if (dashes + 1 == argc) return usage_error("--container --: the command is missing");
-    std::vector<std::string> command(argv + dashes + 1, argv + argc);
+    o.kill_group = kill_group;
+    if (!given("--state")) opts.state.clear(); // no table unless --state
     if (opts.config_path.empty()) {
-        if (!opts.state.empty() || opts.control != options{}.control)
-            return usage_error("--state and --control go with --config (services beside the "
-                               "command)");
-        return ringd::run_container_init(command, o);
+        if (given("--state") || given("--control"))
+            return ringd::cli::usage_error(
+                prog, "--state and --control go with --config (services beside the command)");
+        return ringd::run_container_init(args.command, o);
     }
-    return container_with_services(std::move(opts), o, command);
+    return container_with_services(std::move(opts), o, args.command);
 }
 
 int main(int argc, char** argv) {
-    if (argc >= 2 && std::string(argv[1]) == "ctl") return ctl_main(argc, argv, 2);
-    if (auto code = container_command(argc, argv)) return *code;
+    if (argc >= 2 && std::string(argv[1]) == "ctl") return ctl_main(argc, argv);
     options opts;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        std::optional<std::string> inline_value;
-        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-            inline_value = arg.substr(arg.find('=') + 1);
-            arg = arg.substr(0, arg.find('='));
-        }
-        auto value = [&]() -> std::optional<std::string> {
-            if (inline_value) return inline_value;
-            if (i + 1 >= argc) return std::nullopt;
-            return std::string(argv[++i]);
+    bool kill_group = false;
+    // Paths are read after the daemon's chdir("/"): absolute() them now.
+    auto path = [](std::string& target) {
+        return [&target](const std::string& v) {
+            target = absolute(v);
+            return std::string();
         };
-        auto flag_only = [&] { return !inline_value; };
-        if (arg == "--version") {
-            ringd::print_version("ringd-supervise");
-            return 0;
-        }
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(help_text, stdout);
-            return 0;
-        }
-        if (arg == "--foreground" && flag_only()) {
-            opts.foreground = true;
-        } else if (arg == "-i" && flag_only()) {
-            opts.clean = true;
-        } else if (arg == "--container" && flag_only()) {
-            opts.container = true;
-        } else if (arg == "--check-config" && flag_only()) {
-            opts.check_only = true;
-        } else if (arg == "-t") {
-            if (i + 1 >= argc) return usage_error("option -t needs a number of seconds");
-            const std::string v = argv[++i];
-            char* end = nullptr;
-            const double s = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end != '\0' || !(s > 0) || s > 86400)
-                return usage_error("-t '" + v + "': not a number of seconds in (0, 86400]");
-            opts.spawn_retry_s = s;
-        } else if (arg == "--config" || arg == "--state" || arg == "--log-dir" ||
-                   arg == "--control" || arg == "--syslog-ident" || arg == "--syslog-facility" ||
-                   arg == "--log-level") {
-            auto v = value();
-            if (!v || v->empty()) return usage_error("option " + arg + " needs a value");
-            if (arg == "--config") opts.config_path = absolute(*v);
-            if (arg == "--state") opts.state = absolute(*v);
-            if (arg == "--log-dir") opts.log_dir = absolute(*v);
-            if (arg == "--control") opts.control = absolute(*v);
-            if (arg == "--syslog-ident") opts.syslog_ident = *v;
-            if (arg == "--syslog-facility") {
-                opts.syslog_facility = ringd::parse_syslog_facility(*v);
-                if (!opts.syslog_facility)
-                    return usage_error("--syslog-facility '" + *v +
-                                       "': expected daemon, user, local0..local7, ...");
-            }
-            if (arg == "--log-level") {
-                auto l = log_level_option(*v);
-                if (!l) return 1;
-                opts.level = *l;
-            }
-        } else {
-            return usage_error("unknown option '" + std::string(argv[i]) + "'");
-        }
-    }
+    };
+    using ringd::cli::flag, ringd::cli::value;
+    auto args = ringd::cli::parse(
+        prog, argc, argv,
+        {flag("foreground", opts.foreground), flag("", opts.clean, 'i'),
+         flag("container", opts.container), flag("kill-group", kill_group),
+         flag("check-config", opts.check_only), value("config", 0, "FILE", path(opts.config_path)),
+         value("state", 0, "FILE", path(opts.state)),
+         value("log-dir", 0, "DIR", path(opts.log_dir)),
+         value("control", 0, "SOCKET", path(opts.control)),
+         value("syslog-ident", 0, "ID", opts.syslog_ident),
+         value("syslog-facility", 0, "FACILITY",
+               [&](const std::string& v) {
+                   opts.syslog_facility = ringd::parse_syslog_facility(v);
+                   return std::string(
+                       opts.syslog_facility ? "" : "expected daemon, user, local0..local7, ...");
+               }),
+         value("log-level", 0, "LEVEL",
+               [&](const std::string& v) {
+                   auto l = ringd::parse_log_level(v);
+                   if (l) opts.level = *l;
+                   return std::string(l ? "" : "expected err, warning, notice or info");
+               }),
+         value("", 't', "SECONDS", [&](const std::string& v) {
+             opts.spawn_retry_s = ringd::cli::number<double>(v);
+             const bool ok =
+                 opts.spawn_retry_s && *opts.spawn_retry_s > 0 && *opts.spawn_retry_s <= 86400;
+             return std::string(ok ? "" : "not a number of seconds in (0, 86400]");
+         })});
+    if (!args) return args.error();
+    if (args->dashes) return container_command(*args, std::move(opts), kill_group);
+    if (kill_group)
+        return ringd::cli::usage_error(prog, "--kill-group goes with --container -- CMD ARGS");
     if (opts.check_only) return check_config(opts);
     return daemon_main(std::move(opts));
 }
