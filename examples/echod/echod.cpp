@@ -11,12 +11,12 @@
 // (`ringd-control --upgrade`), and a socket it inherits for an address it was told to --listen
 // on is used instead of binding again.
 #include <ringd.hpp>
+#include <ringd/cli.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/daemon_serve.hpp>
 #include <ringd/inherit_listeners.hpp>
 #include <ringd/notify.hpp>
 #include <ringd/process_title.hpp>
-#include <ringd/version.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -151,8 +151,7 @@ constexpr const char* usage_text =
     "  (prefix=TEXT); SIGTERM drains (at most S seconds) and exits 0\n";
 
 int usage(const std::string& why) {
-    std::fprintf(stderr, "echod: %s\n%s", why.c_str(), usage_text);
-    return ringd::exit_code::usage;
+    return ringd::cli::usage_error({"echod", usage_text}, why);
 }
 
 } // namespace
@@ -165,49 +164,29 @@ int main(int argc, char** argv) {
     ringd::daemon_params params;
     params.program = "echod";
     params.flags.preserve_cwd = true; // relative --config paths keep working after a reload
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--version") {
-            ringd::print_version("echod");
-            return 0;
-        }
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(usage_text, stdout);
-            return 0;
-        }
-        if (arg == "--foreground") {
-            params.flags.foreground = true;
-            continue;
-        }
-        if (i + 1 >= argc) return usage("option " + arg + " needs a value");
-        std::string value = argv[++i];
-        if (arg == "--listen") {
-            auto a = ringd::socket_address::parse(value);
-            if (!a) return usage("bad --listen: " + a.error());
-            addresses.push_back(*a);
-        } else if (arg == "--config") {
-            config = value;
-        } else if (arg == "--pid-file") {
-            params.pid_file = value;
-        } else if (arg == "--user") {
-            params.user = value;
-        } else if (arg == "--group") {
-            params.group = value;
-        } else if (arg == "--notify-fd") {
-            char* end = nullptr;
-            long fd = std::strtol(value.c_str(), &end, 10);
-            if (*end != '\0' || fd < 0 || fd > 1 << 20)
-                return usage("bad --notify-fd '" + value + "'");
-            params.notification_fd = static_cast<int>(fd);
-        } else if (arg == "--drain-timeout") {
-            char* end = nullptr;
-            drain_s = std::strtol(value.c_str(), &end, 10);
-            if (*end != '\0' || drain_s < 0)
-                return usage("bad --drain-timeout '" + value + "': not a number of seconds");
-        } else {
-            return usage("unknown option " + arg);
-        }
-    }
+    using ringd::cli::value;
+    auto args = ringd::cli::parse(
+        {"echod", usage_text}, argc, argv,
+        {ringd::cli::flag("foreground", params.flags.foreground),
+         value("listen", 0, "ADDR",
+               [&](const std::string& v) {
+                   auto a = ringd::socket_address::parse(v);
+                   if (a) addresses.push_back(*a);
+                   return a ? std::string() : a.error();
+               }),
+         value("config", 0, "FILE", config), value("pid-file", 0, "F", params.pid_file),
+         value("user", 0, "U", params.user), value("group", 0, "G", params.group),
+         value("notify-fd", 0, "N",
+               [&](const std::string& v) {
+                   params.notification_fd = ringd::cli::number<int>(v).value_or(-1);
+                   const bool ok = params.notification_fd >= 0 && params.notification_fd <= 1 << 20;
+                   return std::string(ok ? "" : "not a descriptor number");
+               }),
+         value("drain-timeout", 0, "S", [&](const std::string& v) {
+             drain_s = ringd::cli::number<long>(v).value_or(-1);
+             return std::string(drain_s >= 0 ? "" : "not a number of seconds");
+         })});
+    if (!args) return args.error();
     params.stop_timeout = std::chrono::seconds(drain_s);
     auto initial = load_settings(config);
     if (!initial) {

@@ -221,7 +221,7 @@ TEST_CASE("--upgrade to a command that fails exits 102 and leaves the old daemon
         cmd.emplace_back("x");
         auto up = w.upgrade(cmd);
         CHECK(up.exit_code == 102);
-        CHECK_THAT(up.err, Catch::Contains("unknown option --bogus"));
+        CHECK_THAT(up.err, Catch::Contains("unknown option '--bogus'"));
         CHECK_THAT(up.err, Catch::Contains("failed to start (exit code 64)"));
     }
     SECTION("a command that is never ready within --timeout") {
