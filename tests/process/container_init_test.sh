@@ -136,12 +136,13 @@ check "other options with a command are refused" $? 1
 
 # As PID 1 without --foreground the supervisor must not detach (its exit would end the
 # namespace): its service starts and keeps running, and a shutdown through the control socket
-# then ends it all with exit 0.
-mkdir -p "$tmp/svc" && printf '#!/bin/sh\necho started > %s\nexec sleep 60\n' "$tmp/started" \
-    >"$tmp/svc/S10sleeper" && chmod 755 "$tmp/svc/S10sleeper"
+# then ends it all with exit 0. Its service's output reaches the supervisor's stdout, prefixed
+# (container mode), not a file in --log-dir.
+mkdir -p "$tmp/svc" && printf '#!/bin/sh\necho "hello from the sleeper"\necho started > %s\nexec sleep 60\n' \
+    "$tmp/started" >"$tmp/svc/S10sleeper" && chmod 755 "$tmp/svc/S10sleeper"
 printf 'directories = ["%s"]\n' "$tmp/svc" >"$tmp/sup.toml"
 timeout -s KILL 60 unshare -pf --mount-proc "$sup" --config "$tmp/sup.toml" --state "$tmp/table" \
-    --log-dir "$tmp/logs" --control "$tmp/ctl.sock" >/dev/null 2>&1 &
+    --log-dir "$tmp/logs" --control "$tmp/ctl.sock" >"$tmp/pid1.out" 2>&1 &
 launcher=$!
 for _ in $(seq 600); do [ -s "$tmp/started" ] && break; sleep 0.05; done
 sleep 0.5
@@ -150,6 +151,8 @@ check "as PID 1 without --foreground: still running, its service started" \
 "$sup" ctl --control "$tmp/ctl.sock" shutdown >/dev/null 2>&1
 wait "$launcher"
 check "... until it is told to stop: exit 0" $? 0
+check "... its service's line on our stdout, prefixed" \
+    "$(grep -c -x 'S10sleeper | hello from the sleeper' "$tmp/pid1.out")" 1
 
 # Services beside the command (--container --config C -- CMD): they start with it; each line of
 # theirs reaches our stdout or stderr (the stream they wrote it to) as "<name> | <line>", a last

@@ -67,7 +67,9 @@ constexpr const char* help_text =
     "                     scripts, the --state table unless -i); exit 0 when there is none,\n"
     "                     78 otherwise\n"
     "  --container        be the reaper of orphans (PR_SET_CHILD_SUBREAPER; implied as PID 1)\n"
-    "                     and forward SIGHUP to every service. In every mode a child that is\n"
+    "                     and forward SIGHUP to every service; with --foreground (implied as\n"
+    "                     PID 1) service output goes to ours, each line as `NAME | line`,\n"
+    "                     instead of --log-dir. In every mode a child that is\n"
     "                     no service's (e.g. inherited across exec) is reaped when it ends\n"
     "  --container -- CMD ARGS   run CMD as a container's main process (as tini does): every\n"
     "                     catchable signal is forwarded to it (--kill-group: to its process\n"
@@ -365,6 +367,9 @@ ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::confi
         ::signal(SIGPIPE, SIG_IGN);
         ringd::supervisor_options so;
         so.log_dir = opts.log_dir;
+        // A container's services write to its stdout/stderr (docker logs), not to files; a
+        // --container supervisor that detaches has no stdout left to write to, and keeps files.
+        so.prefix_output = opts.container && opts.foreground;
         so.table_path = opts.state;
         // Every child of ours is a service's or no one's (one inherited across execve, an orphan
         // re-parented to us): reap the latter in every mode, not only as a subreaper.
