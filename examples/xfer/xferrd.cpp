@@ -4,9 +4,9 @@
 #include "master.hpp"
 #include "receiving_child.hpp"
 
+#include <ringd/cli.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/process_title.hpp>
-#include <ringd/version.hpp>
 
 #include <climits>
 #include <cstdio>
@@ -18,10 +18,20 @@
 
 namespace {
 
-int usage(const std::string& why) {
-    std::fprintf(stderr, "xferrd: %s\nusage: xferrd -c FILE [--foreground]\n", why.c_str());
-    return ringd::exit_code::usage;
-}
+const ringd::cli::program prog{
+    "xferrd",
+    "usage: xferrd -c FILE [--foreground | --check-config]\n"
+    "       xferrd --child tcpip|tcpip_tls|unix -c FILE\n"
+    "\n"
+    "The xfer master receive daemon: one supervised receiving child per transport in FILE,\n"
+    "beside xfersqd and xferdebugd. SIGHUP re-reads FILE; SIGTERM drains and stops.\n"
+    "  -c, --config FILE  the configuration (TOML)\n"
+    "  --foreground       do not detach (systemd Type=notify, s6, containers)\n"
+    "  --check-config     report what is wrong in FILE (each fault with its place) and start\n"
+    "                     nothing; exit 0 when it is fine, 78 otherwise\n"
+    "  --child TRANSPORT  be a receiving child (the master starts these)\n"
+    "  -h, --help         this text; --version: the version\n"
+    "exit: 0 done, 64 bad usage, 73 already running, 75 temporary failure, 78 configuration\n"};
 
 std::string programs_dir() {
     std::error_code ec;
@@ -111,27 +121,12 @@ int main(int argc, char** argv) {
     std::string config_path, child;
     bool foreground = false;
     bool check_only = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--foreground") {
-            foreground = true;
-        } else if (arg == "--check-config") {
-            check_only = true;
-        } else if ((arg == "-c" || arg == "--config" || arg == "--child") && i + 1 < argc) {
-            (arg == "--child" ? child : config_path) = argv[++i];
-        } else if (arg == "--version") {
-            ringd::print_version("xferrd");
-            return 0;
-        } else if (arg == "-h" || arg == "--help") {
-            std::printf("usage: xferrd -c FILE [--foreground | --check-config]\n"
-                        "  --check-config  report what is wrong in FILE (each fault with its\n"
-                        "                  place) and start nothing; exit 0 when it is fine\n");
-            return 0;
-        } else {
-            return usage("unknown argument '" + arg + "'");
-        }
-    }
-    if (config_path.empty()) return usage("-c FILE is required");
+    auto args = ringd::cli::parse(
+        prog, argc, argv,
+        {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path)),
+         ringd::cli::flag("foreground", foreground), ringd::cli::flag("check-config", check_only),
+         ringd::cli::value("child", 0, "TRANSPORT", child)});
+    if (!args) return args.error();
     char resolved[PATH_MAX];
     if (::realpath(config_path.c_str(), resolved) == nullptr) {
         std::fprintf(stderr, "xferrd: open %s: %s\n", config_path.c_str(), std::strerror(errno));
@@ -145,5 +140,5 @@ int main(int argc, char** argv) {
         return xfer::run_receiving_child(xfer::transport::tcpip_tls, config_path);
     if (child == "unix")
         return xfer::run_receiving_child(xfer::transport::unix_socket, config_path);
-    return usage("--child: unknown transport '" + child + "'");
+    return ringd::cli::usage_error(prog, "--child: unknown transport '" + child + "'");
 }
