@@ -161,6 +161,7 @@ struct supervisor_options {
     // as "<name> | <line>" (docker compose's separator), through a pipe per stream and service
     // kept for the service's lifetime, instead of log files (log_dir is then not used). A line
     // longer than 4 KiB is cut into several; one without its newline is written at the end.
+    // Ignore or block SIGPIPE: a closed stdout must end the line, not the process.
     bool prefix_output = false;
 };
 

@@ -2,10 +2,13 @@
 # ringd-supervise --container -- CMD, as a container's PID 1 (each case in a fresh PID namespace:
 # unshare -pf --mount-proc, as `docker run` would start it), against tini and dumb-init as the
 # reference wherever they agree:
-#   exit codes 0..255 pass through (all 256 for ours, a sample for the references); `sh -c 'exit 7'` → 7; SIGTERM to a command that does not
-#   catch it → 143; SIGUSR1/SIGUSR2 forwarded; an orphan of a double fork is reaped (no zombie
-#   left while the command runs); --kill-group reaches a grandchild; stdout and stderr pass
-#   through; a command that cannot be run → 127 (not found) or 126 (not executable).
+#   exit codes 0..255 pass through (all 256 for ours, a sample for the references);
+#   `sh -c 'exit 7'` → 7; SIGTERM to a command that does not catch it → 143; SIGUSR1/SIGUSR2
+#   forwarded; an orphan of a double fork is reaped (no zombie left while the command runs);
+#   --kill-group reaches a grandchild; stdout and stderr pass through; a command that cannot be
+#   run → 127 (not found) or 126 (not executable).
+# Then ours alone: as PID 1 with services (no detaching, their lines prefixed on our stdout), and
+# services beside a command (--config C -- CMD): prefixed lines, stop order, the command's code.
 # Environment: RINGD_SUPERVISE (path). Exit 77 without unshare/root; tini and dumb-init are
 # compared when installed.
 set -uo pipefail
