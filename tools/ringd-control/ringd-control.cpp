@@ -43,6 +43,7 @@ constexpr const char* help_text =
     "  --guard-file G       lock held during the action (default: F with .pid replaced by .lock)\n"
     "  --reload-status R    the daemon's reload acknowledgements (default: F with .pid → .reload)\n"
     "  --json               one JSON object on stdout\n"
+    "  -h, --help           this text; --version: the version\n"
     "\n"
     "exit: 0 done (check: running), 100 already done (start: running; stop: not running),\n"
     "      101 not running, 102 error (also: locked by a process other than the one the file\n"

@@ -83,6 +83,7 @@ constexpr const char* help_text =
     "  --log-level LEVEL  err, warning, notice (default) or info\n"
     "  -t SECONDS         retry a failed fork/exec after this long (keepalive -t; default 5,\n"
     "                     or spawn_retry_interval_s in the config)\n"
+    "  -h, --help         this text (ctl --help: the ctl commands); --version: the version\n"
     "SIGTERM/SIGINT stop every service (those with a stop sequence first, by nn: a K<nn> file\n"
     "or `ctl register --stop-sequence nn`; then the rest in reverse start order), then exit 0\n"
     "(the table is kept). A process re-adopted before it reported readiness stays starting\n"
