@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // accept_asio — the accept benchmark's Asio baseline: Boost.Asio 1.74 with C++20 coroutines, an
 // acceptor loop written the way the Asio examples write it. ringd's own server is measured
 // against this, so it is idiomatic rather than tuned: one io_context per thread (concurrency

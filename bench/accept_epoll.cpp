@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // accept_epoll — the accept benchmark's readiness baseline: epoll plus accept4, the way a tuned
 // classic server does it. ringd's own server is measured against this.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // accept_load — load client for the accept benchmark: keeps K connects in flight against a
 // server, and as each completes closes it and starts the next. Prints one line:
 //   connections=<n> seconds=<s> conn_per_s=<r>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // accept_raw_uring — the accept benchmark's io_uring baseline: plain liburing, no framework, as
 // fast as an accept-and-close loop can be made. ringd's own server is measured against this.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // accept_ringd — the accept benchmark server written with ringd as a user would write it: a
 // listener, multishot accept as a stream, and one coroutine per connection that closes it on the
 // ring. Same command line and output as the baselines (bench_server_common.hpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_asio.hpp — what the Boost.Asio baselines (accept_asio, echo_asio) share: the worker's
 // listener and stop eventfd as Asio objects, and the acceptor loop with its handling of running
 // out of descriptors. Idiomatic Asio 1.74 with C++20 coroutines, as its examples write it.

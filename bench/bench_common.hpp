@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_common.hpp — pieces every accept-benchmark program shares: an fd owner, fatal errors that
 // name the program, a small flag reader and numeric address parsing.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_lib.sh — sourced by the benchmark scripts (run_accept.sh, run_echo.sh, run_all.sh): one
 # benchmark server's life, as bench_server_common.hpp defines it (a "listening on ADDR:PORT" line
 # first, one final line after SIGTERM, exit 0); pinning; the machine description that goes with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_server_common.hpp — the skeleton every benchmark server (accept_*, echo_*) shares: the
 // command line, one SO_REUSEPORT listener and thread per --threads, SIGTERM/SIGINT through a
 // signalfd, and the final line. A server supplies only its loop (see run_server); what that loop

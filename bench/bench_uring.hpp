@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_uring.hpp — the io_uring plumbing the raw-liburing benchmark programs share
 // (accept_raw_uring, echo_raw_uring, echo_load): a ring set up with the best task-run mode the
 // kernel accepts, an SQE that never fails, and the reap loop. Plain liburing: no ringd header is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echo_asio — the echo benchmark's Asio baseline: Boost.Asio 1.74 with C++20 coroutines, written
 // the way Asio's own example is (examples/cpp20/coroutines/echo_server.cpp): an acceptor loop
 // that co_spawns one `echo` coroutine per connection, each with its own 1024-byte buffer in its

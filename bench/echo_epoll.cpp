@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echo_epoll — the echo benchmark's readiness baseline: epoll with non-blocking sockets, the way
 // a tuned classic server does it, and one buffer for all connections (an idle connection costs
 // this program nothing but its epoll registration, which lives in the kernel).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echo_load — load client for the echo benchmark: C connections in ping-pong (send a message of
 // M bytes, wait for all M back, send the next) and I idle ones (connected, silent) against one
 // server, for D seconds; then every idle connection and a fresh one must still echo.

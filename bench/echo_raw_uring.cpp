@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echo_raw_uring — the echo benchmark's io_uring reference: plain liburing 2.3, no framework, as
 // fast as an echo loop can be made without a buffer per connection. ringd's echo_ringd is
 // measured against this.

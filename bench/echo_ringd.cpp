@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echo_ringd — the echo benchmark server written with ringd as a user would write it: a listener,
 // multishot accept as a stream, and one coroutine per connection that reads through a
 // recv_stream (multishot recv into the loop's shared buffer_ring: no buffer per connection) and

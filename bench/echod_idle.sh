@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # echod_idle.sh — the capacity check of docs/04-many-connections.md: one echod with IDLE idle
 # connections (default 19,000; this machine allows 20,000 open files per process), then
 #   - every idle connection and a fresh one must still echo a line (echo_load's final check),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_accept — one loopback accept+close round per iteration, client included, in one thread:
 // connect(2) a blocking client (on loopback the handshake completes inside connect), take the
 // connection from a multishot accept, close it on the ring, close the previous client. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_common.hpp — what the Google Benchmark microbenchmarks share: a raw liburing ring set up
 // with the same flags as ringd's io_context, a NOP operation in ringd's operation shape, and a
 // minimal hand-written coroutine machinery (heap frames, no scope, no stop tokens) that plays

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_dispatch — completion dispatch to coroutine resume: one coroutine awaits NOPs back to
 // back, so every iteration is one SQE, one io_uring_enter (the NOP completes inside it), one
 // CQE and one resume.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_process_spawn — starting a child that runs /bin/true and reaping it, from a parent whose
 // heap holds 0 or 512 MiB of touched memory (a supervisor of thousands of services is large):
 //   process_spawn/raw/MiB      glibc's posix_spawn + waitpid: the floor (clone(CLONE_VM |

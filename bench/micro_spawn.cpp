@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_spawn — spawning a coroutine and destroying it when it ends, with nothing in between:
 // the fixed cost of one handler per connection.
 //   task_spawn/raw    the same two-frame shape written by hand with plain new/delete frames: an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // micro_submit — submit batching: N coroutines each await one NOP, all queued before the loop
 // enters the kernel, so one io_uring_enter submits N SQEs and the N CQEs come back in one reap.
 // Per-op cost falls with N as the system call is shared; the ratio shows what ringd adds per op

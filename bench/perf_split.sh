@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # perf_split.sh — where each accept server's CPU goes (no hardware counters needed). Per server
 # and round, two runs against accept_load, server and client pinned as run_all.sh pins them:
 #   1. plain: the server's CPU from /proc/PID/stat (what run_accept.sh reports), `perf stat`'s

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # proc_cpu.sh — sourced by the benchmark scripts: a process's CPU time, memory and descriptors
 # from /proc.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/restarts.sh — zero-downtime restarts, measured (issue 12, item 4; ./run bench, section
 # "restarts"). A load client (restarts_load) keeps RATE short connections per second (connect,
 # one line, the reply, close) going over loopback while a server is restarted EVENTS times, in

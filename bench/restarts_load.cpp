@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // restarts_load — the load client of bench/restarts.sh: keeps a steady rate of short
 // connections (connect, send one line, read one line back, close) against a TCP server on
 // loopback while the server is restarted, and counts how each connection ended.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run_accept.sh — the accept benchmark: every server against accept_load, in interleaved rounds
 # (A B C A B C ...) so that drift in the machine's state hits all servers alike, then a table of
 # medians with ratios to raw_uring, and every round in a TSV.
@@ -54,7 +55,7 @@ while (($#)); do
     --tsv) tsv=${2:?--tsv needs a value}; shift 2 ;;
     --server-cpus) server_cpus=${2:?--server-cpus needs a value}; shift 2 ;;
     --client-cpus) client_cpus=${2:?--client-cpus needs a value}; shift 2 ;;
-    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (try --help)" ;;
     *) servers+=("$1"); shift ;;
     esac

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run_all.sh — the whole accept benchmark, as `./run bench` runs it:
 #   1. raw_uring, ringd, epoll and asio against accept_load in interleaved rounds (run_accept.sh),
 #      server pinned to one core and the load client to another: medians, ratios, the issue's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run_echo.sh — the echo benchmark: every server against echo_load in interleaved rounds
 # (A B C A B C ...) so that drift in the machine's state hits all servers alike; then a table of
 # medians with ratios to raw_uring, a capacity run (many idle connections, all must still echo),
@@ -71,7 +72,7 @@ while (($#)); do
     --client-cpus) client_cpus=${2:?--client-cpus needs a value}; pin=given; shift 2 ;;
     --no-pin) pin=none; shift ;;
     --no-doc) write_doc=; shift ;;
-    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (try --help)" ;;
     *) servers+=("$1"); shift ;;
     esac

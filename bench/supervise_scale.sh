@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # supervise_scale.sh — ringd-supervise under load (issue 11, item 8): N services registered over
 # the control socket, then all N killed at once, then SIGTERM. Prints one line per phase:
 #   register: N registrations answered in S s (all running after S s; supervisor CPU per one)

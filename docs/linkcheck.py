@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks the built docs site (site.py's output) for broken internal links; stdlib only.
 
 Usage: linkcheck.py SITE_DIR [DOCS_DIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Builds docs/ as an HTML site: `./run docs` (then linkcheck.py checks it).
 
 Usage: site.py BUILD_DIR      the site goes to BUILD_DIR/site (open BUILD_DIR/site/index.html)

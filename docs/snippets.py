@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Keeps the code in docs/*.md identical to the compiled example files it comes from.
 
 A snippet in markdown is written as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd.hpp — everything in ringd, for programs that would rather not pick headers one by one.
 // Except ringd/tls.hpp: it needs OpenSSL (headers and -lssl -lcrypto), which a program without TLS
 // should not have to pull in; include it yourself when you use it.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the program named by $RINGD_MAN_PROGRAM for help2man: its --help and --version are the
 # one source of the man page. help2man reads a SYNOPSIS from "Usage: NAME ..." lines, further
 # forms as "  or: NAME ...", each on one line; ringd's help texts (and their tests) write

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bash completion for ringd's tools (ringd-control, ringd-supervise, and the xfer example's xferrd
 # and xferctl). The options come from the program's own --help, so they follow it; values that
 # are files, levels, signals, transports and commands are completed from what the tools accept.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Descriptor exhaustion during accept: the stream must back off (not spin) and recover.
 #include <ringd/net.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Proves what the core promises (docs/04-many-connections.md): no heap allocation per accepted
 // connection in steady state. Global operator new is replaced by a counting one, armed only on the
 // loop's thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of io_context::close_detached: a close on the ring that posts no completion when it
 // succeeds (the accept benchmark's server closes its connections this way).
 #include <ringd/io_context.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // join_until: a scope's tasks get until the deadline, then are cancelled; the wait ends either
 // way, and says which.
 #include <ringd/deadline.hpp>

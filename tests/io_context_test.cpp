@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/io_context.hpp>
 
 #include "test_support.hpp"

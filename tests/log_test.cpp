@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The logger's stderr sink: plain lines on a terminal or a file, "<N>"-prefixed lines when stderr
 // is the journal (JOURNAL_STREAM names it), and syslog skipped then so nothing is logged twice.
 #include <ringd/log.hpp>

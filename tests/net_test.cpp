@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/net.hpp>
 
 #include "test_support.hpp"

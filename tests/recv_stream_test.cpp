@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // recv_stream and buffer_ring: reads without a buffer per connection, back-pressure when the
 // pool runs dry, the per-reader limit, the fallback for kernels without buffer rings.
 #include <ringd/recv_stream.hpp>

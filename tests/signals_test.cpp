@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/signals.hpp>
 
 #include "test_support.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/task.hpp>
 
 #include <ringd/detail/frame_allocator.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/test_support.hpp — shared helpers: a watchdog so no test hangs, blocking clients, pipes.
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The command-line conventions every tool and example program shares (ringd/cli.hpp):
 #   --version prints "NAME (ringd) VERSION" on stdout, exit 0 (VERSION: meson's project version);
 #   --help and -h print the help, starting "usage: NAME", on stdout, nothing on stderr, exit 0;

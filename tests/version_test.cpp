@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // <ringd/version.hpp> names the version meson.build declares (passed in as RINGD_MESON_VERSION),
 // and its parts spell the same string.
 #include <ringd/version.hpp>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The committed diagrams are what their sources draw: each SVG that the build generated (from
 # docs/diagrams/*.dot, with Debian's graphviz) equals the copy in the tree, which markdown viewers
 # show; and a .dot that the build generates itself (supervision-state.dot, printed from the

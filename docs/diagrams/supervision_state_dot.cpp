@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // supervision_state_dot — prints docs/diagrams/supervision-state.dot, the supervision state
 // diagram, by running the machine the supervisor runs (include/ringd/supervision_state.hpp).
 // Nothing here restates the table: every arrow is a transition that service_machine::on() made

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // docs/examples/accept_server.cpp — chapter 2: a listener, multishot accept, one coroutine per
 // connection. It connects to itself so that it can run as a test.
 #include <ringd.hpp>

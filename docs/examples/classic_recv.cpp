@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // docs/examples/classic_recv.cpp — the handler shape that chapter 4 replaces: a buffer in every
 // connection's frame, pinned by the kernel while the recv waits. Compiled and run (it echoes one
 // message) so that the chapter's listing cannot rot.

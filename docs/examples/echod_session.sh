@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The capstone's ringd-control session (docs/05-a-complete-daemon.md), run as the doc_echod_session
 # test against the built echod and ringd-control: the chapter shows the region below, so the
 # commands it shows are the ones that work. As root, echod serves as `nobody` (skipped, exit 77,

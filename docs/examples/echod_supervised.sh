@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The capstone's ringd-supervise session (docs/05-a-complete-daemon.md), run as the
 # doc_echod_supervised test against the built echod and ringd-supervise: echod registered with
 # readiness (sd_notify), `running` only once it has sent READY=1, restarted with the earlier

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // docs/examples/event_loop.cpp — chapter 1: a loop, tasks, a scope. Built and run as a test.
 #include <ringd.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // docs/examples/readme_echo.cpp — the README's first example, compiled and run as a test.
 #include <ringd.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // docs/examples/signals.cpp — chapter 3: signals as events. It signals itself to run as a test.
 #include <ringd.hpp>
 

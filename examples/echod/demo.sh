@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The echod demo: ringd-control starts the daemon (it detaches once it listens), socat talks to
 # it, ringd-control reloads it (a broken config is refused, with the reason), finds a daemon
 # killed with kill -9, restarts it without manual clean-up, and stops it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // echod — the smallest complete ringd daemon: it echoes each line back.
 //   echod --listen ADDR [--listen ADDR...] [--config FILE] [--drain-timeout S]
 //         [--pid-file F] [--foreground] [--user U] [--group G] [--notify-fd N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Start-to-ready and stop latency of echod driven by ringd-control, N rounds (default 200):
 #   start: `ringd-control --start -- echod ...` returns = echod listens (readiness pipe);
 #   stop:  `ringd-control --stop` returns = SIGTERM sent, echod drained, PID-file lock released.

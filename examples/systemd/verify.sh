@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Checks the example unit files against the built binaries: systemd-analyze verify (which exits 0
 # even when it finds errors: any output on stderr fails), and the sandboxing of the long-running
 # services: `systemd-analyze security --offline` must rate echod.service and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/config.hpp — the family's one TOML configuration (keys and defaults: docs/xfer/README.md).
 // Loading is all or nothing: the error names the file, the place and the fault, and a daemon
 // that reloads keeps its running settings when the new file is bad.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/debug_collector.hpp — xferdebugd's state: the recent log records of every xfer process in
 // a bounded in-memory ring, and the same records appended to a file that rotates by size.
 #pragma once

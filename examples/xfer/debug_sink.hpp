@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/debug_sink.hpp — every xfer process's log lines also go, one datagram each, to
 // xferdebugd's socket. Best effort by design: never blocks, never fails the sender; a missing or
 // busy collector loses lines, the process's own log file still has them.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/xfer/demo.sh [BUILD_DIR] — the xfer receive-daemon family on loopback, in a temporary
 # directory, on unprivileged ports: start it, send files through socat (TCP, TLS, UNIX) and
 # through xfersqd, look at it the way an operator does (xferctl status, ps -ef, ss), crash a

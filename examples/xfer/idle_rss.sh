@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/xfer/idle_rss.sh [BIN_DIR] [CONNECTIONS] [tcpip|tcpip_tls] — server memory per idle
 # connection: starts the family, opens CONNECTIONS connections to the receiving child that send
 # nothing (TLS ones finish the handshake first), and prints the child's RSS growth divided by

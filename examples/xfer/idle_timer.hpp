@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/idle_timer.hpp — ends a connection whose peer is too slow, measured over windows of the
 // idle limit: a request line (or a TLS handshake) must be complete within one window, and a
 // body must arrive at min_rate bytes per second, window after window. A peer that sends nothing

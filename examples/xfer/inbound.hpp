@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/inbound.hpp — the receiving side of a connection, plain or TLS, as serve_connection reads
 // it: chunks of bytes that stay valid until the next call, read through the child's buffer_ring.
 // A connection that waits for the peer holds no buffer: plain chunks are views of the pool's

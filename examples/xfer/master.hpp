@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/master.hpp — xferrd, the master: one supervised child per configured transport
 // (xferrd_tcpip, xferrd_tcpip_tls, xferrd_unix) plus xferdebugd and xfersqd. A child that dies is
 // restarted with backoff; SIGHUP re-reads the configuration, starts and stops transports to match

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/xfer/measure.sh [BUILD_DIR] [SPOOL_PARENT] — throughput of the receiving children:
 # one 1 GiB file, and 10,000 files of 1 KiB on one connection, each over TCP and TLS (socat as
 # the client, on loopback). Every OK means fsync of the file and of spool/in.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/plain_stream.hpp — a connected socket with the same read/write/shutdown shape as
 // ringd::tls_stream, so that one receiver coroutine serves TCP, UNIX and TLS connections.
 #pragma once

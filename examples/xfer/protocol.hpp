@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/protocol.hpp — the xfer wire protocol: one request per line, replies as lines.
 //   PUT <name> <size>\n + <size> bytes  →  OK <size> <sha256-hex>\n | ERR <code> <reason>\n
 //   PING\n                              →  PONG\n

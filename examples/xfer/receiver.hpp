@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/receiver.hpp — one receiving connection: requests in, files to the spool, replies out.
 // Works on any inbound stream (plain_inbound, tls_inbound: next/write/shutdown/rest/socket).
 // Memory per connection does not grow with the files: a body streams from the child's shared

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/receiving_child.hpp — a receiving child of xferrd: xferrd_tcpip, xferrd_tcpip_tls or
 // xferrd_unix. It takes its transport's listeners from the master (which holds them across the
 // child's restarts) or binds them, accepts, and runs serve_connection() for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/send_queue.hpp — xfersqd's work for one partner: send every file in out/<partner>/,
 // move it to sent/<partner>/ only after an OK with the matching sha256, retry with backoff.
 // New files are noticed through a wake_event (inotify, set by xfersqd) and a periodic rescan.

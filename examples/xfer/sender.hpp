@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/sender.hpp — the sending side of the wire protocol: one file over an open stream
 // (plain_stream or ringd::tls_stream), read from disk through the ring, and the reply checked.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/sha256.hpp — an incremental SHA-256 (OpenSSL EVP), and its lowercase hex form.
 #pragma once
 

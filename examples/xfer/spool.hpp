@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/spool.hpp — where received files land: streamed into an unnamed temporary file in tmp/,
 // fsync'ed, then linked into in/ under their name, then in/ fsync'ed. A file is visible in in/
 // only complete and durable; a broken connection, an error or even kill -9 leaves nothing.

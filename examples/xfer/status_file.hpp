@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/status_file.hpp — what the master knows about its children, as JSON in
 // run_dir/xferrd.status.json (replaced atomically), for `xferctl status` and debug-dump.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfer/wake_event.hpp — a one-shot event that a coroutine can wait for on the ring (an eventfd):
 // "every child has stopped", "the sender has new work".
 #pragma once

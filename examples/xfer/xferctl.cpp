@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xferctl — the operator's tool for the xfer family.
 //   xferctl -c FILE start | stop | reload | status [--json] | debug-dump DIR   (xferctl --help)
 // start/stop/reload go through ringd's race-free control protocol (control.hpp) on the master's

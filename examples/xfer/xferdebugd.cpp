@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xferdebugd — collects the log records of every xfer process (one datagram each, on
 // run_dir/xferdebugd.sock) for problem reports. A datagram "!dump PATH" writes the records held in
 // memory to PATH and answers "OK N" (or "ERR reason") to its sender: `xferctl debug-dump`.

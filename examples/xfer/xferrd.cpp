@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xferrd — the xfer master receive daemon, and (with --child) its receiving children.
 //   xferrd -c FILE [--foreground]              the master (detaches unless --foreground)
 //   xferrd --child tcpip|tcpip_tls|unix -c FILE  a receiving child (started by the master)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // xfersqd — the xfer send queue daemon: sends the files in spool/out/<partner>/ to each
 // configured partner (send_queue.hpp). New files are noticed at once through inotify, read on
 // the ring; a rescan every rescan_interval_s catches anything inotify could not report.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/buffer_ring.hpp — a pool of receive buffers shared by every connection of a loop. The
 // kernel picks a buffer only when data arrives (a registered ring of provided buffers, Linux
 // 5.19), so a connection that waits holds no buffer at all; recv_stream reads through it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/cli.hpp — the command line of a daemon or tool: an option table in, the values set and
 // the operands out, with one set of conventions for every ringd program.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/container_init.hpp — running one command as a container's main process, the job of tini
 // and dumb-init: start it, forward every signal that can be caught to it, reap every orphan that
 // lands on us, and end with its exit status (128 + N when a signal N killed it).

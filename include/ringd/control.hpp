@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/control.hpp — starting, stopping, checking, reloading and signalling a daemon from outside:
 // libucw's guard-file protocol (daemon_control) with its exit codes, made race-free with pidfds.
 //

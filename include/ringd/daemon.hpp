@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/daemon.hpp — daemon_params and daemon_run: a daemon's whole life around one coroutine.
 // Lock the PID file, detach (or stay in the foreground for a supervisor), drop privileges, create
 // the ring in the final process, run the body; SIGHUP reloads, SIGTERM/SIGINT stop.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/daemon_serve.hpp — a daemon's accept loops with zero-downtime restarts: the listening
 // sockets are offered to a successor, connections are served until the stop, then accepting
 // stops without losing a connection and the open ones drain until the stop deadline.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/deadline.hpp — waiting for a scope's tasks with a deadline: at the deadline, whatever is
 // still running is cancelled, and the wait goes on until it has ended. The shape of every
 // graceful drain ("let open connections finish for 5 s, then close them") and of every bounded

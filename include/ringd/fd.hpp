@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/fd.hpp — unique_fd, the one owner of a file descriptor.
 // Move-only; closes in its noexcept destructor; close() reports the error for callers that care.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/inherit_listeners.hpp — a daemon's listening sockets across restarts: for each address
 // it was told to listen on, the socket it inherited for that address (LISTEN_FDS: an upgrade by
 // `ringd-control --upgrade`, a supervisor that holds the sockets, systemd), or a new one bound.

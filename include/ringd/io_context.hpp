@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/io_context.hpp — the event loop: one io_uring per thread, completions resumed as
 // coroutines. Create it in the thread (and the process, after any fork) that runs it; pass it
 // explicitly.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/log.hpp — a daemon's log: syslog levels, and sinks for stderr, syslog and a hook.
 // One logger per program; messages read `program: action object: reason` (what every ringd program
 // prints).

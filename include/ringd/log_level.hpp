@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/log_level.hpp — syslog's priorities as a type, with their names. Shared by the logger
 // (log.hpp) and the pure supervision state machine (supervision_state.hpp), which hands its
 // processes' log messages to the logger unchanged.

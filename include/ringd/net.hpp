@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/net.hpp — addresses, listeners and connections: TCP over IPv4/IPv6 and UNIX sockets.
 // Listeners are bound here or adopted from a parent (socket activation); accept_stream turns one
 // into an async stream of connections driven by multishot accept.

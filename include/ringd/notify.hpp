@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/notify.hpp — telling a supervisor how the daemon is doing, and taking the sockets it
 // hands over: systemd's sd_notify protocol written natively (no libsystemd), s6's notification
 // fd, socket activation (LISTEN_FDS) and the fd store (FDSTORE=1).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/ops.hpp — the awaitable ring operations: accept, connect, recv, send, read, write, fsync,
 // close, poll and cancel. Each is an X_operation that holds its own state (no allocation), takes
 // its SQE when awaited, and resumes with result<T>; a stop request ends it with operation_canceled.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/pidfile.hpp — the PID file: flock()ed by the daemon for its whole life, so "running" is a
 // lock that the kernel drops when the daemon dies, never a guess from a number in a file.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/process.hpp — processes named by pidfds: spawn a child, signal it or its process group,
 // wait for its end on the ring. A pidfd names one incarnation, so a recycled pid is never hit.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/process_title.hpp — naming a process the way operators look for it: comm (prctl
 // PR_SET_NAME: `ps -o comm`, `ss -p`, `lsof`, top) and the argv area (`ps -ef`, /proc/PID/cmdline).
 #pragma once

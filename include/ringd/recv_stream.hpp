@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/recv_stream.hpp — reads a socket as a stream of buffers from a buffer_ring: one multishot
 // recv per connection, each chunk handed over as a view that gives its buffer back when
 // released. A connection with nothing to read holds no buffer, so idle connections cost only

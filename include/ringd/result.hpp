@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/result.hpp — the value-or-error type that every I/O operation returns.
 // result<T> is std::expected<T, std::error_code> where the standard library has it (C++23),
 // else tl::expected, which has the same shape; code written against it moves over unchanged.

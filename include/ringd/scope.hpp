@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/scope.hpp — a scope owns the tasks spawned into it: it starts them, cancels them through
 // one std::stop_source, and joins them. A child's exception reaches the owner, never vanishes.
 // Cancelling the coroutine that joins a scope cancels the scope's children.

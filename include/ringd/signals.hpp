@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/signals.hpp — signals as events on the ring (signalfd), never as handlers.
 // The signals are blocked so they queue on the signalfd; a daemon's SIGHUP means reload and
 // SIGTERM/SIGINT mean stop. Children must start with a clean mask: reset_signals_for_exec().

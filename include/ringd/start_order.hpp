@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/start_order.hpp — init.d-style order of services by name: `S<nn>name` by number, then the
 // rest; names without the prefix after all prefixed ones, by name. Stop order is the exact reverse.
 // init.d(4)'s `K<nn>name` ("kill this job") entries say which services stop first, by number.

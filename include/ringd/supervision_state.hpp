@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/supervision_state.hpp — the supervision state machine of one service, with no processes.
 // Pure: (state, event, now) → (next state, actions); supervisor.hpp performs the actions and feeds
 // back the events. No fork, no syscalls, no clock reads (time comes in as `now`), no allocation.

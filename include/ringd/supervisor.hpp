@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/supervisor.hpp — keeps services running: one supervision::service_machine per service,
 // fed by process ends, timers and readiness on the ring; the process layer only feeds it events.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/task.hpp — task<T>, the lazy coroutine type that every asynchronous function returns.
 // A task starts when awaited, resumes its awaiter by symmetric transfer, passes exceptions to the
 // awaiter, and inherits the awaiter's stop token. Frames come from the recycling allocator.

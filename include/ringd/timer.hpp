@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/timer.hpp — sleeping on the ring (IORING_OP_TIMEOUT): no timerfd, no thread.
 // co_await sleep_for(ctx, 10ms) resumes after the delay, or with operation_canceled on stop.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL reads
 // ciphertext straight out of the bytes the ring received (a view of a buffer_ring, or the
 // stream's own buffer) and writes into a memory BIO that ringd sends; nothing blocks and every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/version.hpp — the version of the ringd headers in use, for #if tests and for --version.
 // Kept equal to meson.build's project version: configuring refuses a mismatch (meson.build).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The program every consumer under tests/consumers/ builds (./run test-install copies it next to
 // each one's build file): a loop, a timer, the version macro.
 #include <ringd.hpp>

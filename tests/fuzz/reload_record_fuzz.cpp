@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer: the reload-status record's parser (detail/daemon_reload_status.hpp). Any bytes give
 // a record or nothing, reading only inside them; a record it accepts has a pid and a state, and
 // formats back into a record that parses the same.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer: ringd-supervise's TOML configuration (tools/ringd-supervise/config.hpp). Any text
 // gives a config or a one-line error naming the file; every duration of an accepted config fits
 // a policy (no overflow on the way to nanoseconds).

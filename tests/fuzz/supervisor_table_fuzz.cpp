@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer: the supervisor's table and <table>.pids parsers (detail/supervisor_table.hpp).
 // Whatever the bytes, they answer entries or an error naming a line; and a table they accept
 // formats back into one that parses to the same text (nothing accepted is lost on rewrite).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // End to end: ringd-control drives the real echod (paths from $ECHOD and $RINGD_CONTROL).
 #include <ringd/control.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/daemon.hpp>
 
 #include "lifecycle_support.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/inherit_listeners.hpp>
 
 #include "lifecycle_support.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/lifecycle/lifecycle_support.hpp — helpers for tests that start real processes: a
 // temporary directory, running a command with its output and exit code, waiting with a limit,
 // and a subreaper so that detached daemons come back to the test to be ended and reaped.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/notify.hpp>
 
 #include "lifecycle_support.hpp"

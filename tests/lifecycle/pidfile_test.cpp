@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/pidfile.hpp>
 
 #include "lifecycle_support.hpp"

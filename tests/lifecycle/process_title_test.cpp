@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <ringd/process_title.hpp>
 
 #include "lifecycle_support.hpp"

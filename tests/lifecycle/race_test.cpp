@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The race test: several processes issue random concurrent --start/--stop/--check/--reload (and
 // kill -9) against one echod through ringd-control, for a bounded time.
 //  Phase 1 (model-checked): kills happen under the guard lock, so every action is atomic. The

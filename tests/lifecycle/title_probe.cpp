@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // title_probe — a process for process_title_test: sets the title given as argv[1], reports that
 // the moved environment still reads back, and waits to be looked at (and killed).
 #include <ringd/process_title.hpp>

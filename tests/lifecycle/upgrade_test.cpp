@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // End to end: `ringd-control --upgrade` replaces a running echod by a new one on the same
 // listening sockets (issue 12, item 1): no connection refused or reset meanwhile, the PID file
 // names the new daemon afterwards, and a new one that fails leaves the old one serving.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The OCF resource agents tools/ocf/daemon and tools/ocf/xfer, against the real echod,
 # ringd-control and xferctl:
 #   1. ocf-tester (Debian: resource-agents), Pacemaker's own compliance check, passes;

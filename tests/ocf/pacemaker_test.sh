@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ocf:ringd:daemon driven by a real one-node Pacemaker cluster (corosync on loopback), with the
 # real echod and ringd-control:
 #   1. crm_resource --force-check / --force-start / --force-check / --force-stop / --force-check

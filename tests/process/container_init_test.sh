@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ringd-supervise --container -- CMD, as a container's PID 1 (each case in a fresh PID namespace:
 # unshare -pf --mount-proc, as `docker run` would start it), against tini and dumb-init as the
 # reference wherever they agree:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of process.hpp with real children: spawn, per-process logs, waiting on the ring (both
 // IORING_OP_WAITID and the pidfd poll fallback), signals to a process group, adoption.
 #include <ringd/process.hpp>

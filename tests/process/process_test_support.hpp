@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/process/process_test_support.hpp — helpers for tests that start real processes: a
 // temporary directory, a guard that ends every process a test started (even when it fails),
 // bounded polling, and file reading.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ringd-supervise holds a service's listening socket (`ctl register --listen ADDR`, and
 `[services.NAME] listen = [...]` for directory services): it binds the address once and passes
 the socket to every start by the systemd protocol, so that while the service is down after a

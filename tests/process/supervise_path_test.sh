@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ringd-supervise checks the file that a service's spawn will run, found through the service's
 # own PATH (ctl register --env PATH=...), not a namesake in the supervisor's PATH: the permission
 # rule (a script writable by others is refused) applies to what would execute.

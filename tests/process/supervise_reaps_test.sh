@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ringd-supervise reaps children it did not start, in every mode (here: plain --foreground, no
 # --container, not PID 1): a shell forks a child and then exec's the supervisor, so the child
 # is the supervisor's without being a service. Two cases:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // End-to-end tests of the ringd-supervise binary: directory reconcile on SIGHUP, the control
 // socket's peer check, kill -9 and re-adoption, refused scripts, init.d's K<nn> stop order (K files
 // and --stop-sequence), bad input, SIGTERM and -i.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of supervisor.hpp with real processes: crash loops, start order, readiness, spawn-failure
 // polling, re-adoption from the table, and an idle loop with 200 children.
 #include <ringd/supervisor.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Replaces the global operator new to count allocations, for "a transition never allocates".
 // In its own translation unit so that the compiler never sees malloc/free through an inlined
 // operator new/delete pair (g++ 12 then warns -Wmismatched-new-delete).

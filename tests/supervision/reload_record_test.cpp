@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reload-status record's parser (detail/daemon_reload_status.hpp) on malformed input: every
 // field is checked where it stands, nothing is read past it, and a record that is not whole and
 // consistent is refused rather than half-read.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of the init.d-style start and stop order of service names.
 #include <ringd/start_order.hpp>
 

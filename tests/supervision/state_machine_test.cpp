@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of the pure supervision state machine: every behaviour is driven by events and a
 // simulated clock, without forking. Each test asserts the behaviour its name states.
 #include <ringd/supervision_state.hpp>

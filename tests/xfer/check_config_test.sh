@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # xferrd --check-config: reports every fault of a configuration with its place (the file's own
 # errors with key or line, a bad listening address, a certificate that cannot be loaded), exits
 # 78 for a bad one and 0 for a good one, and starts nothing (no spool, no PID file, no socket).

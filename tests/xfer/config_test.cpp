@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The family's configuration: the keys of the receivers' limits and TLS settings, their
 // defaults, and errors that name the file and the key.
 #include "config.hpp"

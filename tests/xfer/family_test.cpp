@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The xfer family end to end, with real peers (socat, openssl s_client): files over TCP, TLS and
 // UNIX arrive with matching digests; bad input gets the right ERR and leaves nothing; a receiving
 // child killed with SIGKILL mid-transfer is restarted and the sender's retry completes; a full

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of the xfer wire protocol parser: no sockets, no files.
 #include "protocol.hpp"
 

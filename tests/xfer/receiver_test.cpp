@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The receiving connection, in process over a socketpair: replies, spool contents, limits.
 #include "receiver.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of the spool: temporary files, commit, idempotent retry, conflicts, no leftovers.
 #include "spool.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/xfer/test_certs.hpp — throwaway certificates made with the openssl CLI at test time:
 // a CA, a server certificate for localhost/127.0.0.1 and a client certificate, both signed by
 // the CA, and a self-signed certificate that chains to nothing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/xfer/test_dir.hpp — a temporary directory that a test owns and removes.
 #pragma once
 

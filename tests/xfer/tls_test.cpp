@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/tls.hpp: handshake, data both ways, close_notify, client certificates, and the error
 // messages, between two tls_streams on the ring and against `openssl s_client`.
 #include <ringd/tls.hpp>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ringd-ocf.sh — sourced by ringd's OCF resource agents (daemon, xfer): OCF's exit codes, logging,
 # and the mapping from the exit codes of ringd-control (libucw's: 0 done, 100 already done, 101
 # not running, 102 error, 103 stale PID file cleaned, 1 usage) to OCF's. Each agent defines

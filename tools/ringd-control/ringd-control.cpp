@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd-control — start, stop, check, reload or signal a ringd daemon through its PID file.
 //   ringd-control --pid-file F [--guard-file G] [--reload-status R] [--timeout S] [--json]
 //                 (--start -- CMD ARGS | --upgrade -- CMD ARGS | --stop | --check | --reload |

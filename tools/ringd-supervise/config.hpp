@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd-supervise/config.hpp — the TOML configuration, the directory scan (cssd: every executable
 // in the listed directories is a service, the first of a name wins; init.d's K<nn>x files are not
 // services but the stop order of S<mm>x) and the permission check that a script must pass before

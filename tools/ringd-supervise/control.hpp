@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd-supervise/control.hpp — the control socket (keepalive/spawndaemon's registration mode):
 // the requests, their parsing and answers, the server with its peer-credential check, and the
 // `ctl` client.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd-supervise — keeps services running: cssd's directory mode and keepalive's registration
 // mode, on pidfds and io_uring. See `ringd-supervise --help` and docs/supervision/.
 #include "config.hpp"

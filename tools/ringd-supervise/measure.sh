@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # measure.sh BUILD_DIR [SECONDS] — the two numbers of issue 4, on this machine:
 #  1. ringd-supervise idle with 200 children (`sleep 1000`): CPU time (utime+stime from
 #     /proc/PID/stat) and wake-ups (voluntary context switches) over SECONDS (default 10);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // respawn_latency — measures how long a supervised service is down when it crashes with a
 // restart delay of 0: from the child's last instruction before exit to the next child's first
 // instruction in main (both stamped by the child, CLOCK_MONOTONIC). Includes the kernel's exit,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // respawn_probe — the child of the respawn-latency measurement: it appends "s <ns>" when it
 // starts and "e <ns>" just before it exits (CLOCK_MONOTONIC) to $RESPAWN_TIMES, then exits 1
 // (after $RESPAWN_RUN_MS milliseconds, if set).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd-control's logic as a library call: probe a PID file, check and stop a daemon.
 // Built and run as a test: it starts a detached daemon of its own (a forked copy of itself on
 // daemon_run), then checks and stops it through the guard-file protocol.

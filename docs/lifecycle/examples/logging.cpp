@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A daemon's log with ringd::logger (docs/lifecycle/05-logging.md): syslog ident and facility
 // from the command line, stderr as the log under a supervisor, journald's "<N>" priorities when
 // stderr is the journal. Built and run as a test: it checks what the chapter says the logger

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The smallest daemon on daemon_run: PID file, reload hook, readiness, graceful stop.
 // Built and run as a test: it runs in the foreground with its PID file in a temporary directory
 // and asks itself to stop once it is ready.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Privileges (docs/lifecycle/06-security.md): bind as root, then let daemon_run drop to an
 // unprivileged user, and check in the body that the drop happened and cannot be undone.
 // Built and run as a test; it needs root and the user `nobody` (skipped, exit 77, otherwise).

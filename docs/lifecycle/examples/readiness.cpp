@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Readiness and handed-over sockets without libsystemd: sd_notify, s6's notification fd,
 // socket activation and the fd store. Built and run as a test (with no supervisor around, every
 // call is a no-op that succeeds).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A daemon that `ringd-control --upgrade` can replace without refusing a connection (lifecycle 4):
 // its listener is inherited from its predecessor when there is one, offered to its successor,
 // and drained at the stop. Built and run as a test: in the foreground, with its PID file in a

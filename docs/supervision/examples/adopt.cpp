@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Why pidfds: a process is named by (pid, start time) when it is recorded and by a pidfd when it
 // is acted on, so a recycled pid is never signalled, waited for, or adopted. Built and run as a
 // test (doc_supervision_adopt).

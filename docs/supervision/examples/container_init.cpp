@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The supervisor as a container's init: a subreaper (or PID 1) gets every orphan and must reap
 // it. Built and run as a test (doc_supervision_container_init).
 #include <ringd/scope.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Restart policies on a real crash loop: the delay grows, and the start limit turns the service
 // `failed`. Built and run as a test (doc_supervision_restart_policy).
 #include <ringd/scope.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A child on a pidfd: spawn it with its own log file, wait for its end on the ring, and signal
 // its whole process group. Built and run as a test (doc_supervision_spawn_and_wait).
 #include <ringd/process.hpp>

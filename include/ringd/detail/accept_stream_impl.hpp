@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/accept_stream_impl.hpp — the machinery behind accept_stream (net.hpp).
 // One multishot accept SQE feeds a bounded buffer; a waiting consumer gets each connection
 // directly. Descriptor exhaustion pauses accepting behind a doubling timer: never a busy loop.

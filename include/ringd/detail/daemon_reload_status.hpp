@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/daemon_reload_status.hpp — the reload-status record beside the PID file.
 // The daemon writes it in place (its descriptor was opened before privileges were dropped, so no
 // rename in a root-owned directory is needed); ringd-control --reload waits on it with inotify.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/frame_allocator.hpp — recycling allocator for coroutine frames.
 // A daemon spawns one coroutine per connection; after warm-up every frame comes from a per-thread
 // free list, so steady-state spawning does not touch the heap.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/io_op.hpp — what the event loop knows of an operation: how to fill its SQE and
 // what to do with its CQE. Every awaitable op, timer and stream embeds one; none is allocated.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/net_impl.hpp — bodies of socket_address, listener and connect (net.hpp).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/operation.hpp — the awaiter shape shared by every single-shot ring operation.
 // Derived types say how to fill the SQE and what result a CQE means; this class does the rest:
 // submission in await_suspend, cancellation through the awaiting coroutine's stop token.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/pidfile_atfork.hpp — descriptors that a fork()ed child must not keep.
 // flock() locks belong to the open file description, which fork() shares: a child that keeps a
 // copy of the PID file's descriptor keeps the daemon "running" after the daemon has died.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/process_child.hpp — how a child is started and what it does between clone and
 // execve. The parent prepares everything (paths, argv, ids) in a plan; the child only makes
 // async-signal-safe calls (no allocation, no locks, no glibc setxid broadcast) and reports a

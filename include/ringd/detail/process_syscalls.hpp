@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/process_syscalls.hpp — the process syscalls that glibc 2.36 does not wrap (or wraps
 // in a header without extern "C"): pidfd_open, pidfd_send_signal, close_range; and
 // /proc/<pid>/stat parsing. Raw syscalls only, so they are also safe between clone and exec.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/process_wait.hpp — waiting for a process to end, on the ring. IORING_OP_WAITID
 // (Linux 6.7) where the kernel has it; else poll the pidfd, then waitid(P_PIDFD, WNOHANG). A
 // process that is not our child (adopted after a restart) can only be polled: it ends unreaped

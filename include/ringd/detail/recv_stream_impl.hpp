@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/recv_stream_impl.hpp — the machinery behind recv_stream (recv_stream.hpp).
 // One recv per connection stays armed (multishot where the kernel has it) and queues what it
 // receives in the pool's buffers; the consumer takes them in order. ENOBUFS (pool empty) parks

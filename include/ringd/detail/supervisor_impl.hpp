@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/supervisor_impl.hpp — bodies of supervisor.hpp.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/supervisor_table.hpp — the supervisor's persistent table as text, and the atomic
 // file replacement it is written with (temporary file, fsync, rename, fsync of the directory).
 //

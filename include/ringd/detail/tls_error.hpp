@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/detail/tls_error.hpp — OpenSSL's errors as std::error_code: the packed code from the
 // thread's error queue (message: OpenSSL's reason), and X.509 verification results.
 #pragma once

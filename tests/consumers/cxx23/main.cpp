@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Under C++23 (-std=c++2b) result<T> is std::expected, not tl::expected: ./run test-install
 // compiles this with g++ 12 and clang++ 19 against the installed headers. result.hpp comes first:
 // it must see __cpp_lib_expected with nothing included before it (it includes <version> itself).

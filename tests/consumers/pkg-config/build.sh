@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds main.cpp and tls_main.cpp (../ in the repository) next to this script against an installed
 # ringd with pkg-config alone, and runs them. ./run test-install copies them together into a scratch
 # directory and runs this with PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR pointing into its install.
