@@ -4,6 +4,7 @@
 // should not have to pull in; include it yourself when you use it.
 #pragma once
 
+#include <ringd/atomic_file.hpp>
 #include <ringd/buffer_ring.hpp>
 #include <ringd/cli.hpp>
 #include <ringd/control.hpp>
@@ -23,6 +24,7 @@
 #include <ringd/result.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/signals.hpp>
+#include <ringd/socket_activation.hpp>
 #include <ringd/start_order.hpp>
 #include <ringd/supervision_state.hpp>
 #include <ringd/supervisor.hpp>

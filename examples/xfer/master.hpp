@@ -118,7 +118,11 @@ private:
         return {};
     }
 
-    void write_status() { write_status_file(config_, started_, children_.list()); }
+    void write_status() {
+        if (auto w = write_status_file(config_, started_, children_.list()); !w)
+            log_.logf(ringd::log_level::err, "write %s: %s", config_.status_file().c_str(),
+                      w.error().message().c_str());
+    }
 
     ringd::daemon_context& daemon_;
     config config_; // as last loaded successfully

@@ -16,6 +16,7 @@
 #include "receiver.hpp"
 #include "spool.hpp"
 
+#include <ringd/atomic_file.hpp>
 #include <ringd/buffer_ring.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/inherit_listeners.hpp>
@@ -34,7 +35,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include <fstream>
 #include <list>
 #include <memory>
 #include <string>
@@ -155,15 +155,13 @@ inline std::vector<ringd::listener> inherit_all(const std::vector<std::string>& 
 }
 
 // run_dir/<name>.listen: our pid, then one bound address per line; replaced atomically.
-inline void publish_listeners(const config& c, const std::string& name,
-                              const std::vector<ringd::listener>& ls) {
-    std::string path = c.listen_file(name);
-    {
-        std::ofstream out(path + ".tmp", std::ios::trunc);
-        out << ::getpid() << "\n";
-        for (const auto& l : ls) out << l.address().to_string() << "\n";
-    }
-    std::rename((path + ".tmp").c_str(), path.c_str());
+// Errors: the write's (the old file stays).
+inline ringd::result<void> publish_listeners(const config& c, const std::string& name,
+                                             const std::vector<ringd::listener>& ls) {
+    std::string text = std::to_string(::getpid()) + "\n";
+    for (const auto& l : ls) text += l.address().to_string() + "\n";
+    return ringd::write_file_atomically(c.listen_file(name), text, 0644,
+                                        ringd::file_durability::survives_process_crash);
 }
 
 inline std::string peer_name(ringd::borrowed_fd fd) {
@@ -198,7 +196,7 @@ public:
         ringd::lifecycle_signals signals(ctx_);
         settings_ = settings_from(config_, kind_);
         listener_sets_.push_back(inherit_all(addresses_of(config_, kind_)));
-        publish_listeners(config_, name_, listener_sets_.back());
+        publish(config_);
         for (const auto& l : listener_sets_.back())
             log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
         start_accepting(listener_sets_.back());
@@ -255,7 +253,7 @@ private:
                 retired_acceptors_.back()->tasks.request_stop();
                 listener_sets_.push_back(std::move(ls));
                 start_accepting(listener_sets_.back());
-                publish_listeners(*fresh, name_, listener_sets_.back());
+                publish(*fresh);
                 for (const auto& l : listener_sets_.back())
                     log_.logf(ringd::log_level::notice, "listening on %s",
                               l.address().to_string().c_str());
@@ -270,6 +268,13 @@ private:
     }
 
     // Joins the acceptors retired by a reload and closes their listeners.
+    // The addresses we listen on, for xferctl and the tests (run_dir/<name>.listen).
+    void publish(const config& c) {
+        if (auto w = publish_listeners(c, name_, listener_sets_.back()); !w)
+            log_.logf(ringd::log_level::err, "write %s: %s", c.listen_file(name_).c_str(),
+                      w.error().message().c_str());
+    }
+
     ringd::task<void> retire_old_listeners() {
         while (!retired_acceptors_.empty()) {
             co_await retired_acceptors_.front()->tasks.join();

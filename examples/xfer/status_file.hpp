@@ -5,6 +5,7 @@
 
 #include "config.hpp"
 
+#include <ringd/atomic_file.hpp>
 #include <ringd/supervisor.hpp>
 
 #include <nlohmann/json.hpp>
@@ -14,7 +15,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -27,9 +27,9 @@ inline std::int64_t epoch_seconds_ago(std::chrono::seconds ago) {
         .count();
 }
 
-// `children`: the supervisor's list(), in start order.
-inline void write_status_file(const config& c, std::int64_t master_started,
-                              const std::vector<ringd::service_status>& children) {
+// `children`: the supervisor's list(), in start order. Errors: the write's (the old file stays).
+inline ringd::result<void> write_status_file(const config& c, std::int64_t master_started,
+                                             const std::vector<ringd::service_status>& children) {
     nlohmann::json doc;
     doc["master"] = {
         {"name", "xferrd"}, {"pid", ::getpid()}, {"started", master_started}, {"config", c.path}};
@@ -44,12 +44,9 @@ inline void write_status_file(const config& c, std::int64_t master_started,
              {"restarts", child.restarts},
              {"log", child.log_path}});
     }
-    std::string path = c.status_file();
-    {
-        std::ofstream out(path + ".tmp", std::ios::trunc);
-        out << doc.dump(2) << "\n";
-    }
-    std::rename((path + ".tmp").c_str(), path.c_str());
+    // Rewritten at every change of a child, and meaningless after a reboot: no fsync.
+    return ringd::write_file_atomically(c.status_file(), doc.dump(2) + "\n", 0644,
+                                        ringd::file_durability::survives_process_crash);
 }
 
 } // namespace xfer

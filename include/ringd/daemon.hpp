@@ -15,6 +15,7 @@
 //   configuration changes). systemd: RestartPreventExitStatus=64 77 78.
 #pragma once
 
+#include <ringd/atomic_file.hpp>
 #include <ringd/detail/daemon_reload_status.hpp>
 #include <ringd/detail/pidfile_atfork.hpp>
 #include <ringd/fd.hpp>
@@ -553,19 +554,12 @@ inline result<void> daemon_context::write_handover() noexcept {
     const std::string& pid_path = start_->params_.pid_file;
     if (pid_path.empty()) return {};
     try {
-        std::string path = pid_file_sibling(pid_path, ".listen");
-        std::string tmp = path + ".new";
         std::string text = std::to_string(::getpid()) + "\n";
         for (auto& h : start_->handover_) text += std::to_string(h.fd) + " " + h.name + "\n";
-        unique_fd f(
-            ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!f) return last_error();
-        if (::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-            ::rename(tmp.c_str(), path.c_str()) != 0) {
-            int e = errno;
-            (void)::unlink(tmp.c_str());
-            return errno_error(e);
-        }
+        // It names our descriptors for this boot only: no need to survive a power loss.
+        auto written = write_file_atomically(pid_file_sibling(pid_path, ".listen"), text, 0644,
+                                             file_durability::survives_process_crash);
+        if (!written) return written;
         start_->handover_written_ = true;
         return {};
     } catch (...) {

@@ -7,7 +7,7 @@
 #pragma once
 
 #include <ringd/net.hpp>
-#include <ringd/notify.hpp>
+#include <ringd/socket_activation.hpp>
 
 #include <chrono>
 #include <optional>

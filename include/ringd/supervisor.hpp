@@ -14,6 +14,7 @@
 // a burst of due events is fed in slices between which the loop serves its other operations.
 #pragma once
 
+#include <ringd/atomic_file.hpp>
 #include <ringd/detail/io_op.hpp>
 #include <ringd/detail/process_wait.hpp>
 #include <ringd/fd.hpp>

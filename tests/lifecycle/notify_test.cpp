@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <ringd/notify.hpp>
+#include <ringd/socket_activation.hpp>
 
 #include "lifecycle_support.hpp"
 

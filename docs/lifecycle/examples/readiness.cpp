@@ -3,6 +3,7 @@
 // socket activation and the fd store. Built and run as a test (with no supervisor around, every
 // call is a no-op that succeeds).
 #include <ringd/notify.hpp>
+#include <ringd/socket_activation.hpp>
 
 #include <cstdio>
 

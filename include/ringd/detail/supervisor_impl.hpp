@@ -10,14 +10,12 @@
 
 #include <cstring>
 
-// The table's text form and its atomic write, defined in detail/supervisor_table.hpp (which
+// The table's text form, defined in detail/supervisor_table.hpp (which
 // supervisor.hpp includes after this file).
 namespace ringd::detail {
 inline std::string supervisor_table_format(const std::vector<table_entry>& entries);
 inline expected<std::vector<table_entry>, std::string>
 supervisor_table_parse(std::string_view text);
-inline result<void> write_file_atomically(const std::string& path, std::string_view data,
-                                          mode_t mode = 0600, bool durable = true);
 inline std::string supervisor_pids_format(const std::vector<table_entry>& entries);
 inline expected<std::vector<table_entry>, std::string> supervisor_pids_parse(std::string_view text);
 } // namespace ringd::detail
@@ -797,8 +795,8 @@ inline void supervisor::write_table() {
         e.pid = 0; // the processes go to <table>.pids
         e.log_path.clear();
     }
-    auto written = detail::write_file_atomically(options_.table_path,
-                                                 detail::supervisor_table_format(entries));
+    auto written =
+        write_file_atomically(options_.table_path, detail::supervisor_table_format(entries), 0600);
     if (!written) {
         log_->logf(log_level::err, "write table %s: %s", options_.table_path.c_str(),
                    written.error().message().c_str());
@@ -884,8 +882,8 @@ inline void supervisor::write_pids() {
         }
         e.log_path = s->log_path;
     }
-    auto written =
-        detail::write_file_atomically(path, detail::supervisor_pids_format(entries), 0600, false);
+    auto written = write_file_atomically(path, detail::supervisor_pids_format(entries), 0600,
+                                         file_durability::survives_process_crash);
     if (!written) {
         log_->logf(log_level::err, "write %s: %s", path.c_str(), written.error().message().c_str());
         pids_dirty_ = true;

@@ -349,43 +349,4 @@ supervisor_pids_parse(std::string_view text) {
     return out;
 }
 
-// Replaces `path` with `data` so that a crash of this process at any moment leaves either the
-// old or the new file, never a mix: write <path>.tmp, rename over path. durable: also survive
-// a crash of the machine: fsync the file before the rename, and the directory after.
-inline result<void> write_file_atomically(const std::string& path, std::string_view data,
-                                          mode_t mode, bool durable) {
-    const std::string temporary = path + ".tmp";
-    unique_fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd) return last_error();
-    for (std::size_t done = 0; done < data.size();) {
-        const ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int e = errno;
-            ::unlink(temporary.c_str());
-            return errno_error(e);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if ((durable && ::fsync(fd.get()) != 0) || fd.close()) {
-        const int e = errno;
-        ::unlink(temporary.c_str());
-        return errno_error(e);
-    }
-    if (::rename(temporary.c_str(), path.c_str()) != 0) {
-        const int e = errno;
-        ::unlink(temporary.c_str());
-        return errno_error(e);
-    }
-    if (!durable) return {};
-    const auto slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0               ? "/"
-                                                       : path.substr(0, slash);
-    unique_fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!d) return last_error();
-    if (::fsync(d.get()) != 0) return last_error();
-    return {};
-}
-
 } // namespace ringd::detail
