@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // write_file_atomically: the new contents replace the old in one rename, a failure leaves the
 // old file and no temporary behind, and a symlink planted at <path>.tmp is not written through.
 #include <ringd/atomic_file.hpp>

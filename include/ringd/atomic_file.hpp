@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/atomic_file.hpp — replacing a file so that a reader, or a crash, sees the old contents
 // or the new ones, never a mix: write <path>.tmp, then rename it over path. A state table, a
 // status file, the sockets a daemon offers for an upgrade: every file ringd replaces goes

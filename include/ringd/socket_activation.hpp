@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ringd/socket_activation.hpp — taking the sockets a supervisor hands over by systemd's
 // protocol (sd_listen_fds(3)): descriptors from 3 on, LISTEN_FDS of them, LISTEN_FDNAMES their
 // names, LISTEN_PID the process they are meant for. systemd, ringd-supervise (--listen),
