@@ -207,7 +207,10 @@ public:
             reload();
         }
         log_.logf(ringd::log_level::notice, "stopping: %zu connections open", connections_.size());
-        acceptors_->tasks.request_stop();
+        // Stop accepting without losing a connection: what the ring took from the kernel is
+        // still served; the rest wait in the backlog of the socket the master holds, for the
+        // next child (a restart, or the children of an upgraded master).
+        for (auto* stream : streams_) stream->stop_accepting();
         co_await acceptors_->tasks.join();
         listener_sets_.clear(); // a UNIX socket path goes away with its listener
         refusals_.request_stop();
@@ -285,6 +288,12 @@ private:
 
     ringd::task<void> accept_loop(const ringd::listener& l) {
         ringd::accept_stream stream(ctx_, l);
+        streams_.push_back(&stream);
+        struct unlist {
+            std::vector<ringd::accept_stream*>& all;
+            ringd::accept_stream* one;
+            ~unlist() { std::erase(all, one); }
+        } unlist_at_end{streams_, &stream};
         for (;;) {
             auto c = co_await stream.next();
             if (!c) {
@@ -341,6 +350,7 @@ private:
     std::shared_ptr<const receiver_settings> settings_;     // for connections accepted from now on
     std::list<std::vector<ringd::listener>> listener_sets_; // current last; older ones retiring
     std::unique_ptr<task_group> acceptors_;                 // accept loops on the current listeners
+    std::vector<ringd::accept_stream*> streams_; // the accept loops' streams, for the stop
     std::vector<std::unique_ptr<task_group>> retired_acceptors_; // stopping after a reload
     ringd::scope connections_;                                   // one task per connection
     ringd::scope refusals_; // connections beyond max_connections, being told 503

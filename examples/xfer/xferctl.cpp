@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // xferctl — the operator's tool for the xfer family.
-//   xferctl -c FILE start | stop | reload | status [--json] | debug-dump DIR   (xferctl --help)
-// start/stop/reload go through ringd's race-free control protocol (control.hpp) on the master's
-// PID file; status shows what `ps -ef | grep xfer` and `lsof -p` would, in one table;
+//   xferctl -c FILE start | stop | reload | upgrade | status [--json] | debug-dump DIR
+//   (xferctl --help)
+// start/stop/reload/upgrade go through ringd's race-free control protocol (control.hpp) on the
+// master's PID file; status shows what `ps -ef | grep xfer` and `lsof -p` would, in one table;
 // debug-dump DIR writes a problem-report bundle.
 #include "config.hpp"
 
@@ -43,6 +44,8 @@ const ringd::cli::program prog{
             "  start              start xferrd; returns once it is ready\n"
             "  stop               stop it; returns once it has exited\n"
             "  reload             SIGHUP; returns once the reload is acknowledged\n"
+            "  upgrade            a new xferrd on the running one's sockets; the old one\n"
+            "                     drains and exits (no connection refused)\n"
             "  status             every process of the family: PID, state, uptime, restarts, "
             "listening\n"
             "  debug-dump DIR     write a problem-report bundle to DIR\n"
@@ -65,6 +68,11 @@ int control(const xfer::config& c, ringd::control_action action) {
         std::filesystem::create_directories(c.run_dir, ec);
         p.command = {programs_dir() + "/xferrd", "-c", c.path};
         p.timeout = std::chrono::seconds(30);
+    } else if (action == ringd::control_action::upgrade) {
+        // The xferrd installed beside xferctl (a new binary, or the same) on the running
+        // master's sockets; the old master's children drain while the new ones serve.
+        p.command = {programs_dir() + "/xferrd", "-c", c.path};
+        p.timeout = c.drain_timeout + std::chrono::seconds(30);
     } else if (action == ringd::control_action::stop) {
         p.timeout = c.drain_timeout + std::chrono::seconds(20);
     } else {
@@ -246,8 +254,8 @@ int main(int argc, char** argv) {
     const auto& words = args->operands;
     const std::string command = words.empty() ? "" : words[0];
     const std::size_t count = command == "debug-dump" ? 2 : 1;
-    if (command != "start" && command != "stop" && command != "reload" && command != "status" &&
-        count == 1)
+    if (command != "start" && command != "stop" && command != "reload" && command != "upgrade" &&
+        command != "status" && count == 1)
         return ringd::cli::usage_error(prog, command.empty() ? "a command is required"
                                                              : "unknown command '" + command + "'");
     if (words.size() != count)
@@ -264,6 +272,7 @@ int main(int argc, char** argv) {
     if (command == "start") return control(*c, ringd::control_action::start);
     if (command == "stop") return control(*c, ringd::control_action::stop);
     if (command == "reload") return control(*c, ringd::control_action::reload);
+    if (command == "upgrade") return control(*c, ringd::control_action::upgrade);
     if (command == "status") return status(*c, json);
     return debug_dump(*c, words[1]);
 }

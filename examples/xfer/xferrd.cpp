@@ -74,9 +74,21 @@ int run_master(const std::string& config_path, bool foreground) {
         std::fprintf(stderr, "%s\n", start.error().message.c_str());
         return start.error().exit_code;
     }
+    // The transports' sockets, still as root (ports below 1024), before detaching: inherited
+    // from the master this one replaces (xferctl upgrade), or bound.
+    xfer::held_sockets held;
+    try {
+        held = xfer::hold_transport_sockets(*c);
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "xferrd: %s\n", e.what());
+        return ringd::exit_code_for(e.code());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "xferrd: %s\n", e.what());
+        return ringd::exit_code::config;
+    }
     std::string dir = programs_dir();
     return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context& d) {
-        auto master = std::make_shared<xfer::family_master>(d, *c, log, dir);
+        auto master = std::make_shared<xfer::family_master>(d, *c, log, dir, held);
         return run_family(std::move(master));
     });
 }

@@ -165,6 +165,12 @@ struct supervisor_options {
     // longer than 4 KiB is cut into several; one without its newline is written at the end.
     // Ignore or block SIGPIPE: a closed stdout must end the line, not the process.
     bool prefix_output = false;
+    // Listening sockets that the owner holds already (bound itself, or inherited from the
+    // process it replaces in an upgrade: xferrd's master). A service's `listen` address that
+    // one of them is bound to (the same text form) gets a duplicate of it instead of a socket
+    // bound anew: the owner and its services share one socket and one accept queue, and the
+    // owner can offer it to its own successor. They must stay open while the supervisor runs.
+    std::vector<borrowed_fd> held_listeners{};
 };
 
 class supervisor {

@@ -3,6 +3,7 @@
 // listening sockets (issue 12, item 1): no connection refused or reset meanwhile, the PID file
 // names the new daemon afterwards, and a new one that fails leaves the old one serving.
 #include "lifecycle_support.hpp"
+#include "load_client.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -25,8 +26,11 @@
 using namespace std::chrono_literals;
 using ringd::testing::command_result;
 using ringd::testing::eventually;
+using ringd::testing::load_client;
+using ringd::testing::round_trip;
 using ringd::testing::run_command;
 using ringd::testing::temp_dir;
+using ringd::testing::trip;
 
 namespace {
 
@@ -97,60 +101,6 @@ pid_t last_line_pid(std::string out) {
     return static_cast<pid_t>(std::atoi(out.c_str() + (nl == std::string::npos ? 0 : nl + 1)));
 }
 
-// What one connection did: connect, send a line, read it back, close.
-enum class trip { ok, refused, reset, unanswered, other };
-
-trip round_trip(int port, const std::string& line) {
-    ringd::unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) return trip::other;
-    timeval tv{2, 0};
-    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-        return errno == ECONNREFUSED ? trip::refused : trip::other;
-    std::string msg = line + "\n";
-    if (::send(s.get(), msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size()))
-        return errno == ECONNRESET || errno == EPIPE ? trip::reset : trip::other;
-    std::string reply;
-    char buf[256];
-    while (reply.size() < msg.size()) {
-        ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-        if (n > 0) {
-            reply.append(buf, static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n < 0 && errno == ECONNRESET) return trip::reset;
-        return trip::unanswered; // EOF before the reply, or 2 s without one
-    }
-    return reply == msg ? trip::ok : trip::other;
-}
-
-// A client thread that keeps doing round trips until stopped, counting each outcome.
-class load_client {
-public:
-    explicit load_client(int port) : port_(port), thread_([this] { run(); }) {}
-    ~load_client() { stop(); }
-    void stop() {
-        done_ = true;
-        if (thread_.joinable()) thread_.join();
-    }
-    [[nodiscard]] long count(trip t) const { return counts_[static_cast<int>(t)].load(); }
-
-private:
-    void run() {
-        for (long i = 0; !done_; ++i)
-            ++counts_[static_cast<int>(round_trip(port_, "line " + std::to_string(i)))];
-    }
-    int port_;
-    std::atomic<bool> done_{false};
-    std::atomic<long> counts_[5] = {};
-    std::thread thread_;
-};
-
 } // namespace
 
 TEST_CASE("--upgrade replaces echod on its listening socket: no connection refused or reset, "
@@ -191,9 +141,7 @@ TEST_CASE("--upgrade replaces echod on its listening socket: no connection refus
                 upgrades, static_cast<long long>(slowest.count()), client.count(trip::ok),
                 client.count(trip::refused), client.count(trip::reset),
                 client.count(trip::unanswered), client.count(trip::other));
-    INFO("ok " << client.count(trip::ok) << ", refused " << client.count(trip::refused)
-               << ", reset " << client.count(trip::reset) << ", unanswered "
-               << client.count(trip::unanswered) << ", other " << client.count(trip::other));
+    INFO(client.summary());
     CHECK(client.count(trip::ok) > 100);
     CHECK(client.count(trip::refused) == 0);
     CHECK(client.count(trip::reset) == 0);
@@ -324,13 +272,8 @@ TEST_CASE("two concurrent --upgrades run one after the other: both succeed, one 
         old = now;
     }
     client.stop();
-    INFO("ok " << client.count(trip::ok) << ", refused " << client.count(trip::refused)
-               << ", reset " << client.count(trip::reset) << ", unanswered "
-               << client.count(trip::unanswered) << ", other " << client.count(trip::other));
-    CHECK(client.count(trip::refused) == 0);
-    CHECK(client.count(trip::reset) == 0);
-    CHECK(client.count(trip::unanswered) == 0);
-    CHECK(client.count(trip::other) == 0);
+    INFO(client.summary());
+    CHECK(client.lost_none());
     CHECK(w.control({"--stop"}).exit_code == 0);
 }
 

@@ -10,6 +10,8 @@
 #include "test_certs.hpp"
 #include "test_dir.hpp"
 
+#include "lifecycle/load_client.hpp"
+
 #include <ringd/daemon.hpp>
 #include <ringd/fd.hpp>
 
@@ -39,6 +41,8 @@
 #include <thread>
 
 using namespace std::chrono_literals;
+using ringd::testing::load_client;
+using ringd::testing::trip;
 using xfer::testing::files_in;
 using xfer::testing::temp_dir;
 namespace fs = std::filesystem;
@@ -670,4 +674,85 @@ TEST_CASE("a PUT that announces a large file and sends nothing reserves no spool
     ::shutdown(hog.get(), SHUT_WR);
     CHECK(read_line(hog) == "ERR 400 connection closed after 3 of 60000000 bytes\n");
     CHECK(f.spool_clean_of({"hog"}));
+}
+
+namespace {
+int port_of(const std::string& address) {
+    return std::atoi(address.c_str() + address.rfind(':') + 1);
+}
+// After a restart: the load goes on being served, by a child on the master's socket (not one
+// it bound itself: the port is the same).
+void still_served(const family& f, const load_client& client, const std::string& address) {
+    long before = client.count(trip::ok);
+    CHECK(wait_until([&] { return client.count(trip::ok) > before + 20; }, 10s));
+    CHECK(f.address("xferrd_tcpip") == address);
+}
+// Whether `pid` runs (a zombie that init has not reaped yet does not).
+bool running(long pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string pid_text, comm, state;
+    return static_cast<bool>(stat >> pid_text >> comm >> state) && state != "Z";
+}
+} // namespace
+
+TEST_CASE("a killed xferrd_tcpip is replaced on the master's socket: the same port, and no "
+          "connection refused meanwhile",
+          "[family]") {
+    family f;
+    const std::string address = f.address("xferrd_tcpip"); // port 0 in the configuration
+    REQUIRE(!address.empty());
+    load_client client(port_of(address), "PING", "PONG");
+    REQUIRE(wait_until([&] { return client.count(trip::ok) > 20; }, 10s));
+    for (int kill = 0; kill < 3; ++kill) {
+        long victim = f.process("xferrd_tcpip").value("pid", 0L);
+        REQUIRE(victim > 0);
+        REQUIRE(::kill(static_cast<pid_t>(victim), SIGKILL) == 0);
+        REQUIRE(wait_until(
+            [&] {
+                auto p = f.process("xferrd_tcpip");
+                return p.value("state", "") == "running" && p.value("pid", 0L) != victim &&
+                       p.value("pid", 0L) != 0;
+            },
+            10s));
+        still_served(f, client, address);
+    }
+    client.stop();
+    INFO(client.summary());
+    CHECK(client.count(trip::refused) == 0);
+    CHECK(client.count(trip::other) == 0);
+    // Connections the killed child had already accepted die with it (reset or unanswered):
+    // kill -9 leaves it no time to finish them. Those waiting in the backlog are all served.
+    CHECK(client.count(trip::reset) + client.count(trip::unanswered) < 3 * 70);
+}
+
+TEST_CASE("xferctl upgrade replaces the master and its children on the same sockets: no "
+          "connection refused, reset or unanswered",
+          "[family]") {
+    family f;
+    const std::string address = f.address("xferrd_tcpip");
+    REQUIRE(!address.empty());
+    load_client client(port_of(address), "PING", "PONG");
+    REQUIRE(wait_until([&] { return client.count(trip::ok) > 20; }, 10s));
+    for (int upgrade = 0; upgrade < 3; ++upgrade) {
+        long old_master = f.process("xferrd").value("pid", 0L);
+        REQUIRE(old_master > 0);
+        int code = -1;
+        auto out = run(f.ctl("upgrade") + " 2>&1", &code);
+        INFO(out);
+        REQUIRE(code == 0);
+        CHECK(out.find("upgraded") != std::string::npos);
+        CHECK_FALSE(running(old_master)); // the old master is gone
+        REQUIRE(wait_until(
+            [&] {
+                long now = f.process("xferrd").value("pid", 0L);
+                return now != 0 && now != old_master &&
+                       f.process("xferrd_tcpip").value("state", "") == "running";
+            },
+            10s));
+        still_served(f, client, address);
+    }
+    client.stop();
+    INFO(client.summary());
+    CHECK(client.lost_none());
+    CHECK(fs::exists(f.unix_path())); // the UNIX transport's path outlived the old master
 }

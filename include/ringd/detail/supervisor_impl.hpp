@@ -104,6 +104,20 @@ inline expected<void, std::string> validate(const service_spec& spec) {
 
 namespace detail {
 
+// A duplicate of the held socket bound to `a`, or a new socket bound to it. Throws as
+// listener::bind.
+inline listener supervisor_held_or_bind(const std::vector<borrowed_fd>& held,
+                                        const socket_address& a) {
+    for (borrowed_fd fd : held) {
+        auto bound = socket_address::local_of(fd);
+        if (!bound || bound->to_string() != a.to_string()) continue;
+        unique_fd copy(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+        if (!copy) throw_errno(errno, "dup the held socket of " + a.to_string());
+        return listener::adopt(std::move(copy));
+    }
+    return listener::bind(a);
+}
+
 // "5 s", "250 ms".
 inline std::string supervisor_duration(supervision::duration d) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -1361,7 +1375,8 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
         s.listeners.clear();
         for (const std::string& a : s.spec.listen) {
             try {
-                s.listeners.push_back(listener::bind(*socket_address::parse(a)));
+                s.listeners.push_back(detail::supervisor_held_or_bind(options_.held_listeners,
+                                                                      *socket_address::parse(a)));
             } catch (const std::system_error& e) {
                 s.listeners.clear();
                 return fail(e.code().value(), "listen " + a + ": " + e.code().message());
