@@ -59,13 +59,14 @@ load_start() {
     load_pid=$!
     sleep 1
 }
-# load_stop: half a second more (the last event's connections complete), then its line.
+# load_stop: half a second more (the last event's connections complete), then the client's
+# line into $load_line (not in a $(...) subshell: only this shell can wait for the client).
 load_stop() {
     sleep 0.5
     kill -TERM "$load_pid"
     wait "$load_pid"
     load_pid=
-    cat "$work/load.out"
+    load_line=$(cat "$work/load.out")
 }
 
 # field LINE KEY: the value of KEY=... in the load client's line.
@@ -111,7 +112,8 @@ echod_scenario() { # NAME ACTION(upgrade|stop-start)
         fi
         sleep "$gap"
     done
-    row "$1" "$done" "$(load_stop)"
+    load_stop
+    row "$1" "$done" "$load_line"
     "${ctl[@]}" --stop >/dev/null
 }
 
@@ -142,7 +144,8 @@ supervised_scenario() {
         wait_until 10 new_pid && done=$((done + 1))
         sleep "$gap"
     done
-    row "$name" "$done" "$(load_stop)"
+    load_stop
+    row "$name" "$done" "$load_line"
     "${sup[@]}" shutdown >/dev/null 2>&1 || true
     supervisor_started=
 }
@@ -175,7 +178,8 @@ TOML
         wait_until 10 new_child && done=$((done + 1))
         sleep "$gap"
     done
-    row "$name" "$done" "$(load_stop)"
+    load_stop
+    row "$name" "$done" "$load_line"
     "$control" --pid-file "$x/run/xferrd.pid" --stop --timeout 30 >/dev/null
 }
 

@@ -15,7 +15,7 @@
 // reply came. other: any other failure, or a wrong reply (the first one of each is printed).
 // Exit 0, or 1 for bad usage.
 //
-// T threads (default 8) each pace themselves to R/T connections per second (R default 6000;
+// T threads (default 32) each pace themselves to R/T connections per second (R default 6000;
 // 0: as fast as they can). A thread that falls behind does not try to catch up by more than
 // one second's worth. Source addresses 127.0.0.1..16 (IP_BIND_ADDRESS_NO_PORT) spread the
 // client's TIME_WAIT sockets over 16 address pairs, so a long run does not run out of ports.
@@ -46,7 +46,7 @@ constexpr const char* outcome_names[outcomes] = {"ok", "refused", "reset", "unan
 struct options {
     int port = 0;
     double rate = 6000;
-    int threads = 8;
+    int threads = 32;
     std::string line = "restart-load";
     std::string expect; // empty: the line itself
     int reply_timeout_ms = 3000;
