@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A load client for restart tests over loopback TCP: threads that keep doing short round trips
 // (connect, send one line, read one line back, close) and count how each one ended. Bounded: 2 s
 // timeouts on every step; the destructor stops and joins the thread.
