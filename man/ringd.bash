@@ -40,7 +40,7 @@ _ringd_tool() {
         words=$("$cmd" $help 2>/dev/null | grep -oE -- '--[a-z][a-z-]*' | sort -u)
     elif [ -z "$subcommand" ] || [ "$subcommand" = "$cur" ]; then
         case ${cmd##*/} in
-        xferctl) words="start stop reload status debug-dump" ;;
+        xferctl) words="start stop reload upgrade status debug-dump" ;;
         ringd-supervise) words="ctl" ;;
         esac
     elif [ "${cmd##*/}" = ringd-supervise ] && [ "$subcommand" = ctl ]; then
