@@ -58,6 +58,8 @@ constexpr const char* help_text =
     "  --log-dir DIR      each process's stdout/stderr: DIR/<name>.<pid> (kept after it ends)\n"
     "                     (default /var/log/ringd-supervise)\n"
     "  --control SOCKET   the control socket for `ctl` (default /run/ringd-supervise.sock)\n"
+    "  --pid-file FILE    a flock()ed PID file, for ringd-control (--check, --stop, and\n"
+    "                     --reload, which returns once the reload is done)\n"
     "  --foreground       do not detach; log to stderr as well as syslog. Under systemd\n"
     "                     (Type=notify) READY=1 is sent once the control socket listens.\n"
     "                     Without it, the command returns once the control socket listens\n"
@@ -95,6 +97,7 @@ struct options {
     std::string state = "/var/lib/ringd-supervise/table";
     std::string log_dir = "/var/log/ringd-supervise";
     std::string control = "/run/ringd-supervise.sock";
+    std::string pid_file; // empty: none
     bool foreground = false;
     bool clean = false;
     bool container = false;
@@ -416,6 +419,7 @@ int daemon_main(options opts) {
     if (opts.spawn_retry_s) cfg.spawn_retry_interval_s = *opts.spawn_retry_s;
     ringd::daemon_params params;
     params.program = "ringd-supervise";
+    params.pid_file = opts.pid_file;
     // PID 1 never detaches: its exit would end the PID namespace, and every service with it.
     if (::getpid() == 1) opts.foreground = true;
     params.flags.foreground = opts.foreground;
@@ -644,6 +648,7 @@ int main(int argc, char** argv) {
          value("state", 0, "FILE", path(opts.state)),
          value("log-dir", 0, "DIR", path(opts.log_dir)),
          value("control", 0, "SOCKET", path(opts.control)),
+         value("pid-file", 0, "FILE", path(opts.pid_file)),
          value("syslog-ident", 0, "ID", opts.syslog_ident),
          value("syslog-facility", 0, "FACILITY",
                [&](const std::string& v) {
