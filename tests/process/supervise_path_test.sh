@@ -6,20 +6,8 @@
 # Environment: RINGD_SUPERVISE (path). Ends the supervisor it starts.
 set -uo pipefail
 sup=${RINGD_SUPERVISE:?}
-tmp=$(mktemp -d)
-pid=0
-cleanup() {
-    [ "$pid" -gt 0 ] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-check() { # check WHAT OK DETAIL
-    if [ "$2" = 0 ]; then echo "ok: $1"; else
-        echo "FAIL: $1 ($3)"
-        failures=$((failures + 1))
-    fi
-}
+# shellcheck source=check_lib.sh
+. "$(dirname "$0")/check_lib.sh"
 mkdir -p "$tmp/good" "$tmp/bad" "$tmp/logs"
 printf '#!/bin/sh\nexec sleep 1000\n' >"$tmp/good/svc"
 cp "$tmp/good/svc" "$tmp/bad/svc"
@@ -50,5 +38,4 @@ check "a program that the service's PATH does not find is refused, naming that P
 ctl shutdown >/dev/null
 wait "$pid"
 pid=0
-[ $failures -eq 0 ] && echo "all passed"
-exit $((failures > 0))
+finish

@@ -7,20 +7,8 @@
 set -uo pipefail
 sup=${RINGD_SUPERVISE:?}
 control=${RINGD_CONTROL:?}
-tmp=$(mktemp -d)
-pid=0
-cleanup() {
-    [ "$pid" -gt 0 ] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-check() { # check WHAT STATUS DETAIL
-    if [ "$2" = 0 ]; then echo "ok: $1"; else
-        echo "FAIL: $1 ($3)"
-        failures=$((failures + 1))
-    fi
-}
+# shellcheck source=check_lib.sh
+. "$(dirname "$0")/check_lib.sh"
 mkdir -p "$tmp/logs"
 printf 'directories = []\n' >"$tmp/config.toml"
 "$sup" --foreground --config "$tmp/config.toml" --state "$tmp/table" --log-dir "$tmp/logs" \
@@ -48,5 +36,4 @@ wait "$pid"
 [ $status -eq 0 ]
 check "--stop ends it" $? "$status: $out"
 pid=0
-[ $failures -eq 0 ] && echo "all passed"
-exit $((failures > 0))
+finish
