@@ -314,6 +314,50 @@ TEST_CASE("stop_accepting hands out every connection already accepted, then ends
     CHECK(taken);
 }
 
+TEST_CASE("stop_accepting takes the connection the kernel woke it for: a second accept on the "
+          "socket is not left asleep with a connection in the backlog") {
+    io_context ctx;
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    ringd::accept_stream_options options;
+    SECTION("with IORING_ACCEPT_DONTWAIT") {}
+    SECTION("with cancelled accepts (before Linux 6.10)") {
+        options.sweep_dontwait = false;
+    }
+    accept_stream stream(ctx, l, options);
+    // Our multishot accept reaches the kernel first...
+    auto pause = [&]() -> task<void> { co_await ringd::sleep_for(ctx, 5ms); };
+    ringd::testing::run_bounded(ctx, pause());
+    // ...then a successor's (a second ring, as another process would have): the kernel wakes
+    // one waiting accept per connection, in this order.
+    io_uring successor;
+    REQUIRE(io_uring_queue_init(4, &successor, 0) == 0);
+    io_uring_sqe* sqe = io_uring_get_sqe(&successor);
+    io_uring_prep_multishot_accept(sqe, l.fd().get(), nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(io_uring_submit(&successor) == 1);
+    // A connection comes while our loop is not running: the kernel wakes our accept, whose
+    // work waits for our next turn (IORING_SETUP_DEFER_TASKRUN) — and that turn cancels it.
+    auto client = ringd::testing::connect_blocking(l.address());
+    stream.stop_accepting();
+    int ours = 0;
+    auto drain = [&]() -> task<void> {
+        while (auto c = co_await stream.next()) ++ours;
+    };
+    ringd::testing::run_bounded(ctx, drain());
+    int theirs = 0;
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec second{1, 0};
+    if (io_uring_wait_cqe_timeout(&successor, &cqe, &second) == 0) {
+        if (cqe->res >= 0) {
+            ++theirs;
+            ::close(cqe->res);
+        }
+        io_uring_cqe_seen(&successor, cqe);
+    }
+    io_uring_queue_exit(&successor);
+    INFO("ours " << ours << ", the successor's " << theirs << ", swept " << stream.stats().swept);
+    CHECK(ours + theirs == 1); // without the sweep: 0, the connection waits for the next one
+}
+
 TEST_CASE("an echo over TCP, IPv6 and UNIX round-trips through connect, send and recv") {
     std::string unix_path = "/tmp/ringd-echo-" + std::to_string(::getpid()) + ".sock";
     auto where = GENERATE_COPY(std::string("127.0.0.1:0"), std::string("[::1]:0"), unix_path);

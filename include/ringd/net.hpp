@@ -134,6 +134,9 @@ struct accept_stream_options {
     std::chrono::milliseconds min_backoff{5};    // first pause after EMFILE/ENFILE/ENOBUFS/ENOMEM
     std::chrono::milliseconds max_backoff{1000}; // the pause doubles up to this
     bool multishot = true; // false: one accept SQE per connection (old kernels fall back too)
+    // How stop_accepting() empties the backlog: IORING_ACCEPT_DONTWAIT; false: plain accepts
+    // cancelled in the same submission (kernels before 6.10 fall back to that too).
+    bool sweep_dontwait = true;
 };
 
 struct accept_stream_stats {
@@ -141,7 +144,8 @@ struct accept_stream_stats {
     std::uint64_t rearmed = 0;           // the kernel ended a multishot and we armed a new one
     std::uint64_t descriptor_errors = 0; // EMFILE/ENFILE/ENOBUFS/ENOMEM seen
     std::uint64_t backoffs = 0;          // pauses taken because of them
-    bool multishot = false;              // whether multishot is in use now
+    std::uint64_t swept = 0; // taken from the backlog after stop_accepting() (of `accepted`)
+    bool multishot = false;  // whether multishot is in use now
 };
 
 class accept_stream {
@@ -162,10 +166,12 @@ public:
     [[nodiscard]] next_operation next() noexcept;
     // Stops taking connections from the kernel without losing one: next() still hands out
     // every connection already accepted (buffered, or completing in the ring before the
-    // cancelled accept ends), then fails with operation_canceled. Connections not accepted yet
-    // stay in the listen backlog for whoever else listens on the socket: the successor of an
-    // upgrade (`ringd-control --upgrade`), or another SO_REUSEPORT socket's process. The
-    // destructor instead closes what was accepted but not taken.
+    // cancelled accept ends) and those the backlog holds once the accept has ended (the kernel
+    // may have woken our accept, not a successor's, for them), then fails with
+    // operation_canceled. Connections that come later stay in the listen backlog for whoever
+    // else listens on the socket: the successor of an upgrade (`ringd-control --upgrade`), or
+    // another process sharing it. The destructor instead closes what was accepted but not
+    // taken.
     void stop_accepting() noexcept;
 
     [[nodiscard]] const accept_stream_stats& stats() const noexcept;

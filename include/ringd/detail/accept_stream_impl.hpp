@@ -2,17 +2,31 @@
 // ringd/detail/accept_stream_impl.hpp — the machinery behind accept_stream (net.hpp).
 // One multishot accept SQE feeds a bounded buffer; a waiting consumer gets each connection
 // directly. Descriptor exhaustion pauses accepting behind a doubling timer: never a busy loop.
+// stop_accepting() ends with a sweep of the backlog (see sweep_op): the kernel wakes one accept
+// per connection, and a cancelled one must not leave a connection nobody is woken for.
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/net.hpp>
 
+#include <poll.h>
+
 #include <memory>
 #include <optional>
 #include <stop_token>
 
 namespace ringd {
+
+namespace detail {
+// An accept that fails with EAGAIN instead of waiting for a connection (Linux 6.10; in the
+// SQE's ioprio). liburing 2.3 does not name it yet.
+#ifdef IORING_ACCEPT_DONTWAIT
+inline constexpr std::uint16_t accept_dontwait = IORING_ACCEPT_DONTWAIT;
+#else
+inline constexpr std::uint16_t accept_dontwait = 1U << 1;
+#endif
+} // namespace detail
 
 struct accept_stream::state {
     // The multishot (or single-shot) accept SQE.
@@ -26,6 +40,17 @@ struct accept_stream::state {
             : io_op(&prepare_timer, &on_timer, duration::bounded), owner(s) {}
         state* owner;
         __kernel_timespec delay{};
+    };
+    // The sweep after stop_accepting(). The kernel wakes only one of the accepts waiting on a
+    // socket per connection (exclusive wake-ups), and ours may be the one woken just before its
+    // cancellation: the connection then stays in the backlog while the successor's accept,
+    // never woken, sleeps until the next connection comes. So once our accept has ended, we
+    // take what is left in the backlog ourselves, without waiting: IORING_ACCEPT_DONTWAIT
+    // (Linux 6.10), else an accept cancelled in the same submission. It ends when the backlog
+    // is empty; from then on no accept of ours is left to swallow a wake-up.
+    struct sweep_op : detail::io_op {
+        explicit sweep_op(state* s) noexcept : io_op(&prepare_sweep, &on_sweep), owner(s) {}
+        state* owner;
     };
 
     state(io_context& c, int fd, accept_stream_options o)
@@ -77,8 +102,26 @@ struct accept_stream::state {
     }
     // Frees the state once the stream is gone and the kernel holds no reference to it.
     static void release_if_done(state* s) noexcept {
-        if (s->orphaned && !s->accept_armed && !s->timer_armed && s->callbacks_running == 0)
+        if (s->orphaned && !s->accept_armed && !s->timer_armed && !s->sweep_armed &&
+            s->callbacks_running == 0)
             delete s;
+    }
+
+    // After stop_accepting(), once the kernel holds no accept or timer of ours: the sweep.
+    void sweep_when_idle() noexcept {
+        if (!ending || swept || accept_armed || timer_armed || sweep_armed || orphaned) return;
+        if (ctx->stopping()) {
+            swept = true; // the loop is going: nothing more is handed out
+            if (count == 0) cancel_waiter();
+            return;
+        }
+        sweep_armed = true;
+        ctx->submit(&sweep);
+        if (!sweep_dontwait) ctx->cancel(&sweep); // it still accepts what is there now
+    }
+    [[nodiscard]] bool backlog_has_connections() const noexcept {
+        pollfd p{listen_fd, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
     }
 
     static void prepare_accept(detail::io_op* op, io_uring_sqe* sqe) noexcept {
@@ -89,6 +132,12 @@ struct accept_stream::state {
             io_uring_prep_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     }
     static void on_accept(detail::io_op* op, int res, std::uint32_t flags) noexcept;
+    static void prepare_sweep(detail::io_op* op, io_uring_sqe* sqe) noexcept {
+        state* s = static_cast<sweep_op*>(op)->owner;
+        io_uring_prep_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (s->sweep_dontwait) sqe->ioprio |= detail::accept_dontwait;
+    }
+    static void on_sweep(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void prepare_timer(detail::io_op* op, io_uring_sqe* sqe) noexcept {
         auto* t = static_cast<timer_op*>(op);
         io_uring_prep_timeout(sqe, &t->delay, 0, 0);
@@ -98,10 +147,12 @@ struct accept_stream::state {
         s->timer_armed = false;
         if (s->orphaned) return release_if_done(s);
         s->arm();
+        s->sweep_when_idle();
     }
 
-    // stop_accepting() was called and the kernel holds no accept of ours any more.
-    [[nodiscard]] bool ended() const noexcept { return ending && !accept_armed; }
+    // stop_accepting() was called, the kernel holds no accept of ours any more and the sweep
+    // has emptied the backlog.
+    [[nodiscard]] bool ended() const noexcept { return ending && !accept_armed && swept; }
 
     // The consumer's stop request: ends its wait with operation_canceled, from the loop.
     void cancel_waiter() noexcept;
@@ -133,16 +184,21 @@ struct accept_stream::state {
     std::size_t count = 0;
     int pending_error = 0;                           // a listener error for the next next()
     accept_stream::next_operation* waiter = nullptr; // the consumer suspended in next()
-    std::chrono::milliseconds backoff{0}; // the current pause; 0 after a successful accept
-    bool accept_armed = false;            // the accept SQE is in the ring
-    bool timer_armed = false;             // the back-off timer is in the ring
-    bool paused = false;                  // buffer full or consumer cancelled: do not arm
-    bool orphaned = false;                // the accept_stream object is gone
-    bool ending = false;                  // stop_accepting(): never arm again
-    bool tried_multishot = false;         // a multishot accept has succeeded at least once
-    int callbacks_running = 0;            // >0 while a completion resumes the consumer
+    std::chrono::milliseconds backoff{0};         // the current pause; 0 after a successful accept
+    bool accept_armed = false;                    // the accept SQE is in the ring
+    bool timer_armed = false;                     // the back-off timer is in the ring
+    bool paused = false;                          // buffer full or consumer cancelled: do not arm
+    bool orphaned = false;                        // the accept_stream object is gone
+    bool ending = false;                          // stop_accepting(): never arm again
+    bool tried_multishot = false;                 // a multishot accept has succeeded at least once
+    bool sweep_armed = false;                     // the sweep's accept is in the ring
+    bool swept = false;                           // the sweep found the backlog empty
+    bool sweep_dontwait = options.sweep_dontwait; // until the kernel refuses it
+    int sweep_retries = 0;     // cancelled sweeps that found the backlog not empty
+    int callbacks_running = 0; // >0 while a completion resumes the consumer
     accept_op accept{this};
     timer_op timer{this};
+    sweep_op sweep{this};
     std::stop_token watched_token; // the token stop_callback is registered with
     std::optional<std::stop_callback<stop_canceller>> stop_callback; // see watch_stop()
 };
@@ -285,15 +341,41 @@ inline void accept_stream::state::on_accept(detail::io_op* op, int res,
             break;
         }
     }
-    // stop_accepting() has taken effect and every connection accepted before was handed out:
-    // a waiting consumer hears that the stream has ended.
-    if (s->ended() && s->count == 0 && s->waiter != nullptr) s->deliver(-ECANCELED);
     --s->callbacks_running;
     if (s->orphaned) return release_if_done(s);
     if (!s->accept_armed && s->pending_error == 0) {
         if (s->options.multishot && res != -ECANCELED) ++s->stats.rearmed;
         s->arm();
     }
+    s->sweep_when_idle(); // after stop_accepting(): our accept has ended
+}
+
+inline void accept_stream::state::on_sweep(detail::io_op* op, int res, std::uint32_t) noexcept {
+    state* s = static_cast<sweep_op*>(op)->owner;
+    s->sweep_armed = false;
+    if (s->orphaned) {
+        if (res >= 0) ::close(res);
+        return release_if_done(s);
+    }
+    ++s->callbacks_running;
+    if (res >= 0) {
+        ++s->stats.accepted;
+        ++s->stats.swept;
+        s->deliver(res);
+    } else if (res == -EINVAL && s->sweep_dontwait) {
+        s->sweep_dontwait = false; // before Linux 6.10: cancel a plain accept instead
+    } else if (res == -ECANCELED && !s->sweep_dontwait && s->sweep_retries < 64 &&
+               s->backlog_has_connections()) {
+        ++s->sweep_retries; // cancelled before it got one: look again
+    } else {
+        s->swept = true; // EAGAIN: the backlog is empty; any other error: leave it to others
+    }
+    // stop_accepting() has taken effect and every connection accepted before was handed out:
+    // a waiting consumer hears that the stream has ended.
+    if (s->ended() && s->count == 0 && s->waiter != nullptr) s->deliver(-ECANCELED);
+    --s->callbacks_running;
+    if (s->orphaned) return release_if_done(s);
+    s->sweep_when_idle();
 }
 
 inline accept_stream::accept_stream(io_context& ctx, const listener& l, accept_stream_options o)
@@ -311,6 +393,7 @@ inline accept_stream::~accept_stream() {
     while (state_->count != 0) ::close(state_->pop());
     if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
     if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
+    if (state_->sweep_armed) state_->ctx->cancel(&state_->sweep);
     state::release_if_done(state_);
 }
 
@@ -319,8 +402,7 @@ inline void accept_stream::stop_accepting() noexcept {
     state_->ending = true;
     if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
     if (state_->timer_armed) state_->ctx->cancel(&state_->timer);
-    // Nothing in the ring: a waiting consumer hears at once that the stream has ended.
-    if (state_->ended() && state_->count == 0) state_->cancel_waiter();
+    state_->sweep_when_idle(); // at once if nothing of ours is in the ring
 }
 
 inline accept_stream::next_operation accept_stream::next() noexcept {
