@@ -15,12 +15,12 @@
 #include <ringd/detail/daemon_reload_status.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/pidfile.hpp>
+#include <ringd/process.hpp>
 #include <ringd/result.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
@@ -38,8 +38,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-extern char** environ;
 
 namespace ringd {
 
@@ -216,30 +214,6 @@ inline bool control_wait_exit(borrowed_fd pidfd,
         if (n == 0) return false;
         if (errno != EINTR) return true; // cannot wait: let the lock probe decide
     }
-}
-
-// posix_spawnp(argv) with an empty signal mask and every signal at its default in the child (a
-// daemon must not inherit what its starter blocked), plus `extra_flags` (POSIX_SPAWN_SETPGROUP:
-// a process group of its own). Returns posix_spawnp's answer (0 or an errno value).
-inline int control_spawn(const std::vector<std::string>& argv,
-                         const posix_spawn_file_actions_t& actions, short extra_flags,
-                         pid_t& pid) noexcept {
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(
-        &attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | extra_flags));
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
-    posix_spawnattr_destroy(&attr);
-    return rc;
 }
 
 // A consistent reload record, or nothing.
@@ -646,15 +620,13 @@ private:
         int pipe_fds[2];
         if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
         unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDERR_FILENO);
-        pid_t child = 0;
-        int rc = control_spawn(p_.command, actions, 0, child);
-        posix_spawn_file_actions_destroy(&actions);
+        spawn_options o;
+        o.argv = p_.command;
+        o.stderr_to = out_write;
+        auto child = spawn(o);
         out_write.reset();
-        if (rc != 0) return error("cannot run " + p_.command[0] + ": " + control_errno_text(rc));
-        if (!wait_starter(child, std::move(out_read), false)) return;
+        if (!child) return error("cannot run " + p_.command[0] + ": " + child.error().message());
+        if (!wait_starter(child->pid(), std::move(out_read), false)) return;
         // The starter exited 0: the daemon said it is ready. It must hold the lock now.
         std::optional<unique_fd> started;
         auto now = settle(false, started);
@@ -726,73 +698,17 @@ private:
         return out;
     }
 
-    // fork + exec of the command with the sockets as fds 3, 4, ... and LISTEN_FDS,
-    // LISTEN_FDNAMES, LISTEN_PID (the child's own PID, written between fork and exec) and
-    // RINGD_UPGRADE_FROM=old in its environment; stderr to `err`. 0 or an errno value.
-    int spawn_with_sockets(std::vector<std::pair<unique_fd, std::string>>& sockets, pid_t old,
-                           borrowed_fd err, pid_t& child) {
-        const int n = static_cast<int>(sockets.size());
-        // Above fds 3 .. 3+n, so that moving them into place never overwrites one.
-        std::vector<unique_fd> high;
-        for (auto& s : sockets) {
-            high.emplace_back(::fcntl(s.first.get(), F_DUPFD_CLOEXEC, 3 + n + 8));
-            if (!high.back()) return errno;
-        }
-        std::vector<std::string> env;
-        for (char** e = environ; *e != nullptr; ++e) {
-            std::string_view v(*e);
-            if (v.starts_with("LISTEN_PID=") || v.starts_with("LISTEN_FDS=") ||
-                v.starts_with("LISTEN_FDNAMES=") || v.starts_with("RINGD_UPGRADE_FROM="))
-                continue;
-            env.emplace_back(v);
-        }
-        std::string names;
-        for (auto& s : sockets) names += (names.empty() ? "" : ":") + s.second;
-        env.push_back("LISTEN_FDS=" + std::to_string(n));
-        env.push_back("LISTEN_FDNAMES=" + names);
-        env.push_back("RINGD_UPGRADE_FROM=" + std::to_string(old));
-        env.push_back("LISTEN_PID=" + std::string(24, '\0'));
-        std::vector<char*> envp, args;
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        for (auto& a : p_.command) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        char* pid_slot = env.back().data() + 11;
-        int report[2];
-        if (::pipe2(report, O_CLOEXEC) != 0) return errno;
-        unique_fd report_read(report[0]), report_write(report[1]);
-        child = ::fork();
-        if (child < 0) return errno;
-        if (child == 0) {
-            // Only async-signal-safe calls from here on.
-            sigset_t none;
-            sigemptyset(&none);
-            for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::setpgid(0, 0);
-            ::dup2(err.get(), STDERR_FILENO);
-            for (int i = 0; i < n; ++i) ::dup2(high[static_cast<std::size_t>(i)].get(), 3 + i);
-            char digits[24];
-            int len = 0;
-            for (unsigned v = static_cast<unsigned>(::getpid()); v != 0; v /= 10)
-                digits[len++] = static_cast<char>('0' + v % 10);
-            for (int i = 0; i < len; ++i) pid_slot[i] = digits[len - 1 - i];
-            ::execvpe(args[0], args.data(), envp.data());
-            int e = errno;
-            (void)!::write(report_write.get(), &e, sizeof e);
-            ::_exit(127);
-        }
-        report_write.reset();
-        int e = 0;
-        ssize_t got;
-        do got = ::read(report_read.get(), &e, sizeof e);
-        while (got < 0 && errno == EINTR);
-        if (got == sizeof e) {
-            while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
-            }
-            return e;
-        }
-        return 0;
+    // The command with the sockets as descriptors 3, 4, ... (LISTEN_FDS, LISTEN_FDNAMES,
+    // LISTEN_PID) and RINGD_UPGRADE_FROM=old in its environment; stderr to `err`.
+    expected<process, spawn_error>
+    spawn_with_sockets(const std::vector<std::pair<unique_fd, std::string>>& sockets, pid_t old,
+                       borrowed_fd err) {
+        spawn_options o;
+        o.argv = p_.command;
+        o.environment = {"RINGD_UPGRADE_FROM=" + std::to_string(old)};
+        o.stderr_to = err;
+        for (const auto& [fd, name] : sockets) o.listen_fds.push_back({fd, name});
+        return spawn(o);
     }
 
     // --upgrade: a new daemon on the running one's listening sockets; the old one stops only
@@ -820,15 +736,14 @@ private:
         int pipe_fds[2];
         if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
         unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
-        pid_t child = 0;
-        int rc = spawn_with_sockets(*sockets, old, out_write, child);
+        auto child = spawn_with_sockets(*sockets, old, out_write);
         out_write.reset();
         sockets->clear(); // the new daemon has them, and the old one still does
-        if (rc != 0)
-            return error("cannot run " + p_.command[0] + ": " + control_errno_text(rc) + "; PID " +
+        if (!child)
+            return error("cannot run " + p_.command[0] + ": " + child.error().message() + "; PID " +
                              std::to_string(old) + " goes on serving",
                          old);
-        if (!wait_starter(child, std::move(out_read), true)) {
+        if (!wait_starter(child->pid(), std::move(out_read), true)) {
             out_.pid = old;
             out_.message += "; PID " + std::to_string(old) + " goes on serving";
             return;

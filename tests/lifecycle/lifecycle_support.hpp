@@ -6,6 +6,7 @@
 
 #include <ringd/control.hpp>
 #include <ringd/fd.hpp>
+#include <ringd/process.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -13,7 +14,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -77,17 +77,18 @@ inline command_result run_command(const std::vector<std::string>& argv,
     int out_pipe[2], err_pipe[2];
     REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
     REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    pid_t pid = 0;
-    int rc = ringd::detail::control_spawn(argv, fa, 0, pid);
-    posix_spawn_file_actions_destroy(&fa);
+    ringd::spawn_options o;
+    o.argv = argv;
+    o.stdout_to = ringd::borrowed_fd(out_pipe[1]);
+    o.stderr_to = ringd::borrowed_fd(err_pipe[1]);
+    o.group = ringd::process_group::inherit;
+    auto child = ringd::spawn(o);
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     unique_fd out_fd(out_pipe[0]), err_fd(err_pipe[0]);
-    REQUIRE(rc == 0);
+    INFO(argv[0] << ": " << (child ? "" : child.error().message()));
+    REQUIRE(child.has_value());
+    const pid_t pid = child->pid();
     command_result r;
     auto deadline = std::chrono::steady_clock::now() + limit;
     bool out_open = true, err_open = true;
@@ -129,15 +130,16 @@ inline command_result run_command(const std::vector<std::string>& argv,
 // Starts argv in the background, in a process group of its own (signals unblocked and at their
 // defaults, stdout and stderr to /dev/null), and returns its PID; end_background() ends it.
 inline pid_t spawn_background(const std::vector<std::string>& argv) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    int rc = ringd::detail::control_spawn(argv, fa, POSIX_SPAWN_SETPGROUP, pid);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE(rc == 0);
-    return pid;
+    unique_fd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    ringd::spawn_options o;
+    o.argv = argv;
+    o.stdout_to = null;
+    o.stderr_to = null;
+    o.group = ringd::process_group::own_group;
+    auto child = ringd::spawn(o);
+    INFO(argv[0] << ": " << (child ? "" : child.error().message()));
+    REQUIRE(child.has_value());
+    return child->pid();
 }
 
 // Ends a process that spawn_background() started, with its process group (children that
