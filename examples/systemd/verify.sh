@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Checks the example unit files against the built binaries: systemd-analyze verify (which exits 0
 # even when it finds errors: any output on stderr fails), and the sandboxing of the long-running
-# services: `systemd-analyze security --offline` must rate echod.service and
-# ringd-supervise.service at an exposure of 4.0 or less ("OK").
+# services: `systemd-analyze security --offline` must rate echod.service,
+# ringd-supervise.service and xferrd.service (the xfer family's one unit) at an exposure of 4.0
+# or less ("OK").
 # Usage: verify.sh ECHOD RINGD_CONTROL RINGD_SUPERVISE [XFERRD XFERCTL]
 # (exit 77: systemd-analyze is missing)
 set -euo pipefail
