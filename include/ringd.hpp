@@ -8,6 +8,7 @@
 #include <ringd/buffer_ring.hpp>
 #include <ringd/cli.hpp>
 #include <ringd/control.hpp>
+#include <ringd/credentials.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/daemon_serve.hpp>
 #include <ringd/fd.hpp>

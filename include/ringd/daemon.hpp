@@ -16,6 +16,7 @@
 #pragma once
 
 #include <ringd/atomic_file.hpp>
+#include <ringd/credentials.hpp>
 #include <ringd/detail/daemon_reload_status.hpp>
 #include <ringd/detail/pidfile_atfork.hpp>
 #include <ringd/fd.hpp>
@@ -81,8 +82,8 @@ struct daemon_params {
     std::string program;       // for messages ("echod"); empty: the invoked name
     std::string pid_file;      // empty: no PID file (a supervisor tracks the process)
     std::string reload_status; // empty: beside the PID file (".pid" → ".reload"); "-": none
-    std::string user;          // run as this user (name or "#uid"); empty: stay
-    std::string group;         // and group (name or "#gid"); empty: the user's primary group
+    std::string user;          // run as this user (name, uid or "#uid"); empty: stay
+    std::string group;         // and group (name, gid or "#gid"); empty: the user's primary group
     daemon_flags flags;
     mode_t umask = 022;
     std::string working_directory = "/";
@@ -141,21 +142,14 @@ private:
     friend int daemon_run(daemon_start&& start, Body body);
     daemon_start() = default;
 
-    struct credentials {
-        uid_t uid = 0;
-        gid_t gid = 0;
-        std::string user_name; // for initgroups; empty for "#uid"
-        bool change = false;   // whether to switch at all
-    };
-
     daemon_params params_;   // as given, with program and reload_status filled in
     pid_file pid_;           // locked exclusively (starting); upgrade: open, not yet locked
     unique_fd upgrade_from_; // upgrade: pidfd of the daemon being replaced; else empty
     pid_t upgrade_pid_ = 0;  // its PID, for messages
     std::vector<handover_socket> handover_; // what hand_over() offered
     bool handover_written_ = false;         // the ".listen" file is ours: remove it at the end
-    unique_fd reload_status_; // opened before privileges are dropped; written in place
-    credentials run_as_;      // resolved user and group
+    unique_fd reload_status_;           // opened before privileges are dropped; written in place
+    std::optional<credentials> run_as_; // resolved user and group; nullopt: stay
 };
 
 expected<daemon_start, daemon_failure> daemon_init(daemon_params params);
@@ -290,36 +284,10 @@ inline std::string daemon_errno_text(int e) {
     return std::error_code(e, std::system_category()).message();
 }
 
-// "name" or "#number" → id; false when there is no such user/group.
-inline bool daemon_parse_numeric_id(const std::string& text, unsigned& id) {
-    if (text.size() < 2 || text[0] != '#') return false;
-    auto [p, ec] = std::from_chars(text.data() + 1, text.data() + text.size(), id);
-    return ec == std::errc{} && p == text.data() + text.size();
-}
-
 // Opens a stdio target: stdin read-only, the others appending (a log file is created 0640).
 inline unique_fd daemon_open_stdio(const std::string& path, bool input) {
     int flags = input ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
     return unique_fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY, 0640));
-}
-
-// initgroups/setgroups, setgid, setuid; then proves that root cannot be regained.
-inline expected<void, std::string> daemon_drop_privileges(uid_t uid, gid_t gid,
-                                                          const std::string& user_name) {
-    if (::getuid() == uid && ::geteuid() == uid && ::getgid() == gid && ::getegid() == gid)
-        return {};
-    if (::geteuid() != 0) return unexpected<std::string>(daemon_errno_text(EPERM) + " (not root)");
-    int rc = user_name.empty() ? ::setgroups(1, &gid) : ::initgroups(user_name.c_str(), gid);
-    if (rc != 0)
-        return unexpected<std::string>(std::string(user_name.empty() ? "setgroups" : "initgroups") +
-                                       ": " + daemon_errno_text(errno));
-    if (::setgid(gid) != 0) return unexpected<std::string>("setgid: " + daemon_errno_text(errno));
-    if (::setuid(uid) != 0) return unexpected<std::string>("setuid: " + daemon_errno_text(errno));
-    if (::getuid() != uid || ::geteuid() != uid || ::getgid() != gid || ::getegid() != gid)
-        return unexpected<std::string>("the ids did not change as asked");
-    if (uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0))
-        return unexpected<std::string>("root could be regained after setuid");
-    return {};
 }
 
 // The parent in detach mode: waits for 'R' (ready) or for the child's end.
@@ -352,31 +320,14 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
         return unexpected<daemon_failure>(daemon_failure{code, params.program + ": " + what});
     };
     // Who to become.
-    if (!params.user.empty() || !params.group.empty()) {
-        auto& c = s.run_as_;
-        c.change = true;
-        c.uid = ::getuid();
-        c.gid = ::getgid();
-        if (!params.user.empty()) {
-            unsigned id = 0;
-            passwd* pw = detail::daemon_parse_numeric_id(params.user, id)
-                             ? ::getpwuid(id)
-                             : ::getpwnam(params.user.c_str());
-            if (pw == nullptr && !detail::daemon_parse_numeric_id(params.user, id))
-                return fail(exit_code::config, "run as user " + params.user + ": no such user");
-            c.uid = pw != nullptr ? pw->pw_uid : id;
-            c.gid = pw != nullptr ? pw->pw_gid : id;
-            if (pw != nullptr && params.user[0] != '#') c.user_name = pw->pw_name;
-        }
-        if (!params.group.empty()) {
-            unsigned id = 0;
-            group* gr = detail::daemon_parse_numeric_id(params.group, id)
-                            ? ::getgrgid(id)
-                            : ::getgrnam(params.group.c_str());
-            if (gr == nullptr && !detail::daemon_parse_numeric_id(params.group, id))
-                return fail(exit_code::config, "run as group " + params.group + ": no such group");
-            c.gid = gr != nullptr ? gr->gr_gid : id;
-        }
+    if (!params.user.empty()) {
+        auto c = lookup_credentials(params.user, params.group);
+        if (!c) return fail(exit_code::config, c.error());
+        s.run_as_ = std::move(*c);
+    } else if (!params.group.empty()) {
+        auto gid = lookup_group(params.group);
+        if (!gid) return fail(exit_code::config, gid.error());
+        s.run_as_ = credentials{::getuid(), *gid, {*gid}};
     }
     // Signals queue for the signalfd from now on; threads and children made later inherit it.
     try {
@@ -694,9 +645,8 @@ int daemon_run(daemon_start&& start_arg, Body body) {
     ::umask(p.umask);
     start.pid_.protect_from_children();
     if (ready_pipe) detail::fork_close_list::add(ready_pipe.get());
-    if (start.run_as_.change) {
-        auto dropped = detail::daemon_drop_privileges(start.run_as_.uid, start.run_as_.gid,
-                                                      start.run_as_.user_name);
+    if (start.run_as_) {
+        auto dropped = drop_privileges(*start.run_as_);
         if (!dropped) {
             say("drop privileges to " + (p.user.empty() ? p.group : p.user) + ": " +
                 dropped.error());

@@ -10,6 +10,7 @@
 //   auto end = co_await ringd::async_wait(ctx, *child); // result<exit_info>
 #pragma once
 
+#include <ringd/credentials.hpp>
 #include <ringd/detail/process_child.hpp>
 #include <ringd/detail/process_syscalls.hpp>
 #include <ringd/detail/process_wait.hpp>
@@ -70,17 +71,6 @@ struct exit_info {
 
 // ---------------------------------------------------------------------------------------------
 // Spawning
-
-// Who the child runs as.
-struct credentials {
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups; // supplementary groups
-};
-// Resolves a user (name or number) and a group (name or number; empty: the user's primary
-// group) to ids, with the user's supplementary groups. Error: "unknown user 'bob'".
-[[nodiscard]] expected<credentials, std::string> lookup_credentials(std::string_view user,
-                                                                    std::string_view group = {});
 
 // Which process group the child is in. Its own group (or session) lets signal_group() stop
 // whatever it started as well; a terminal's Ctrl-C no longer reaches it directly.
@@ -303,59 +293,6 @@ inline std::string exit_info::to_string() const {
         return "ended (si_code " + std::to_string(code) + ", status " + std::to_string(status) +
                ")";
     }
-}
-
-inline expected<credentials, std::string> lookup_credentials(std::string_view user,
-                                                             std::string_view group) {
-    auto number = [](std::string_view s) -> std::optional<unsigned> {
-        unsigned v = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-        return v;
-    };
-    credentials c;
-    std::string name(user);
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* found = nullptr;
-    if (auto id = number(user)) {
-        ::getpwuid_r(*id, &pw, buf.data(), buf.size(), &found);
-        c.uid = *id;
-        c.gid = found != nullptr ? found->pw_gid : *id;
-        if (found != nullptr) name = found->pw_name;
-    } else {
-        if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
-            found == nullptr)
-            return unexpected<std::string>("unknown user '" + name + "'");
-        c.uid = found->pw_uid;
-        c.gid = found->pw_gid;
-    }
-    if (!group.empty()) {
-        if (auto id = number(group)) {
-            c.gid = *id;
-        } else {
-            std::string gname(group);
-            struct ::group gr {};
-            struct ::group* gfound = nullptr;
-            std::vector<char> gbuf(16384);
-            if (::getgrnam_r(gname.c_str(), &gr, gbuf.data(), gbuf.size(), &gfound) != 0 ||
-                gfound == nullptr)
-                return unexpected<std::string>("unknown group '" + gname + "'");
-            c.gid = gfound->gr_gid;
-        }
-    }
-    if (found != nullptr) {
-        int count = 64;
-        c.groups.resize(static_cast<std::size_t>(count));
-        if (::getgrouplist(name.c_str(), c.gid, c.groups.data(), &count) < 0) {
-            c.groups.resize(static_cast<std::size_t>(count));
-            ::getgrouplist(name.c_str(), c.gid, c.groups.data(), &count);
-        }
-        c.groups.resize(static_cast<std::size_t>(count));
-    } else {
-        c.groups = {c.gid};
-    }
-    return c;
 }
 
 namespace detail {

@@ -323,7 +323,7 @@ TEST_CASE("an unknown user is a configuration error, before anything starts") {
         return ringd::daemon_run(p, [](daemon_context&) -> task<int> { co_return 0; });
     });
     CHECK(wait_exit(child) == ringd::exit_code::config);
-    CHECK_THAT(drain(err), Catch::Contains("testd: run as user no-such-user-ringd: no such user"));
+    CHECK_THAT(drain(err), Catch::Contains("testd: unknown user 'no-such-user-ringd'"));
 }
 
 TEST_CASE("with an s6 notification fd, ready() writes a newline and closes it") {

@@ -413,6 +413,32 @@ TEST_CASE("a child runs as the user and group it was given") {
     CHECK(unknown.error() == "unknown user 'no-such-user-here'");
 }
 
+TEST_CASE("a user or group is a name, a number or #number, the same for every caller") {
+    auto by_name = ringd::lookup_credentials("nobody");
+    REQUIRE(by_name.has_value());
+    for (const char* text : {"65534", "#65534"}) {
+        auto by_number = ringd::lookup_credentials(text);
+        REQUIRE(by_number.has_value());
+        CHECK(by_number->uid == by_name->uid);
+        CHECK(by_number->gid == by_name->gid);       // its passwd entry's primary group
+        CHECK(by_number->groups == by_name->groups); // and its supplementary groups
+    }
+    auto no_entry = ringd::lookup_credentials("#4000000", "#4000001");
+    REQUIRE(no_entry.has_value());
+    CHECK(no_entry->uid == 4000000);
+    CHECK(no_entry->gid == 4000001);
+    CHECK(no_entry->groups == std::vector<gid_t>{4000001});
+    CHECK(ringd::lookup_group("#5") == gid_t{5});
+    CHECK(ringd::lookup_group("root") == gid_t{0});
+    CHECK(ringd::lookup_group("no-such-group-here").error() ==
+          "unknown group 'no-such-group-here'");
+    CHECK(ringd::lookup_credentials("nobody", "no-such-group-here").error() ==
+          "unknown group 'no-such-group-here'");
+    // Already those ids: nothing to drop, nothing fails (even without root).
+    ringd::credentials self{::getuid(), ::getgid(), {::getgid()}};
+    CHECK(ringd::drop_privileges(self).has_value());
+}
+
 TEST_CASE("signal names parse and print") {
     CHECK(ringd::parse_signal("TERM") == SIGTERM);
     CHECK(ringd::parse_signal("sigkill") == SIGKILL);

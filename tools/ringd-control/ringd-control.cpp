@@ -52,20 +52,6 @@ constexpr const char* help_text =
     "      removed (or emptied where it cannot be removed), 1 bad usage\n"
     "Nothing is signalled unless the process the PID file names is the one holding its lock.\n";
 
-// "TERM", "SIGTERM", "15" → 15; 0 when unknown.
-int parse_signal(std::string_view text) {
-    int number = 0;
-    if (auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
-        ec == std::errc{} && p == text.data() + text.size())
-        return number > 0 && number < NSIG ? number : 0;
-    if (text.substr(0, 3) == "SIG") text.remove_prefix(3);
-    for (int s = 1; s < NSIG; ++s) {
-        const char* abbrev = ::sigabbrev_np(s);
-        if (abbrev != nullptr && text == abbrev) return s;
-    }
-    return 0;
-}
-
 std::string json_string(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
@@ -114,8 +100,9 @@ int main(int argc, char** argv) {
                }),
          value("signal", 0, "SIG",
                [&](const std::string& v) {
-                   p.signal = parse_signal(v);
-                   if (p.signal == 0) return std::string("not a signal");
+                   auto signo = ringd::parse_signal(v);
+                   if (!signo) return std::string("not a signal");
+                   p.signal = *signo;
                    return action(ringd::control_action::signal)();
                }),
          flag("start", 0, action(ringd::control_action::start)),

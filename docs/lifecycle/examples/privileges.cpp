@@ -50,7 +50,7 @@ int main() {
     // Still root: a port below 1024 would bind here. The socket stays open after the drop.
     auto l = ringd::listener::bind(*ringd::socket_address::parse("127.0.0.1:0"));
     return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context&) -> ringd::task<int> {
-        // The final process: setgroups/initgroups, setgid, setuid done and verified.
+        // The final process: setgroups, setgid, setuid done and verified.
         co_return privileges_dropped(uid, gid) && l.fd().get() >= 0 ? 0 : 1;
     });
     // [/order]
