@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 // xfer/send_queue.hpp — xfersqd's work for one partner: send every file in out/<partner>/,
 // move it to sent/<partner>/ only after an OK with the matching sha256, retry with backoff.
-// New files are noticed through a wake_event (inotify, set by xfersqd) and a periodic rescan.
+// New files are noticed through a ringd::event (inotify, set by xfersqd) and a periodic rescan.
 // Files whose names start with '.' are ignored: producers write there and rename when done.
 #pragma once
 
 #include "config.hpp"
 #include "plain_stream.hpp"
 #include "sender.hpp"
-#include "wake_event.hpp"
 
+#include <ringd/event.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
@@ -69,7 +69,7 @@ public:
         for (;;) {
             auto names = pending_files();
             if (names.empty()) {
-                auto woken = co_await wake_.wait(ctx_);
+                auto woken = co_await wake_.take(ctx_);
                 if (!woken) co_return;
                 continue;
             }
@@ -189,7 +189,7 @@ private:
     std::string out_dir_, sent_dir_;                   // spool/out/<name>, spool/sent/<name>
     ringd::unique_fd out_, sent_;                      // the same, opened
     std::optional<ringd::tls_context> tls_;            // when partner_.tls
-    wake_event wake_;                                  // set by inotify, rescans and reloads
+    ringd::event wake_;                                // set by inotify, rescans and reloads
     std::map<std::string, clock::time_point> refused_; // name → when to try again
 };
 

@@ -19,6 +19,7 @@
 #include <ringd/credentials.hpp>
 #include <ringd/detail/daemon_reload_status.hpp>
 #include <ringd/detail/pidfile_atfork.hpp>
+#include <ringd/event.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/notify.hpp>
@@ -34,7 +35,6 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -242,7 +242,7 @@ private:
     notifier notifier_;            // systemd's socket, or disabled
     unique_fd ready_pipe_;         // detach mode: the waiting parent reads 'R' from here
     unique_fd stderr_target_;      // detach mode: what stderr becomes at ready()
-    unique_fd stop_event_;         // eventfd, readable once a stop was requested
+    event stop_event_;             // set once a stop was requested
     reload_hook reload_;           // the daemon's reload step
     std::uint64_t generation_ = 0; // reloads started
     bool ready_ = false;
@@ -411,9 +411,7 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
 inline daemon_context::daemon_context(daemon_start& start, io_context& io, notifier n,
                                       unique_fd ready_pipe, unique_fd stderr_target)
     : start_(&start), io_(&io), notifier_(std::move(n)), ready_pipe_(std::move(ready_pipe)),
-      stderr_target_(std::move(stderr_target)),
-      stop_event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (!stop_event_) throw_errno(errno, "eventfd");
+      stderr_target_(std::move(stderr_target)) {
     write_reload_status("running", {}); // "this daemon acknowledges reloads"
 }
 
@@ -478,7 +476,7 @@ inline void daemon_context::reload() {
 
 inline task<void> daemon_context::stopped() {
     if (stopping_) co_return;
-    (void)co_await async_poll(*io_, stop_event_, POLLIN); // cancelled: return as well
+    (void)co_await stop_event_.wait(*io_); // cancelled: return as well
 }
 
 inline void daemon_context::request_stop() noexcept {
@@ -487,8 +485,7 @@ inline void daemon_context::request_stop() noexcept {
     stop_deadline_ = std::chrono::steady_clock::now() + start_->params_.stop_timeout;
     (void)notifier_.stopping();
     if (start_->pid_.locked()) (void)start_->pid_.mark_exiting();
-    std::uint64_t one = 1;
-    (void)::write(stop_event_.get(), &one, sizeof one);
+    stop_event_.set();
 }
 
 inline result<void> daemon_context::hand_over(std::vector<handover_socket> sockets) {
