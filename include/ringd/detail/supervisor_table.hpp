@@ -16,7 +16,7 @@
 #pragma once
 
 #include <ringd/result.hpp>
-#include <ringd/supervisor.hpp>
+#include <ringd/service_spec.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>

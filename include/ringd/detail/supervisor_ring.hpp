@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MIT
+// ringd/detail/supervisor_ring.hpp — the supervisor's operations on the ring: the
+// per-service timer, the wait for a process's end, the readiness read (sd_notify socket or s6
+// notification pipe), the prefix_output pipes and the lines they carry, the kick that wakes run()
+// and the parking of run() between events, the SIGCHLD watch of orphan reaping, the deadline of a
+// coalesced table write, and their completions, which only record an event and schedule the
+// service for run() to feed.
+#pragma once
+
+#include <ringd/supervisor.hpp>
+
+#include <poll.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace ringd {
+
+namespace detail {
+
+// An absolute deadline of the steady clock as IORING_TIMEOUT_ABS reads it.
+inline __kernel_timespec supervisor_timespec(supervision::time_point when) noexcept {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+    return {static_cast<long long>(ns / 1'000'000'000), static_cast<long long>(ns % 1'000'000'000)};
+}
+
+} // namespace detail
+
+// ---- ring operations -------------------------------------------------------------------------
+
+inline supervisor::timer_op::timer_op(service* s) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* t = static_cast<timer_op*>(self);
+              io_uring_prep_timeout(sqe, &t->when, 0, IORING_TIMEOUT_ABS);
+          },
+          &supervisor::timer_complete),
+      svc(s) {}
+
+inline supervisor::ready_op::ready_op(service* s) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* r = static_cast<ready_op*>(self);
+              if (r->from_socket) {
+                  r->iov = {r->buffer.get(), ready_op::buffer_size - 1};
+                  r->message = msghdr{};
+                  r->message.msg_iov = &r->iov;
+                  r->message.msg_iovlen = 1;
+                  r->message.msg_control = r->control;
+                  r->message.msg_controllen = sizeof r->control;
+                  io_uring_prep_recvmsg(sqe, r->svc->notify_socket.get(), &r->message, 0);
+              } else {
+                  io_uring_prep_read(sqe, r->svc->ready_pipe.get(), r->buffer.get(),
+                                     ready_op::buffer_size - 1, static_cast<std::uint64_t>(-1));
+              }
+          },
+          &supervisor::ready_complete),
+      svc(s) {}
+
+inline supervisor::output_op::output_op(service* s, int to) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* o = static_cast<output_op*>(self);
+              io_uring_prep_read(sqe, o->read_end.get(), o->buffer.get(), output_op::buffer_size,
+                                 static_cast<std::uint64_t>(-1));
+          },
+          &supervisor::output_complete),
+      svc(s), target(to) {}
+
+inline supervisor::kick_op::kick_op(supervisor* s) noexcept
+    : io_op([](io_op*, io_uring_sqe* sqe) noexcept { io_uring_prep_nop(sqe); },
+            &supervisor::kick_complete),
+      owner(s) {}
+
+inline supervisor::orphan_op::orphan_op(supervisor* s) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* o = static_cast<orphan_op*>(self);
+              io_uring_prep_poll_add(sqe, o->owner->sigchld_fd_.get(), POLLIN);
+          },
+          &supervisor::orphan_complete),
+      owner(s) {}
+
+inline supervisor::flush_op::flush_op(supervisor* s) noexcept
+    : io_op(
+          [](io_op* self, io_uring_sqe* sqe) noexcept {
+              auto* f = static_cast<flush_op*>(self);
+              io_uring_prep_timeout(sqe, &f->when, 0, IORING_TIMEOUT_ABS);
+          },
+          &supervisor::flush_complete),
+      owner(s) {}
+
+inline supervisor::service::service(supervisor* s, service_spec sp)
+    : owner(s), spec(std::move(sp)), machine(spec.policy) {}
+
+inline void supervisor::exit_watch::on_process_end(int error, const siginfo_t& info) noexcept {
+    supervisor* owner = svc->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    svc->exit_due = true;
+    svc->exit_error = error;
+    svc->exit = exit_info::from_siginfo(info);
+    owner->schedule(*svc);
+    owner->resume_parked();
+}
+
+inline void supervisor::timer_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+    auto* t = static_cast<timer_op*>(op);
+    t->in_flight = false;
+    service* s = t->svc;
+    supervisor* owner = s->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    if (owner->ctx_->stopping() || !t->wanted) return owner->resume_parked(); // cancelled
+    if (*t->wanted != t->submitted || res == -ECANCELED) {
+        owner->submit_timer(*s); // re-armed while in flight
+        return;
+    }
+    t->wanted.reset();
+    s->timer_due = true;
+    owner->schedule(*s);
+    owner->resume_parked();
+}
+
+inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+    auto* r = static_cast<ready_op*>(op);
+    r->in_flight = false;
+    service* s = r->svc;
+    supervisor* owner = s->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
+    if (r->from_socket) {
+        if (res > 0) {
+            // Accept only what root, we, or the service's own user sent (SCM_CREDENTIALS).
+            bool trusted = false;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&r->message); c != nullptr;
+                 c = CMSG_NXTHDR(&r->message, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS) continue;
+                ucred cred{};
+                std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+                trusted = cred.uid == 0 || cred.uid == ::geteuid() ||
+                          (s->service_uid && cred.uid == *s->service_uid);
+            }
+            std::string_view text(r->buffer.get(), static_cast<std::size_t>(res));
+            while (trusted && !text.empty()) {
+                const auto nl = text.find('\n');
+                const std::string_view line = text.substr(0, nl);
+                text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+                if (line == "READY=1") s->ready_due = true;
+                if (line.starts_with("STATUS=")) {
+                    try {
+                        s->status_text.assign(line.substr(7));
+                    } catch (...) {
+                        // Out of memory: the status text is only for display.
+                    }
+                }
+            }
+        }
+        const bool broken = res < 0 && res != -EINTR && res != -EAGAIN && res != -ENOBUFS;
+        if (!stopping && !broken && !s->removing) owner->start_ready_read(*s);
+    } else {
+        const bool stale = s->next_ready_pipe.valid(); // the pipe of an earlier process
+        if (!stale && res > 0 && std::memchr(r->buffer.get(), '\n', static_cast<std::size_t>(res)))
+            s->ready_due = true;
+        if (!stopping && !stale && res > 0 && !s->ready_due) {
+            owner->start_ready_read(*s); // a partial line: read on
+        } else {
+            s->ready_pipe.reset(); // ready, EOF, error or replaced: done with this pipe
+            if (stale) s->ready_pipe = std::move(s->next_ready_pipe);
+            if (stale && !stopping) owner->start_ready_read(*s);
+        }
+    }
+    if (s->ready_due) owner->schedule(*s);
+    owner->resume_parked();
+}
+
+inline void supervisor::output_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+    auto* o = static_cast<output_op*>(op);
+    o->in_flight = false;
+    service* s = o->svc;
+    supervisor* owner = s->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    if (res > 0) owner->emit_output(*o, {o->buffer.get(), static_cast<std::size_t>(res)}, false);
+    const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
+    // EOF cannot come while we hold the write end; any other error ends this pipe's reading.
+    const bool broken = res == 0 || (res < 0 && res != -EINTR && res != -EAGAIN);
+    if (broken && !stopping)
+        owner->log_->logf(log_level::err, "output %s: read: %s; its lines are no longer copied",
+                          s->spec.name.c_str(), std::strerror(res < 0 ? -res : EPIPE));
+    // A removed service's reading ends once it is down (sweep_removed cancels it then).
+    if (!stopping && !broken && !(s->removing && s->machine.quiescent()))
+        owner->start_output_read(*o);
+    owner->resume_parked();
+}
+
+inline void supervisor::kick_complete(detail::io_op* op, int, std::uint32_t) noexcept {
+    auto* k = static_cast<kick_op*>(op);
+    k->pending = false;
+    if (k->owner != nullptr) k->owner->resume_now();
+}
+
+inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+    auto* o = static_cast<orphan_op*>(op);
+    o->in_flight = false;
+    supervisor* owner = o->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    if (owner->ctx_->stopping() || owner->draining_ || res == -ECANCELED)
+        return owner->resume_parked();
+    signalfd_siginfo si;
+    while (::read(owner->sigchld_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    }
+    owner->reap_orphans();
+    o->in_flight = true;
+    ++owner->active_ops_;
+    owner->ctx_->submit(o);
+}
+
+inline void supervisor::flush_complete(detail::io_op* op, int, std::uint32_t) noexcept {
+    auto* f = static_cast<flush_op*>(op);
+    f->in_flight = false;
+    supervisor* owner = f->owner;
+    if (owner == nullptr) return;
+    --owner->active_ops_;
+    owner->kicked_ = true; // run() writes what is due (or, draining, counts the op back)
+    owner->resume_parked();
+}
+
+inline void supervisor::arm_flush(supervision::time_point when) noexcept {
+    if (flush_->in_flight || draining_) return;
+    flush_->when = detail::supervisor_timespec(when);
+    flush_->in_flight = true;
+    ++active_ops_;
+    ctx_->submit(flush_.get());
+}
+
+inline void supervisor::submit_timer(service& s) noexcept {
+    timer_op& t = s.timer;
+    t.submitted = *t.wanted;
+    t.when = detail::supervisor_timespec(t.submitted);
+    t.in_flight = true;
+    ++active_ops_;
+    ctx_->submit(&t);
+}
+
+inline void supervisor::arm_timer(service& s, supervision::time_point deadline) {
+    timer_op& t = s.timer;
+    if (deadline <= supervision::clock::now()) {
+        // Due already (a restart delay of 0): no round trip through the kernel.
+        t.wanted.reset();
+        if (t.in_flight) ctx_->cancel(&t);
+        s.timer_due = true;
+        schedule(s);
+        return;
+    }
+    t.wanted = deadline;
+    if (!t.in_flight)
+        submit_timer(s);
+    else if (t.submitted != deadline)
+        ctx_->cancel(&t); // its completion submits the new deadline
+}
+
+inline void supervisor::cancel_timer(service& s) noexcept {
+    s.timer.wanted.reset();
+    if (s.timer.in_flight) ctx_->cancel(&s.timer);
+}
+
+inline expected<void, std::string> supervisor::open_output(service& s) {
+    for (output_op* o : {&s.out, &s.err}) {
+        if (o->read_end) continue;
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0)
+            return unexpected<std::string>(std::string("pipe2: ") + std::strerror(errno));
+        o->read_end.reset(fds[0]);
+        o->write_end.reset(fds[1]);
+        if (!o->buffer) o->buffer.reset(new (std::nothrow) char[output_op::buffer_size]);
+        if (!o->buffer) return unexpected<std::string>("out of memory for the output buffer");
+    }
+    return {};
+}
+
+inline void supervisor::start_output_read(output_op& o) noexcept {
+    if (o.in_flight || draining_ || !o.read_end) return; // draining: run() waits for our ops
+    o.in_flight = true;
+    ++active_ops_;
+    ctx_->submit(&o);
+}
+
+namespace detail {
+// Writes all of `text` to `fd` (our stdout or stderr): a line is one write, so lines of
+// different writers do not mix. Errors (a closed stdout) drop the line.
+inline void supervisor_write_all(int fd, std::string_view text) noexcept {
+    while (!text.empty()) {
+        const ssize_t n = ::write(fd, text.data(), text.size());
+        if (n > 0) {
+            text.remove_prefix(static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EAGAIN) {
+            pollfd p{fd, POLLOUT, 0}; // a non-blocking stdout: wait until it takes more
+            (void)::poll(&p, 1, -1);
+        } else if (n == 0 || errno != EINTR) {
+            return;
+        }
+    }
+}
+} // namespace detail
+
+inline void supervisor::emit_output(output_op& o, std::string_view data, bool end) noexcept {
+    const std::string& name = o.svc->spec.name;
+    try {
+        std::string line;
+        auto write_line = [&](std::string_view text) {
+            line.assign(name).append(" | ").append(text).push_back('\n');
+            detail::supervisor_write_all(o.target, line);
+        };
+        while (!data.empty()) {
+            const std::size_t nl = data.find('\n');
+            if (nl == std::string_view::npos) {
+                o.partial.append(data);
+                break;
+            }
+            if (o.partial.empty()) {
+                write_line(data.substr(0, nl));
+            } else {
+                o.partial.append(data.substr(0, nl));
+                write_line(o.partial);
+                o.partial.clear();
+            }
+            data.remove_prefix(nl + 1);
+        }
+        // A line without an end is cut at the buffer's size, and written at the very end.
+        while (o.partial.size() >= output_op::buffer_size || (end && !o.partial.empty())) {
+            const std::size_t n = std::min(o.partial.size(), output_op::buffer_size);
+            write_line(std::string_view(o.partial).substr(0, n));
+            o.partial.erase(0, n);
+        }
+    } catch (...) {
+        o.partial.clear(); // out of memory: these lines are lost, not the supervisor
+    }
+}
+
+inline void supervisor::drain_output(output_op& o) noexcept {
+    if (!o.read_end || !o.buffer) return;
+    const int flags = ::fcntl(o.read_end.get(), F_GETFL);
+    if (flags >= 0) (void)::fcntl(o.read_end.get(), F_SETFL, flags | O_NONBLOCK);
+    for (;;) {
+        const ssize_t n = ::read(o.read_end.get(), o.buffer.get(), output_op::buffer_size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        emit_output(o, {o.buffer.get(), static_cast<std::size_t>(n)}, false);
+    }
+    emit_output(o, {}, true);
+}
+
+inline void supervisor::start_ready_read(service& s) noexcept {
+    ready_op& r = s.ready;
+    if (r.in_flight || draining_) return; // draining: run() waits for our ops to end
+    r.from_socket =
+        s.notify_socket.valid() && s.spec.readiness == readiness_protocol::notify_socket;
+    if (!r.from_socket && !s.ready_pipe) return;
+    if (!r.buffer) {
+        r.buffer.reset(new (std::nothrow) char[ready_op::buffer_size]);
+        if (!r.buffer) {
+            log_->logf(log_level::err, "readiness %s: out of memory for its buffer",
+                       s.spec.name.c_str());
+            return;
+        }
+    }
+    r.in_flight = true;
+    ++active_ops_;
+    ctx_->submit(&r);
+}
+
+inline void supervisor::schedule(service& s) noexcept {
+    if (s.in_due_list) return;
+    s.in_due_list = true;
+    s.next_due = nullptr;
+    if (due_tail_ != nullptr)
+        due_tail_->next_due = &s;
+    else
+        due_head_ = &s;
+    due_tail_ = &s;
+    // No wake-up here: completions resume run() themselves (they run at the loop's top level),
+    // run() itself loops while anything is due, and every API function ends with wake().
+}
+
+inline void supervisor::wake() noexcept {
+    kicked_ = true;
+    if (parked_ && !kick_->pending) {
+        kick_->pending = true;
+        ctx_->complete_later(kick_.get(), 0);
+    }
+}
+
+inline void supervisor::resume_parked() noexcept {
+    if (!parked_) return;
+    if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_)
+        return; // nothing for run() to do
+    // Not from inside this completion: run() goes on when the kick, a NOP through the ring,
+    // comes back among the other completions (10,000 exits, and among them the control
+    // socket's), which are dispatched in between. Resumed inline, or by a local completion
+    // (dispatched in the same turn as those it posts), a burst would hold the loop to the end.
+    if (!kick_->pending) {
+        kick_->pending = true;
+        ctx_->submit(kick_.get());
+    }
+}
+
+inline void supervisor::resume_now() noexcept {
+    if (!parked_) return;
+    if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_) return;
+    std::exchange(parked_, {}).resume();
+}
+
+inline void supervisor::cancel_everything() noexcept {
+    for (auto& [name, s] : services_) {
+        cancel_timer(*s);
+        s->watch.cancel();
+        if (s->ready.in_flight) ctx_->cancel(&s->ready);
+        if (s->out.in_flight) ctx_->cancel(&s->out);
+        if (s->err.in_flight) ctx_->cancel(&s->err);
+    }
+    if (orphans_ && orphans_->in_flight) ctx_->cancel(orphans_.get());
+    if (flush_->in_flight) ctx_->cancel(flush_.get());
+}
+
+} // namespace ringd
