@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -881,4 +882,16 @@ TEST_CASE("a torn <table>.pids costs the adoption, never the services") {
     CHECK(out.saw("read " + table +
                   ".pids: line 2: expected '=name pid start_time =log [starting]'; not "
                   "adopting any process"));
+}
+
+// The notify sockets are named after this path: a supervisor that adopts its predecessor's
+// services must compute the same one, so it is the form std::filesystem gave before.
+TEST_CASE("the table's path names the notify sockets as std::filesystem's absolute normal form") {
+    for (const char* p : {"table", "./table", "a/../table", "a//b/./table", "../x/table", "..", ".",
+                          "x/..", "a/b/../../..", "/var/lib/x/table", "/var//lib/./x/../t", "/a/b/",
+                          "/a/b/.", "/a/b/..", "/a/b/../", "/..", "/../a", "/", "//a//"}) {
+        INFO(p);
+        CHECK(ringd::detail::supervisor_absolute_path(p) ==
+              std::filesystem::absolute(p).lexically_normal().string());
+    }
 }

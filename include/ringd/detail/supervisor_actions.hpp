@@ -6,15 +6,19 @@
 // reaping of orphans that no service owns.
 #pragma once
 
-#include <ringd/supervisor.hpp>
+#include <ringd/detail/supervisor_service.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ringd {

@@ -7,21 +7,45 @@
 #pragma once
 
 #include <ringd/atomic_file.hpp>
+#include <ringd/detail/supervisor_service.hpp>
 #include <ringd/detail/supervisor_table.hpp>
-#include <ringd/supervisor.hpp>
+#include <ringd/start_order.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 namespace ringd {
+
+namespace detail {
+
+// The whole of the file at `path`; the error is the open's or the read's.
+inline result<std::string> supervisor_read_file(const std::string& path) {
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return last_error();
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return last_error();
+        if (n == 0) return text;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+} // namespace detail
 
 // ---- the table -------------------------------------------------------------------------------
 
@@ -30,21 +54,12 @@ supervisor::read_table(const std::string& path) {
     auto fail = [&](const std::string& why) {
         return unexpected<std::string>("read table " + path + ": " + why);
     };
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        if (errno == ENOENT) return std::vector<table_entry>{};
-        return fail(std::strerror(errno));
+    auto text = detail::supervisor_read_file(path);
+    if (!text) {
+        if (text.error() == std::errc::no_such_file_or_directory) return std::vector<table_entry>{};
+        return fail(text.error().message());
     }
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail(std::strerror(errno));
-        if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    auto entries = detail::supervisor_table_parse(text);
+    auto entries = detail::supervisor_table_parse(*text);
     if (!entries) return fail(entries.error());
     return entries;
 }
@@ -57,11 +72,8 @@ inline std::vector<table_entry> supervisor::load_table() const {
     // The processes, from <table>.pids: written without fsync (they mean nothing after a
     // reboot), so a missing or torn file only costs the adoption, never the services.
     const std::string pids_path = path + ".pids";
-    std::ifstream pids_file(pids_path);
-    if (pids_file) {
-        std::stringstream pids_text;
-        pids_text << pids_file.rdbuf();
-        auto pids = detail::supervisor_pids_parse(pids_text.str());
+    if (auto pids_text = detail::supervisor_read_file(pids_path)) {
+        auto pids = detail::supervisor_pids_parse(*pids_text);
         if (!pids) {
             log_->logf(log_level::warning, "read %s: %s; not adopting any process",
                        pids_path.c_str(), pids.error().c_str());

@@ -6,12 +6,13 @@
 #pragma once
 
 #include <ringd/detail/supervisor_order.hpp>
-#include <ringd/supervisor.hpp>
+#include <ringd/detail/supervisor_service.hpp>
 
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <coroutine>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace ringd {
 

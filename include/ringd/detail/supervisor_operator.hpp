@@ -6,30 +6,74 @@
 // bookkeeping of a service waiting for its turn in the start order.
 #pragma once
 
-#include <ringd/supervisor.hpp>
+#include <ringd/detail/supervisor_service.hpp>
+#include <ringd/start_order.hpp>
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
+#include <cstdlib>
+#include <exception>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
+#include <vector>
 
 namespace ringd {
 
 namespace detail {
 
+// `path` as std::filesystem::absolute(path).lexically_normal() writes it: relative to the working
+// directory made absolute, then "." elements and "name/.." pairs removed, runs of '/' made one, a
+// trailing '/' kept (or left by a removed last element). `path` itself without a working directory.
+inline std::string supervisor_absolute_path(const std::string& path) {
+    std::string full;
+    if (!path.empty() && path[0] == '/') {
+        full = path;
+    } else {
+        std::unique_ptr<char, decltype(&std::free)> cwd(::getcwd(nullptr, 0), &std::free);
+        if (!cwd) return path;
+        full = cwd.get();
+        if (full.empty() || full.back() != '/') full += '/';
+        full += path;
+    }
+    std::vector<std::string_view> names;
+    bool trailing = false; // the last element was empty, "." or ".."
+    std::string_view rest(full);
+    rest.remove_prefix(1); // the root
+    for (;;) {
+        const std::size_t slash = rest.find('/');
+        const std::string_view name = rest.substr(0, slash);
+        trailing = name.empty() || name == "." || name == "..";
+        if (name == "..") {
+            if (!names.empty()) names.pop_back();
+        } else if (!name.empty() && name != ".") {
+            names.push_back(name);
+        }
+        if (slash == std::string_view::npos) break;
+        rest.remove_prefix(slash + 1);
+    }
+    std::string out = "/";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) out += '/';
+        out += names[i];
+    }
+    if (trailing && !names.empty()) out += '/';
+    return out;
+}
+
 // The middle part of the notify sockets' names: a hash of the table's absolute path (stable
 // across restarts on that table), or "pid<N>" without a table.
 inline std::string supervisor_notify_scope(const supervisor_options& options) {
     if (options.table_path.empty()) return "pid" + std::to_string(::getpid());
-    std::error_code ec;
-    std::string path = std::filesystem::absolute(options.table_path, ec).lexically_normal();
-    if (ec) path = options.table_path;
+    const std::string path = supervisor_absolute_path(options.table_path);
     std::uint64_t hash = 14695981039346656037ull; // FNV-1a: short, stable, no dependency
     for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
     char hex[17];

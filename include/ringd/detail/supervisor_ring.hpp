@@ -7,15 +7,20 @@
 // service for run() to feed.
 #pragma once
 
-#include <ringd/supervisor.hpp>
+#include <ringd/detail/supervisor_service.hpp>
 
 #include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace ringd {
 
