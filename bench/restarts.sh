@@ -13,7 +13,7 @@
 # unanswered for (a)-(c). A scenario whose pieces are missing (a supervisor without --listen)
 # prints "skipped" and why.
 #
-#   BUILD_DIR=build bench/restarts.sh     [EVENTS=20] [RATE=6000] [GAP=0.2]
+#   BUILD_DIR=build bench/restarts.sh     [EVENTS=20] [RATE=6000] [GAP=0.2] [XFER_GAP=1.2]
 #
 # Everything runs in a scratch directory and is stopped at the end, through its PID file or
 # the PIDs this script started; nothing else is signalled.
@@ -23,6 +23,7 @@ build=${BUILD_DIR:-build}
 events=${EVENTS:-20}
 rate=${RATE:-6000}
 gap=${GAP:-0.2} # seconds between two events: the load keeps going meanwhile
+xfer_gap=${XFER_GAP:-1.2} # (c): longer than the xfer master's stable_after
 
 echod=$build/examples/echod/echod
 control=$build/tools/ringd-control/ringd-control
@@ -176,7 +177,9 @@ TOML
         kill -9 "$pid"
         new_child() { local p; p=$(child_pid); [ "$p" != 0 ] && [ "$p" != "$pid" ]; }
         wait_until 10 new_child && done=$((done + 1))
-        sleep "$gap"
+        # Past the master's stable_after (1 s): each kill is a crash of a receiver that had
+        # been serving, not a crash loop, which the master rightly backs off from.
+        sleep "$xfer_gap"
     done
     load_stop
     row "$name" "$done" "$load_line"

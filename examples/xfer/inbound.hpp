@@ -36,7 +36,7 @@ public:
     ringd::task<chunk_result> next() {
         current_.release();
         auto view = co_await in_.next();
-        if (!view) co_return ringd::unexpected<std::error_code>(view.error());
+        if (!view) co_return ringd::error_of(view);
         current_ = std::move(*view);
         co_return current_.bytes();
     }
@@ -80,16 +80,16 @@ public:
     ringd::task<chunk_result> next() {
         // Wait without the plaintext buffer: it is taken once there is something to decrypt.
         auto ready = co_await tls_.wait_readable();
-        if (!ready) co_return ringd::unexpected<std::error_code>(ready.error());
+        if (!ready) co_return ringd::error_of(ready);
         if (!plain_) plain_ = std::make_unique_for_overwrite<std::byte[]>(plain_size);
         auto n = co_await tls_.read(std::span(plain_.get(), plain_size));
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         co_return std::span<const std::byte>(plain_.get(), *n);
     }
 
     ringd::task<ringd::result<void>> write(std::span<const std::byte> data) {
         auto n = co_await tls_.write(data);
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         co_return ringd::result<void>{};
     }
     ringd::task<ringd::result<void>> shutdown() { return tls_.shutdown(); }

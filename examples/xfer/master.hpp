@@ -144,6 +144,11 @@ private:
         spec.policy.restart_delay =
             std::chrono::milliseconds(200); // a crashed receiver is back at once
         spec.policy.max_restart_delay = std::chrono::seconds(10);
+        // A receiver that served for a second was not crash-looping: the next crash is
+        // restarted after restart_delay again, not after a doubled delay (the default 10 s
+        // would make every kill of a receiver that lived a few seconds wait longer than its
+        // clients do, while the master holds their connections in the backlog).
+        spec.policy.stable_after = std::chrono::seconds(1);
         spec.policy.start_limit_burst = 0; // keep trying (with backoff): the family must come back
         spec.policy.stop_timeout = config_.drain_timeout + std::chrono::seconds(5);
         // A transport the configuration leaves out is listed, but down until a reload wants it.

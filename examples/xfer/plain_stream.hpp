@@ -32,7 +32,7 @@ public:
         std::size_t done = 0;
         while (done < data.size()) {
             auto n = co_await ringd::async_send(*ctx_, socket_, data.subspan(done));
-            if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+            if (!n) co_return ringd::error_of(n);
             done += *n;
         }
         co_return done;

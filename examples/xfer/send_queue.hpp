@@ -132,11 +132,11 @@ private:
     ringd::task<ringd::result<std::size_t>> send_batch(const std::vector<std::string>& names,
                                                        std::span<std::byte> buffer) {
         auto fd = co_await connect_socket();
-        if (!fd) co_return ringd::unexpected<std::error_code>(fd.error());
+        if (!fd) co_return ringd::error_of(fd);
         if (tls_) {
             ringd::tls_stream stream(ctx_, std::move(*fd), *tls_, host_name());
             auto hs = co_await stream.handshake();
-            if (!hs) co_return ringd::unexpected<std::error_code>(hs.error());
+            if (!hs) co_return ringd::error_of(hs);
             auto n = co_await send_over(stream, names, buffer);
             if (n) (void)co_await stream.shutdown();
             co_return n;
@@ -155,7 +155,7 @@ private:
             if (!outcome) {
                 if (outcome.error() == std::errc::no_such_file_or_directory)
                     continue; // taken away meanwhile
-                co_return ringd::unexpected<std::error_code>(outcome.error());
+                co_return ringd::error_of(outcome);
             }
             if (!outcome->confirmed) {
                 log_.logf(ringd::log_level::err, "send %s to %s: %s%s", name.c_str(),

@@ -39,7 +39,7 @@ ringd::task<ringd::result<std::string>> read_reply_line(Stream& stream) {
     std::byte chunk[256];
     while (line.size() < 1024) {
         auto n = co_await stream.read(chunk);
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         if (*n == 0) co_return ringd::errno_error(ECONNRESET);
         line.append(reinterpret_cast<const char*>(chunk), *n);
         if (auto nl = line.find('\n'); nl != std::string::npos) {
@@ -63,23 +63,23 @@ ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Strea
     auto size = static_cast<std::uint64_t>(st.st_size);
     std::string header = "PUT " + name + " " + std::to_string(size) + "\n";
     auto sent_header = co_await stream.write(std::as_bytes(std::span(header)));
-    if (!sent_header) co_return ringd::unexpected<std::error_code>(sent_header.error());
+    if (!sent_header) co_return ringd::error_of(sent_header);
     sha256 hash;
     std::uint64_t offset = 0;
     while (offset < size) {
         auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - offset));
         auto n = co_await ringd::async_read(ctx, file, buffer.first(want), offset);
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         if (*n == 0)
             co_return ringd::errno_error(EIO); // shrank while we sent it: the stream is out of step
         hash.update(buffer.first(*n));
         auto w = co_await stream.write(buffer.first(*n));
-        if (!w) co_return ringd::unexpected<std::error_code>(w.error());
+        if (!w) co_return ringd::error_of(w);
         offset += *n;
     }
     std::string digest = hash.finish_hex();
     auto line = co_await read_reply_line(stream);
-    if (!line) co_return ringd::unexpected<std::error_code>(line.error());
+    if (!line) co_return ringd::error_of(line);
     send_outcome out;
     out.size = size;
     auto reply = parse_reply(*line);

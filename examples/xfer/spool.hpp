@@ -223,11 +223,11 @@ inline ringd::result<void> incoming_file::reserve(std::uint64_t end) noexcept {
 inline ringd::task<ringd::result<void>> incoming_file::append(ringd::io_context& ctx,
                                                               std::span<const std::byte> data) {
     auto reserved = reserve(written_ + data.size());
-    if (!reserved) co_return ringd::unexpected<std::error_code>(reserved.error());
+    if (!reserved) co_return ringd::error_of(reserved);
     hash_.update(data);
     while (!data.empty()) {
         auto n = co_await ringd::async_write(ctx, fd_, data);
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         if (*n == 0) co_return ringd::errno_error(EIO);
         data = data.subspan(*n);
         written_ += *n;
@@ -256,7 +256,7 @@ incoming_file::commit(ringd::io_context& ctx, std::string name, std::span<std::b
     // [commit]
     sha256_hex = hash_.finish_hex();
     auto synced = co_await async_fsync(ctx, fd_);
-    if (!synced) co_return ringd::unexpected<std::error_code>(synced.error());
+    if (!synced) co_return ringd::error_of(synced);
     // link(2) never replaces: two receivers racing for one name cannot overwrite each other.
     auto linked = link_into_in(name);
     commit_outcome outcome = commit_outcome::stored;
@@ -267,16 +267,16 @@ incoming_file::commit(ringd::io_context& ctx, std::string name, std::span<std::b
             scratch = own;
         }
         auto existing = co_await sha256_of_file(ctx, spool_->in_dir(), name, scratch);
-        if (!existing) co_return ringd::unexpected<std::error_code>(existing.error());
+        if (!existing) co_return ringd::error_of(existing);
         outcome = *existing == sha256_hex ? commit_outcome::duplicate : commit_outcome::conflict;
     } else if (!linked) {
-        co_return ringd::unexpected<std::error_code>(linked.error());
+        co_return ringd::error_of(linked);
     }
     discard(); // the data now lives under in/<name> (or was not needed)
     if (outcome == commit_outcome::stored) {
         // The new directory entry is durable only once the directory is.
         auto dir_synced = co_await async_fsync(ctx, spool_->in_dir());
-        if (!dir_synced) co_return ringd::unexpected<std::error_code>(dir_synced.error());
+        if (!dir_synced) co_return ringd::error_of(dir_synced);
     }
     co_return outcome;
     // [/commit]
@@ -299,7 +299,7 @@ inline ringd::task<ringd::result<std::string>> sha256_of_file(ringd::io_context&
     std::uint64_t offset = 0;
     for (;;) {
         auto n = co_await ringd::async_read(ctx, fd, scratch, offset);
-        if (!n) co_return ringd::unexpected<std::error_code>(n.error());
+        if (!n) co_return ringd::error_of(n);
         if (*n == 0) break;
         hash.update(scratch.first(*n));
         offset += *n;

@@ -130,10 +130,6 @@ inline std::int64_t control_now_ns() noexcept {
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-inline std::string control_errno_text(int e) {
-    return std::error_code(e, std::system_category()).message();
-}
-
 inline result<unique_fd> control_pidfd_open(pid_t pid) noexcept {
     int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); // close-on-exec by definition
     if (fd < 0) return last_error();
@@ -245,7 +241,7 @@ public:
         unique_fd guard(::open(guard_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
         if (!guard && (errno == EACCES || errno == EROFS))
             guard.reset(::open(guard_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-        if (!guard) return fail(guard_, "cannot open: " + control_errno_text(errno));
+        if (!guard) return fail(guard_, "cannot open: " + errno_text(errno));
         // Another action holds the guard: wait for it, woken when a holder closes the file.
         std::optional<control_file_watch> watch;
         for (;;) {
@@ -618,7 +614,7 @@ private:
         // The starter's stderr comes to us until it exits (daemon_run moves the daemon's stderr
         // away at ready()), so that its own failure message can be reported.
         int pipe_fds[2];
-        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + errno_text(errno));
         unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
         spawn_options o;
         o.argv = p_.command;
@@ -674,7 +670,7 @@ private:
             int got = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
             if (got < 0) {
                 error("cannot take fd " + std::to_string(fd) + " of PID " + std::to_string(pid) +
-                          ": " + control_errno_text(errno) + "; nothing changed",
+                          ": " + errno_text(errno) + "; nothing changed",
                       pid);
                 return std::nullopt;
             }
@@ -734,7 +730,7 @@ private:
         if (!sockets) return;
 
         int pipe_fds[2];
-        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + control_errno_text(errno));
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return error("pipe: " + errno_text(errno));
         unique_fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
         auto child = spawn_with_sockets(*sockets, old, out_write);
         out_write.reset();

@@ -56,7 +56,7 @@ inline std::optional<unsigned> credentials_number(std::string_view text) {
 }
 
 inline std::string credentials_errno_text(const char* step) {
-    return std::string(step) + ": " + std::error_code(errno, std::system_category()).message();
+    return std::string(step) + ": " + errno_text(errno);
 }
 
 } // namespace detail

@@ -280,10 +280,6 @@ inline int exit_code_for(const std::error_code& ec) noexcept {
 
 namespace detail {
 
-inline std::string daemon_errno_text(int e) {
-    return std::error_code(e, std::system_category()).message();
-}
-
 // Opens a stdio target: stdin read-only, the others appending (a log file is created 0640).
 inline unique_fd daemon_open_stdio(const std::string& path, bool input) {
     int flags = input ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
@@ -401,7 +397,7 @@ inline expected<daemon_start, daemon_failure> daemon_init(daemon_params params) 
             ::open(params.reload_status.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
         if (!s.reload_status_)
             return fail(exit_code_for({errno, std::system_category()}),
-                        "open " + params.reload_status + ": " + detail::daemon_errno_text(errno));
+                        "open " + params.reload_status + ": " + errno_text(errno));
         (void)::ftruncate(s.reload_status_.get(), 0);
     }
     s.params_ = std::move(params);
@@ -601,13 +597,13 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         stderr_target = detail::daemon_open_stdio(p.stderr_path, false);
         if (!in || !out || !stderr_target) {
             int e = errno;
-            say("open stdio target: " + detail::daemon_errno_text(e));
+            say("open stdio target: " + errno_text(e));
             return exit_code_for({e, std::system_category()});
         }
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
             int e = errno;
-            say("pipe: " + detail::daemon_errno_text(e));
+            say("pipe: " + errno_text(e));
             return exit_code_for({e, std::system_category()});
         }
         unique_fd read_end(fds[0]);
@@ -616,7 +612,7 @@ int daemon_run(daemon_start&& start_arg, Body body) {
         pid_t child = ::fork();
         if (child < 0) {
             int e = errno;
-            say("fork: " + detail::daemon_errno_text(e));
+            say("fork: " + errno_text(e));
             return exit_code_for({e, std::system_category()});
         }
         if (child > 0) {
@@ -636,7 +632,7 @@ int daemon_run(daemon_start&& start_arg, Body body) {
     // From here on: the final process.
     if (!p.flags.preserve_cwd && ::chdir(p.working_directory.c_str()) != 0) {
         int e = errno;
-        say("chdir " + p.working_directory + ": " + detail::daemon_errno_text(e));
+        say("chdir " + p.working_directory + ": " + errno_text(e));
         return exit_code::config;
     }
     ::umask(p.umask);

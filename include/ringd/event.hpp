@@ -45,7 +45,7 @@ public:
             if (::read(fd_.get(), &count, sizeof count) == static_cast<ssize_t>(sizeof count))
                 co_return result<void>{};
             auto ready = co_await async_poll(ctx, fd_, POLLIN);
-            if (!ready) co_return unexpected<std::error_code>(ready.error());
+            if (!ready) co_return error_of(ready);
         }
     }
 
@@ -53,7 +53,7 @@ public:
     [[nodiscard]] task<result<void>> wait(io_context& ctx) {
         if (is_set()) co_return result<void>{};
         auto ready = co_await async_poll(ctx, fd_, POLLIN);
-        if (!ready) co_return unexpected<std::error_code>(ready.error());
+        if (!ready) co_return error_of(ready);
         co_return result<void>{};
     }
 

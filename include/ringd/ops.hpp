@@ -252,7 +252,7 @@ inline task<result<void>> async_send_all(io_context& ctx, borrowed_fd fd,
                                          std::span<const std::byte> bytes) {
     while (!bytes.empty()) {
         auto sent = co_await async_send(ctx, fd, bytes);
-        if (!sent) co_return unexpected<std::error_code>(sent.error());
+        if (!sent) co_return error_of(sent);
         bytes = bytes.subspan(*sent);
     }
     co_return result<void>{};

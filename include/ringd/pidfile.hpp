@@ -350,9 +350,9 @@ inline result<pid_file_status> probe_pid_file(const std::string& path, bool clea
     }
     bool empty = false;
     auto exclusive = detail::try_flock(fd, LOCK_EX);
-    if (!exclusive) return unexpected<std::error_code>(exclusive.error());
+    if (!exclusive) return error_of(exclusive);
     auto pid = detail::read_pid(fd, empty);
-    if (!pid) return unexpected<std::error_code>(pid.error());
+    if (!pid) return error_of(pid);
     if (*exclusive) { // nobody holds it: absent, stale or not a PID file at all
         if (empty) return pid_file_status{};
         if (*pid == 0) return detail::pid_status(pid_file_state::invalid, 0);
@@ -413,7 +413,7 @@ inline result<lock_outcome> pid_file::try_lock() {
     if (state_ != held::none) return lock_outcome::locked;
     for (int attempt = 0; attempt < 8; ++attempt) {
         auto got = detail::try_flock(fd_, LOCK_EX);
-        if (!got) return unexpected<std::error_code>(got.error());
+        if (!got) return error_of(got);
         if (!*got) return lock_outcome::busy;
         // Is the locked inode still the one the path names? If someone removed or replaced the
         // file, our lock guards nothing that others would look at: open the path again.
@@ -424,7 +424,7 @@ inline result<lock_outcome> pid_file::try_lock() {
             named.st_ino == mine.st_ino) {
             bool empty = false;
             auto pid = detail::read_pid(fd_, empty);
-            if (!pid) return unexpected<std::error_code>(pid.error());
+            if (!pid) return error_of(pid);
             if (!empty && *pid == 0) { // someone's data, not a PID file: leave it alone
                 (void)::flock(fd_.get(), LOCK_UN);
                 return errno_error(EBADMSG);

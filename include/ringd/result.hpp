@@ -43,9 +43,20 @@ inline unexpected<std::error_code> last_error() noexcept {
     return errno_error(errno);
 }
 
+// Passes a failed result's error on, as the caller's own: `if (!r) co_return error_of(r);`.
+template <class T>
+[[nodiscard]] unexpected<std::error_code> error_of(const result<T>& failed) noexcept {
+    return unexpected<std::error_code>(failed.error());
+}
+
 // Cancellation is its own outcome: an operation whose stop was requested ends with this code.
 inline bool is_cancelled(const std::error_code& ec) noexcept {
     return ec == std::errc::operation_canceled;
+}
+
+// An errno value's text, for messages: "Permission denied".
+[[nodiscard]] inline std::string errno_text(int errno_value) {
+    return std::error_code(errno_value, std::system_category()).message();
 }
 
 // Throws std::system_error naming the call, e.g. "bind 127.0.0.1:80: Permission denied".

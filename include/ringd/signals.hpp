@@ -76,7 +76,7 @@ public:
             if (n < 0 && errno != EAGAIN && errno != EINTR) co_return last_error();
             // Nothing queued: wait for readability on the ring (no thread, no handler).
             auto ready = co_await async_poll(*ctx_, fd_, POLLIN);
-            if (!ready) co_return unexpected<std::error_code>(ready.error());
+            if (!ready) co_return error_of(ready);
         }
     }
 
@@ -99,7 +99,7 @@ public:
 
     task<result<lifecycle_event>> next() {
         auto s = co_await set_.next();
-        if (!s) co_return unexpected<std::error_code>(s.error());
+        if (!s) co_return error_of(s);
         last_ = *s;
         co_return s->number == SIGHUP ? lifecycle_event::reload : lifecycle_event::stop;
     }

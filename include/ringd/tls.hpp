@@ -330,14 +330,14 @@ inline std::string tls_stream::peer_subject() const {
 
 inline task<result<void>> tls_stream::handshake() {
     auto r = co_await drive(step::handshake, {}, {});
-    if (!r) co_return unexpected<std::error_code>(r.error());
+    if (!r) co_return error_of(r);
     co_return result<void>{};
 }
 
 inline task<result<std::size_t>> tls_stream::read(std::span<std::byte> data) {
     if (data.empty()) co_return std::size_t{0};
     auto r = co_await drive(step::read, data, {});
-    if (!r) co_return unexpected<std::error_code>(r.error());
+    if (!r) co_return error_of(r);
     co_return static_cast<std::size_t>(*r);
 }
 
@@ -353,7 +353,7 @@ inline task<result<std::size_t>> tls_stream::write(std::span<const std::byte> da
     while (done < data.size()) {
         auto piece = data.subspan(done, std::min(record, data.size() - done));
         auto r = co_await drive(step::write, {}, piece);
-        if (!r) co_return unexpected<std::error_code>(r.error());
+        if (!r) co_return error_of(r);
         done += static_cast<std::size_t>(*r);
     }
     co_return done;
@@ -399,11 +399,11 @@ inline task<result<int>> tls_stream::drive(step what, std::span<std::byte> in,
         auto flushed = co_await flush();
         if (failure) co_return unexpected<std::error_code>(failure);
         if (error == SSL_ERROR_ZERO_RETURN) co_return 0; // close_notify
-        if (!flushed) co_return unexpected<std::error_code>(flushed.error());
+        if (!flushed) co_return error_of(flushed);
         if (error == SSL_ERROR_NONE) co_return rc;
         if (error == SSL_ERROR_WANT_READ) {
             auto got = co_await receive();
-            if (!got) co_return unexpected<std::error_code>(got.error());
+            if (!got) co_return error_of(got);
         }
         // SSL_ERROR_WANT_WRITE: the memory BIO never fills, and it was flushed above.
     }
@@ -430,7 +430,7 @@ inline task<result<void>> tls_stream::receive() {
     };
     if (stream_) {
         auto view = co_await stream_->next();
-        if (!view) co_return unexpected<std::error_code>(view.error());
+        if (!view) co_return error_of(view);
         if (view->empty()) co_return eof();
         input_.view = std::move(*view);
         input_.bytes = input_.view.bytes();
@@ -439,7 +439,7 @@ inline task<result<void>> tls_stream::receive() {
     if (!buffer_) buffer_.reset(new std::byte[chunk]);
     std::span<std::byte> in(buffer_.get(), chunk);
     auto n = co_await async_recv(*ctx_, socket_, in);
-    if (!n) co_return unexpected<std::error_code>(n.error());
+    if (!n) co_return error_of(n);
     if (*n == 0) co_return eof();
     input_.bytes = in.first(*n);
     co_return result<void>{};

@@ -14,6 +14,12 @@ printf 'directories = []\n' >"$tmp/config.toml"
 "$sup" --foreground --config "$tmp/config.toml" --state "$tmp/table" --log-dir "$tmp/logs" \
     --control "$tmp/ctl" --pid-file "$tmp/pid" >"$tmp/out" 2>&1 &
 pid=$!
+# --check answers for the moment it asks: first give the supervisor (on a busy machine) time to
+# write its PID file.
+for _ in $(seq 300); do
+    [ "$(head -1 "$tmp/pid" 2>/dev/null)" = "$pid" ] && break
+    sleep 0.1
+done
 out=$(timeout -s KILL 30 "$control" --pid-file "$tmp/pid" --check --timeout 10 2>&1)
 status=$?
 [ $status -eq 0 ] && [ "$(head -1 "$tmp/pid")" = "$pid" ]

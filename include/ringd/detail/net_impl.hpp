@@ -186,7 +186,7 @@ inline task<result<unique_fd>> connect(io_context& ctx, socket_address address) 
     unique_fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) co_return last_error();
     auto connected = co_await async_connect(ctx, fd, address.sockaddr_ptr(), address.size());
-    if (!connected) co_return unexpected<std::error_code>(connected.error());
+    if (!connected) co_return error_of(connected);
     co_return std::move(fd);
 }
 
