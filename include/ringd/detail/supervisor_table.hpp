@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// ringd/detail/supervisor_table.hpp — the supervisor's persistent table as text, and the atomic
-// file replacement it is written with (temporary file, fsync, rename, fsync of the directory).
+// ringd/detail/supervisor_table.hpp — the supervisor's persistent table as text: the format, and
+// the parser that names the line of a fault. (detail/supervisor_files.hpp reads and writes the
+// files, the table with write_file_atomically from atomic_file.hpp.)
 //
 // The table: a header line, then one block per service; every value is one token, "=" followed
 // by the value with bytes outside 0x21..0x7e and '%' written as %XX, so any string round-trips:
