@@ -4,11 +4,15 @@
 // that reloads keeps its running settings when the new file is bad.
 #pragma once
 
+#include <ringd/daemon.hpp>
 #include <ringd/result.hpp>
 #include <ringd/tls.hpp>
 
 #include <openssl/ssl.h>
+#include <sys/prctl.h>
 #include <toml++/toml.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <cstdint>
@@ -304,6 +308,19 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
         }
     }
     return c;
+}
+
+// How the master's children (xfersqd, xferdebugd, xferrd_*) run through ringd::daemon_run: in
+// the foreground (the master supervises them and learns nothing from their readiness), with no
+// PID file nor reload-status file, in the master's working directory, umask 022 as the master. It
+// ends (SIGTERM: it drains) when the master does, so that no orphan holds a port or the spool.
+inline ringd::daemon_params family_child(std::string program) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ringd::daemon_params p;
+    p.program = std::move(program);
+    p.flags.foreground = true;
+    p.flags.preserve_cwd = true;
+    return p;
 }
 
 } // namespace xfer

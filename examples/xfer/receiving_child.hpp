@@ -18,6 +18,7 @@
 
 #include <ringd/atomic_file.hpp>
 #include <ringd/buffer_ring.hpp>
+#include <ringd/daemon.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/inherit_listeners.hpp>
 #include <ringd/io_context.hpp>
@@ -25,13 +26,11 @@
 #include <ringd/net.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/scope.hpp>
-#include <ringd/signals.hpp>
 #include <ringd/timer.hpp>
 #include <ringd/tls.hpp>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -185,27 +184,25 @@ struct task_group final {
 
 class receiving_child {
 public:
-    receiving_child(ringd::io_context& ctx, transport kind, config c, spool files,
+    receiving_child(ringd::daemon_context& d, transport kind, config c, spool files,
                     ringd::logger& log)
-        : ctx_(ctx), kind_(kind), name_(process_name(kind)), config_(std::move(c)),
-          files_(std::move(files)), log_(log), pool_(ctx, pool_options()) {}
+        : daemon_(d), ctx_(d.io()), kind_(kind), name_(process_name(kind)), config_(std::move(c)),
+          files_(std::move(files)), log_(log), pool_(d.io(), pool_options()) {}
 
-    // Binds and serves until SIGTERM/SIGINT. Setup errors throw (the child exits non-zero and
-    // the master restarts it with backoff).
+    // Binds and serves until the stop request (SIGTERM/SIGINT). Setup errors throw: daemon_run
+    // gives the exit code (75 address in use, 77 no permission, 1 otherwise); the master
+    // restarts all but 77 with backoff.
     ringd::task<int> run() {
-        ringd::lifecycle_signals signals(ctx_);
         settings_ = settings_from(config_, kind_);
         listener_sets_.push_back(inherit_all(addresses_of(config_, kind_)));
         publish(config_);
         for (const auto& l : listener_sets_.back())
             log_.logf(ringd::log_level::notice, "listening on %s", l.address().to_string().c_str());
         start_accepting(listener_sets_.back());
+        daemon_.on_reload([this] { return reload(); });
+        daemon_.ready();
 
-        for (;;) {
-            auto event = co_await signals.next();
-            if (!event || *event == ringd::lifecycle_event::stop) break;
-            reload();
-        }
+        co_await daemon_.stopped();
         log_.logf(ringd::log_level::notice, "stopping: %zu connections open", connections_.size());
         // Stop accepting without losing a connection: what the ring took from the kernel is
         // still served; the rest wait in the backlog of the socket the master holds, for the
@@ -223,7 +220,7 @@ public:
                       "drain timeout: cancelled the transfers still running (of %zu)", open);
         std::remove(config_.listen_file(name_).c_str());
         log_.log(ringd::log_level::notice, "stopped");
-        co_return 0;
+        co_return ringd::exit_code::ok;
     }
 
     // After run(): waits for the listener retirements that reloads started.
@@ -238,15 +235,14 @@ private:
         for (const auto& l : ls) acceptors_->tasks.spawn(accept_loop(l));
     }
 
-    // All or nothing: a bad file, certificate or address keeps everything as it was.
-    void reload() {
+    // All or nothing: a bad file, certificate or address keeps everything as it was (the error
+    // is the reason daemon_run reports).
+    ringd::expected<void, std::string> reload() {
+        // Draining: nothing new may start.
+        if (daemon_.stop_requested()) return ringd::unexpected<std::string>("stopping");
         auto fresh = load_config(config_.path);
-        if (!fresh) {
-            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings",
-                      fresh.error().c_str());
-            return;
-        }
-        if (!configured(*fresh, kind_)) return; // the master is about to stop us
+        if (!fresh) return ringd::unexpected<std::string>(fresh.error());
+        if (!configured(*fresh, kind_)) return {}; // the master is about to stop us
         try {
             auto settings = settings_from(*fresh, kind_);
             if (addresses_of(*fresh, kind_) != addresses_of(config_, kind_)) {
@@ -265,8 +261,9 @@ private:
             settings_ = std::move(settings);
             config_ = std::move(*fresh);
             log_.log(ringd::log_level::notice, "reloaded");
+            return {};
         } catch (const std::exception& e) {
-            log_.logf(ringd::log_level::err, "reload: %s; keeping the running settings", e.what());
+            return ringd::unexpected<std::string>(e.what());
         }
     }
 
@@ -340,6 +337,7 @@ private:
             co_await serve_connection(rc, stream, limits, std::move(peer));
     }
 
+    ringd::daemon_context& daemon_;
     ringd::io_context& ctx_;
     transport kind_;
     std::string name_; // xferrd_tcpip, ...
@@ -357,7 +355,10 @@ private:
     ringd::scope cleanup_;  // retire_old_listeners
 };
 
-inline ringd::task<int> receiving_child_main(receiving_child& child) {
+inline ringd::task<int> receiving_child_main(ringd::daemon_context& d, transport kind, config c,
+                                             ringd::logger& log) {
+    auto files = spool::open(c.spool); // throws: the spool cannot be opened
+    receiving_child child(d, kind, std::move(c), std::move(files), log);
     int code = co_await child.run();
     co_await child.join_cleanup();
     co_return code;
@@ -367,19 +368,19 @@ inline ringd::task<int> receiving_child_main(receiving_child& child) {
 
 inline int run_receiving_child(transport kind, const std::string& config_path) {
     std::string name = process_name(kind);
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM); // the master is gone: so are we (orphans hold ports)
+    auto params = family_child(name);
     (void)ringd::set_process_title(name);
     ringd::logger log(name);
     auto c = load_config(config_path);
     if (!c) {
         log.log(ringd::log_level::err, c.error());
-        return 78;
+        return ringd::exit_code::config;
     }
     setup_family_logger(log, c->debug_socket());
     if (!configured(*c, kind)) {
         log.logf(ringd::log_level::err, "start: %s: no [%s] table", config_path.c_str(),
                  name.c_str() + 7);
-        return 78;
+        return ringd::exit_code::config;
     }
     // Room for every connection plus the files they write: raise the soft limit on descriptors
     // as far as the hard one allows.
@@ -394,16 +395,9 @@ inline int run_receiving_child(transport kind, const std::string& config_path) {
                      c->max_connections, static_cast<unsigned long long>(wanted),
                      static_cast<unsigned long long>(files_limit.rlim_cur));
     }
-    try {
-        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
-        auto files = spool::open(c->spool);
-        ringd::io_context ctx;
-        detail::receiving_child child(ctx, kind, std::move(*c), std::move(files), log);
-        return ctx.run(detail::receiving_child_main(child));
-    } catch (const std::exception& e) {
-        log.logf(ringd::log_level::err, "start: %s", e.what());
-        return 75; // temporary: the master retries with backoff
-    }
+    return ringd::daemon_run(std::move(params), [&](ringd::daemon_context& d) {
+        return detail::receiving_child_main(d, kind, std::move(*c), log);
+    });
 }
 
 } // namespace xfer

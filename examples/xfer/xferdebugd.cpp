@@ -7,14 +7,13 @@
 #include "debug_collector.hpp"
 
 #include <ringd/cli.hpp>
+#include <ringd/daemon.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
-#include <ringd/signals.hpp>
 
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -70,19 +69,24 @@ ringd::task<void> collect(ringd::io_context& ctx, ringd::borrowed_fd socket,
     }
 }
 
-ringd::task<int> run(ringd::io_context& ctx, ringd::borrowed_fd socket,
-                     xfer::debug_collector& records) {
-    ringd::lifecycle_signals signals(ctx);
+// Binds the socket, collects until the stop request; SIGHUP reopens the records file. Setup
+// errors throw (daemon_run gives the exit code: 75 for a shortage, 77 for a permission, 1 else).
+ringd::task<int> run(ringd::daemon_context& d, const xfer::config& c) {
+    std::filesystem::create_directories(c.log_dir);
+    auto socket = bind_datagram(c.debug_socket());
+    xfer::debug_collector records(c.log_dir + "/xferdebugd.records", ring_records, rotate_bytes);
     ringd::scope work;
-    work.spawn(collect(ctx, socket, records));
-    for (;;) {
-        auto event = co_await signals.next();
-        if (!event || *event == ringd::lifecycle_event::stop) break;
+    work.spawn(collect(d.io(), socket, records));
+    d.on_reload([&records]() -> ringd::expected<void, std::string> {
         records.reopen();
-    }
+        return {};
+    });
+    d.ready();
+    co_await d.stopped();
     work.request_stop();
     co_await work.join();
-    co_return 0;
+    ::unlink(c.debug_socket().c_str());
+    co_return ringd::exit_code::ok;
 }
 
 } // namespace
@@ -94,24 +98,12 @@ int main(int argc, char** argv) {
                        "(xferctl debug-dump); run by xferrd.\n"},
         argc, argv, {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path))});
     if (!args) return args.error();
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    auto params = xfer::family_child("xferdebugd");
     auto c = xfer::load_config(config_path);
     if (!c) {
         std::fprintf(stderr, "xferdebugd: %s\n", c.error().c_str());
-        return 78;
+        return ringd::exit_code::config;
     }
-    try {
-        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
-        std::filesystem::create_directories(c->log_dir);
-        auto socket = bind_datagram(c->debug_socket());
-        xfer::debug_collector records(c->log_dir + "/xferdebugd.records", ring_records,
-                                      rotate_bytes);
-        ringd::io_context ctx;
-        int code = ctx.run(run(ctx, socket, records));
-        ::unlink(c->debug_socket().c_str());
-        return code;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "xferdebugd: %s\n", e.what());
-        return 75;
-    }
+    return ringd::daemon_run(std::move(params),
+                             [&](ringd::daemon_context& d) { return run(d, *c); });
 }

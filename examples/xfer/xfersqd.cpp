@@ -9,15 +9,14 @@
 #include "send_queue.hpp"
 
 #include <ringd/cli.hpp>
+#include <ringd/daemon.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/scope.hpp>
-#include <ringd/signals.hpp>
 #include <ringd/timer.hpp>
 
 #include <poll.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 
 #include <cstdio>
 #include <map>
@@ -37,38 +36,39 @@ struct task_group final {
 
 class send_queue_daemon {
 public:
-    send_queue_daemon(ringd::io_context& ctx, ringd::logger& log, xfer::config c)
-        : ctx_(ctx), log_(log), config_(std::move(c)),
+    send_queue_daemon(ringd::daemon_context& d, ringd::logger& log, xfer::config c)
+        : daemon_(d), ctx_(d.io()), log_(log), config_(std::move(c)),
           inotify_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
         if (!inotify_) ringd::throw_errno(errno, "inotify_init1");
     }
 
+    // Serves until the stop request; SIGHUP re-reads the partner list (a bad file keeps it).
     ringd::task<int> run() {
-        ringd::lifecycle_signals signals(ctx_);
         apply(config_.partners);
         background_.spawn(watch_directories());
         background_.spawn(rescan_periodically());
-        for (;;) {
-            auto event = co_await signals.next();
-            if (!event || *event == ringd::lifecycle_event::stop) break;
-            auto fresh = xfer::load_config(config_.path);
-            if (!fresh) {
-                log_.logf(ringd::log_level::err, "reload: %s; keeping the running partner list",
-                          fresh.error().c_str());
-                continue;
-            }
-            config_.rescan_interval = fresh->rescan_interval;
-            apply(fresh->partners);
-            log_.logf(ringd::log_level::notice, "reloaded: %zu partners", queues_.size());
-        }
+        daemon_.on_reload([this] { return reload(); });
+        daemon_.ready();
+        co_await daemon_.stopped();
         background_.request_stop();
         for (auto& [name, q] : queues_) q.runner->tasks.request_stop();
         co_await background_.join();
         for (auto& [name, q] : queues_) co_await q.runner->tasks.join();
-        co_return 0;
+        co_return ringd::exit_code::ok;
     }
 
 private:
+    ringd::expected<void, std::string> reload() {
+        // Draining: nothing new may start.
+        if (daemon_.stop_requested()) return ringd::unexpected<std::string>("stopping");
+        auto fresh = xfer::load_config(config_.path);
+        if (!fresh) return ringd::unexpected<std::string>(fresh.error());
+        config_.rescan_interval = fresh->rescan_interval;
+        apply(fresh->partners);
+        log_.logf(ringd::log_level::notice, "reloaded: %zu partners", queues_.size());
+        return {};
+    }
+
     struct running_queue {
         std::unique_ptr<xfer::partner_queue> queue;
         std::unique_ptr<task_group> runner;
@@ -153,6 +153,7 @@ private:
         for (auto& [name, q] : queues_) q.queue->wake();
     }
 
+    ringd::daemon_context& daemon_;
     ringd::io_context& ctx_;
     ringd::logger& log_;
     xfer::config config_;                         // as last loaded successfully
@@ -162,8 +163,9 @@ private:
     ringd::scope background_;                     // inotify reader, rescans, retirements
 };
 
-ringd::task<int> run_daemon(send_queue_daemon& d) {
-    int code = co_await d.run();
+ringd::task<int> run_daemon(ringd::daemon_context& d, ringd::logger& log, xfer::config c) {
+    send_queue_daemon queues(d, log, std::move(c)); // throws: inotify_init1 failed
+    int code = co_await queues.run();
     co_return code;
 }
 
@@ -176,21 +178,15 @@ int main(int argc, char** argv) {
                     "each partner of FILE; run by xferrd.\n"},
         argc, argv, {ringd::cli::required(ringd::cli::value("config", 'c', "FILE", config_path))});
     if (!args) return args.error();
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    auto params = xfer::family_child("xfersqd");
     ringd::logger log("xfersqd");
     auto c = xfer::load_config(config_path);
     if (!c) {
         log.log(ringd::log_level::err, c.error());
-        return 78;
+        return ringd::exit_code::config;
     }
     xfer::setup_family_logger(log, c->debug_socket());
-    try {
-        ringd::block_signals({SIGHUP, SIGTERM, SIGINT});
-        ringd::io_context ctx;
-        send_queue_daemon d(ctx, log, std::move(*c));
-        return ctx.run(run_daemon(d));
-    } catch (const std::exception& e) {
-        log.logf(ringd::log_level::err, "start: %s", e.what());
-        return 75;
-    }
+    return ringd::daemon_run(std::move(params), [&](ringd::daemon_context& d) {
+        return run_daemon(d, log, std::move(*c));
+    });
 }
