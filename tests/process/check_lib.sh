@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Sourced by the shell tests here that start one supervisor: a scratch directory `tmp`, the
-# supervisor's pid in `pid` (killed at exit if still running), and check WHAT STATUS DETAIL,
+# Sourced by the shell tests that start one background process (a supervisor, a port holder): a
+# scratch directory `tmp`, that process's pid in `pid` (killed at exit if still running), and check WHAT STATUS DETAIL,
 # which prints ok/FAIL and counts failures; finish prints the verdict and exits with it.
 tmp=$(mktemp -d)
 pid=0

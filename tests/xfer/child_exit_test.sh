@@ -6,20 +6,8 @@
 # Usage: child_exit_test.sh XFERRD
 set -uo pipefail
 xferrd=${1:?}
-tmp=$(mktemp -d)
-holder=0
-cleanup() {
-    [ "$holder" -gt 0 ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-check() { # check WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1"; else
-        echo "FAIL: $1: got '$2', expected '$3'"
-        failures=$((failures + 1))
-    fi
-}
+# shellcheck source-path=SCRIPTDIR source=../process/check_lib.sh
+. "$(dirname "$0")/../process/check_lib.sh"
 # Someone else listens on the port (an ephemeral one on loopback; gone at the end).
 python3 -c 'import socket, sys, time
 s = socket.socket()
@@ -27,20 +15,22 @@ s.bind(("127.0.0.1", 0))
 s.listen()
 print(s.getsockname()[1], flush=True)
 time.sleep(60)' >"$tmp/port" &
-holder=$!
+pid=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 printf 'spool = "%s/spool"\nrun_dir = "%s/run"\n[tcpip]\nlisten = ["127.0.0.1:%s"]\n' \
     "$tmp" "$tmp" "$(cat "$tmp/port")" >"$tmp/xfer.toml"
 
 timeout -s KILL 30 "$xferrd" -c "$tmp/xfer.toml" --child tcpip 2>"$tmp/err"
-check "a port in use: exit 75 (temporary)" $? 75
+status=$?
+[ $status -eq 75 ]
+check "a port in use: exit 75 (temporary)" $? "exit $status"
 grep -q "xferrd_tcpip: bind 127.0.0.1:.*Address already in use" "$tmp/err"
-check "... naming the address and the reason" $? 0
+check "... naming the address and the reason" $? "$(cat "$tmp/err")"
 
 timeout -s KILL 30 "$xferrd" -c "$tmp/xfer.toml" --child unix 2>"$tmp/err"
-check "no [unix] table: exit 78 (configuration)" $? 78
+status=$?
+[ $status -eq 78 ]
+check "no [unix] table: exit 78 (configuration)" $? "exit $status"
 grep -q "no \[unix\] table" "$tmp/err"
-check "... saying so" $? 0
-
-[ $failures -eq 0 ] && echo "all passed"
-exit $((failures > 0))
+check "... saying so" $? "$(cat "$tmp/err")"
+finish
