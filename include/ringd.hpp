@@ -20,6 +20,7 @@
 #include <ringd/notify.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/pidfile.hpp>
+#include <ringd/plain_stream.hpp>
 #include <ringd/process.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/recv_stream.hpp>
@@ -28,6 +29,7 @@
 #include <ringd/signals.hpp>
 #include <ringd/socket_activation.hpp>
 #include <ringd/start_order.hpp>
+#include <ringd/stream.hpp>
 #include <ringd/supervision_state.hpp>
 #include <ringd/supervisor.hpp>
 #include <ringd/task.hpp>

@@ -2,7 +2,8 @@
 // ringd/tls.hpp — TLS (OpenSSL 3) over a connected socket, driven by the ring. OpenSSL reads
 // ciphertext straight out of the bytes the ring received (a view of a buffer_ring, or the
 // stream's own buffer) and writes into a memory BIO that ringd sends; nothing blocks and every
-// wait is cancellable like any other ring operation. Link with OpenSSL (`dependency('openssl')`).
+// wait is cancellable like any other ring operation. After the handshake a tls_stream is a
+// byte_stream (stream.hpp), like plain_stream. Link with OpenSSL (`dependency('openssl')`).
 //
 //   ringd::tls_context tls = ringd::tls_context::server({.certificate_file = "cert.pem",
 //                                                        .private_key_file = "key.pem"});
@@ -18,6 +19,7 @@
 #include <ringd/ops.hpp>
 #include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
+#include <ringd/stream.hpp>
 #include <ringd/task.hpp>
 
 #include <openssl/bio.h>
@@ -172,6 +174,8 @@ private:
     BIO* rbio_ = nullptr;                 // reads input_
     BIO* wbio_ = nullptr;                 // ciphertext from OpenSSL, for us to send
 };
+
+static_assert(byte_stream<tls_stream>);
 
 // =============================================================================================
 

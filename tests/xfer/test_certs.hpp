@@ -4,11 +4,14 @@
 // the CA, and a self-signed certificate that chains to nothing.
 #pragma once
 
+#include <ringd/tls.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <utility>
 
 namespace xfer::testing {
 
@@ -49,6 +52,16 @@ inline test_certs make_test_certs(const std::string& dir) {
         REQUIRE(status == 0);
     }
     return test_certs{dir};
+}
+
+// TLS settings from files, without designated initializers (g++ 12 warns about every field left
+// out). Empty strings leave a setting out.
+inline ringd::tls_options tls_options_for(std::string cert, std::string key, std::string ca) {
+    ringd::tls_options o;
+    o.certificate_file = std::move(cert);
+    o.private_key_file = std::move(key);
+    o.ca_file = std::move(ca);
+    return o;
 }
 
 } // namespace xfer::testing

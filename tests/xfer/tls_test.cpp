@@ -19,6 +19,7 @@
 using namespace std::chrono_literals;
 using xfer::testing::make_test_certs;
 using xfer::testing::temp_dir;
+using xfer::testing::tls_options_for;
 
 namespace {
 
@@ -114,15 +115,6 @@ ringd::task<void> pair(ringd::io_context& ctx, const ringd::tls_context& server_
     co_await both.join();
 }
 
-// Options without designated initializers (g++ 12 warns about every field left out).
-ringd::tls_options options(std::string cert, std::string key, std::string ca) {
-    ringd::tls_options o;
-    o.certificate_file = std::move(cert);
-    o.private_key_file = std::move(key);
-    o.ca_file = std::move(ca);
-    return o;
-}
-
 struct fixture {
     temp_dir dir;
     xfer::testing::test_certs certs = make_test_certs(dir.str());
@@ -151,9 +143,9 @@ outcome serve_s_client(fixture& f, const ringd::tls_context& tls, const ringd::l
 
 TEST_CASE("a TLS client and server exchange data and close with close_notify", "[tls]") {
     fixture f;
-    auto server_tls =
-        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
-    auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+    auto server_tls = ringd::tls_context::server(
+        tls_options_for(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto client_tls = ringd::tls_context::client(tls_options_for("", "", f.certs.ca()));
     std::string payload(1 << 20, 'p'); // many records
     outcome s, c;
     ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, payload, s, c));
@@ -168,8 +160,8 @@ TEST_CASE("a client that does not trust the server's certificate fails with the 
           "[tls]") {
     fixture f;
     auto server_tls =
-        ringd::tls_context::server(options(f.certs.rogue_cert(), f.certs.rogue_key(), ""));
-    auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+        ringd::tls_context::server(tls_options_for(f.certs.rogue_cert(), f.certs.rogue_key(), ""));
+    auto client_tls = ringd::tls_context::client(tls_options_for("", "", f.certs.ca()));
     outcome s, c;
     ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "x", s, c));
     CHECK(c.error == "certificate verify failed: self-signed certificate");
@@ -180,10 +172,10 @@ TEST_CASE("a server that requires client certificates accepts a signed one and r
           "[tls]") {
     fixture f;
     auto server_tls = ringd::tls_context::server(
-        options(f.certs.server_cert(), f.certs.server_key(), f.certs.ca()));
+        tls_options_for(f.certs.server_cert(), f.certs.server_key(), f.certs.ca()));
     SECTION("with a certificate signed by the CA") {
         auto client_tls = ringd::tls_context::client(
-            options(f.certs.client_cert(), f.certs.client_key(), f.certs.ca()));
+            tls_options_for(f.certs.client_cert(), f.certs.client_key(), f.certs.ca()));
         outcome s, c;
         ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "hello", s, c));
         CHECK(s.error.empty());
@@ -191,7 +183,7 @@ TEST_CASE("a server that requires client certificates accepts a signed one and r
         CHECK(c.received == "got 5\n");
     }
     SECTION("without a certificate") {
-        auto client_tls = ringd::tls_context::client(options("", "", f.certs.ca()));
+        auto client_tls = ringd::tls_context::client(tls_options_for("", "", f.certs.ca()));
         outcome s, c;
         ringd::testing::run_bounded(f.ctx, pair(f.ctx, server_tls, client_tls, "hello", s, c));
         INFO(s.error);
@@ -202,8 +194,8 @@ TEST_CASE("a server that requires client certificates accepts a signed one and r
 
 TEST_CASE("plain text sent to a TLS server fails the handshake with OpenSSL's reason", "[tls]") {
     fixture f;
-    auto server_tls =
-        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto server_tls = ringd::tls_context::server(
+        tls_options_for(f.certs.server_cert(), f.certs.server_key(), ""));
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     ringd::unique_fd peer(sv[1]);
@@ -216,7 +208,7 @@ TEST_CASE("plain text sent to a TLS server fails the handshake with OpenSSL's re
 
 TEST_CASE("setup errors name the step and the file", "[tls]") {
     try {
-        (void)ringd::tls_context::server(options("/nonexistent/cert.pem", "", ""));
+        (void)ringd::tls_context::server(tls_options_for("/nonexistent/cert.pem", "", ""));
         FAIL("no exception");
     } catch (const std::system_error& e) {
         CHECK(std::string(e.what()).starts_with("load certificate /nonexistent/cert.pem: "));
@@ -225,8 +217,8 @@ TEST_CASE("setup errors name the step and the file", "[tls]") {
 
 TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
     fixture f;
-    auto server_tls =
-        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto server_tls = ringd::tls_context::server(
+        tls_options_for(f.certs.server_cert(), f.certs.server_key(), ""));
     auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
     std::string port = std::to_string(l.address().port());
     std::string out_file = f.dir.str() + "/s_client.out";
@@ -249,11 +241,11 @@ TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
 
 TEST_CASE("a copied tls_context keeps its role", "[tls]") {
     fixture f;
-    auto original =
-        ringd::tls_context::server(options(f.certs.server_cert(), f.certs.server_key(), ""));
+    auto original = ringd::tls_context::server(
+        tls_options_for(f.certs.server_cert(), f.certs.server_key(), ""));
     ringd::tls_context copy = original;
     CHECK(copy.is_server());
-    auto client = ringd::tls_context::client(options("", "", f.certs.ca()));
+    auto client = ringd::tls_context::client(tls_options_for("", "", f.certs.ca()));
     copy = client;
     CHECK_FALSE(copy.is_server());
     CHECK(copy.native_handle() == client.native_handle());
@@ -291,7 +283,7 @@ TEST_CASE("by default a TLS server refuses CBC suites and suites without forward
           "[tls]") {
     fixture f;
     rsa_server rsa(f.dir);
-    auto o = options(rsa.cert, rsa.key, "");
+    auto o = tls_options_for(rsa.cert, rsa.key, "");
     SECTION("CBC (AES128-SHA256)") {
         CHECK(s_client_against(f, o, "-tls1_2 -cipher AES128-SHA256") ==
               "no shared cipher (SSL routines)");
@@ -324,7 +316,7 @@ TEST_CASE("by default a TLS server refuses CBC suites and suites without forward
 
 TEST_CASE("cipher settings that OpenSSL cannot use are a setup error naming the setting", "[tls]") {
     fixture f;
-    auto o = options(f.certs.server_cert(), f.certs.server_key(), "");
+    auto o = tls_options_for(f.certs.server_cert(), f.certs.server_key(), "");
     o.ciphers = "NO-SUCH-CIPHER";
     try {
         (void)ringd::tls_context::server(o);
