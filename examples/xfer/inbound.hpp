@@ -8,27 +8,40 @@
 #include <ringd/buffer_ring.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
-#include <ringd/ops.hpp>
+#include <ringd/plain_stream.hpp>
 #include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
+#include <ringd/stream.hpp>
 #include <ringd/task.hpp>
 #include <ringd/tls.hpp>
 
-#include <sys/socket.h>
-
+#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <type_traits>
 
 namespace xfer {
 
 using chunk_result = ringd::result<std::span<const std::byte>>;
 
+// What serve_connection (receiver.hpp) works on: next() gives the next bytes from the peer,
+// valid until the next call, empty once the peer has closed; rest() gives back what a waiting
+// connection need not hold; connection() is the stream that replies go out on (and, for TLS,
+// that handshakes).
+template <class S>
+concept inbound_stream = requires(S& s) {
+    { s.next() } -> std::same_as<ringd::task<chunk_result>>;
+    { s.rest() }
+    noexcept;
+    requires ringd::byte_stream<std::remove_reference_t<decltype(s.connection())>>;
+};
+
 // A TCP or UNIX connection.
 class plain_inbound {
 public:
     plain_inbound(ringd::io_context& ctx, ringd::unique_fd socket, ringd::buffer_ring& pool)
-        : ctx_(&ctx), socket_(std::move(socket)), in_(pool, socket_) {}
+        : connection_(ctx, std::move(socket)), in_(pool, connection_.socket()) {}
 
     // The next bytes from the peer, valid until the next call; empty once the peer has closed.
     // The previous chunk's buffer goes back to the pool first. Errors: recv's, ENOBUFS (the pool
@@ -41,27 +54,15 @@ public:
         co_return current_.bytes();
     }
 
-    // All of `data`, or the error that stopped it (EPIPE, ECONNRESET, cancelled).
-    ringd::task<ringd::result<void>> write(std::span<const std::byte> data) {
-        return ringd::async_send_all(*ctx_, socket_, data);
-    }
-
-    // Ends our direction (the peer reads EOF after what was written); reads stay possible.
-    ringd::task<ringd::result<void>> shutdown() {
-        if (::shutdown(socket_.get(), SHUT_WR) != 0) co_return ringd::last_error();
-        co_return ringd::result<void>{};
-    }
-
     // Between requests, with every chunk consumed: nothing to give back (views go with next()).
     void rest() noexcept { current_.release(); }
 
-    [[nodiscard]] ringd::borrowed_fd socket() const noexcept { return socket_; }
+    [[nodiscard]] ringd::plain_stream& connection() noexcept { return connection_; }
 
 private:
-    ringd::io_context* ctx_;  // the ring
-    ringd::unique_fd socket_; // the connection
-    ringd::recv_stream in_;   // reads socket_ into the pool's buffers
-    ringd::received current_; // the chunk handed out last
+    ringd::plain_stream connection_; // the socket; writes and shutdown (reads go through in_)
+    ringd::recv_stream in_;          // reads the socket into the pool's buffers
+    ringd::received current_;        // the chunk handed out last
 };
 
 // A TLS connection: ciphertext through the pool, plaintext into a buffer held only while a
@@ -71,9 +72,6 @@ public:
     tls_inbound(ringd::io_context& ctx, ringd::unique_fd socket, const ringd::tls_context& tls,
                 ringd::buffer_ring& pool)
         : tls_(ctx, std::move(socket), tls, pool) {}
-
-    // Errors: OpenSSL's (tls/tls-verify categories), the socket's, operation_canceled.
-    ringd::task<ringd::result<void>> handshake() { return tls_.handshake(); }
 
     // As plain_inbound::next(); empty once the peer sent close_notify. A peer that closes
     // without close_notify is an error ("unexpected eof while reading").
@@ -87,17 +85,11 @@ public:
         co_return std::span<const std::byte>(plain_.get(), *n);
     }
 
-    ringd::task<ringd::result<void>> write(std::span<const std::byte> data) {
-        auto n = co_await tls_.write(data);
-        if (!n) co_return ringd::error_of(n);
-        co_return ringd::result<void>{};
-    }
-    ringd::task<ringd::result<void>> shutdown() { return tls_.shutdown(); }
-
     // Between requests, with every chunk consumed: the plaintext buffer goes.
     void rest() noexcept { plain_.reset(); }
 
-    [[nodiscard]] ringd::borrowed_fd socket() const noexcept { return tls_.socket(); }
+    // Handshake (errors: OpenSSL's, the socket's, operation_canceled), writes and shutdown.
+    [[nodiscard]] ringd::tls_stream& connection() noexcept { return tls_; }
 
 private:
     static constexpr std::size_t plain_size = 16 * 1024; // one record's plaintext
@@ -105,5 +97,7 @@ private:
     ringd::tls_stream tls_;              // the connection, reading through the pool
     std::unique_ptr<std::byte[]> plain_; // decrypted bytes; only while a request is in progress
 };
+
+static_assert(inbound_stream<plain_inbound> && inbound_stream<tls_inbound>);
 
 } // namespace xfer

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // xfer/receiver.hpp — one receiving connection: requests in, files to the spool, replies out.
-// Works on any inbound stream (plain_inbound, tls_inbound: next/write/shutdown/rest/socket).
+// Works on any inbound_stream (inbound.hpp: plain_inbound, tls_inbound).
 // Memory per connection does not grow with the files: a body streams from the child's shared
 // buffer_ring to the spool, and a connection that waits for a request holds no buffer.
 #pragma once
 
 #include "idle_timer.hpp"
+#include "inbound.hpp"
 #include "protocol.hpp"
 #include "spool.hpp"
 
@@ -45,13 +46,13 @@ struct receive_context {
 // the bytes come as chunks of the child's buffer_ring, so a connection that waits for a request
 // holds no buffer; a request line that spans chunks is gathered in a string of at most
 // max_line_length bytes. `peer` names the client in log lines.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> serve_connection(receive_context rc, Stream& stream, receive_limits limits,
                                    std::string peer);
 
 // The same for a connection beyond max_connections: after the handshake (TLS) it is told
 // "ERR 503 too many connections" and closed.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> refuse_connection(receive_context rc, Stream& stream, receive_limits limits,
                                     std::string peer);
 
@@ -62,7 +63,7 @@ namespace detail {
 enum class read_outcome { data, eof, idle, failed };
 
 // Takes the next chunk into `pending` (which must be empty). The idle timer counts the wait.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<read_outcome> fill(Stream& stream, std::span<const std::byte>& pending,
                                idle_timer& idle) {
     if (idle.expired()) co_return read_outcome::idle;
@@ -77,21 +78,21 @@ ringd::task<read_outcome> fill(Stream& stream, std::span<const std::byte>& pendi
     co_return read_outcome::data;
 }
 
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<bool> send_text(Stream& stream, std::string text) {
-    auto sent = co_await stream.write(std::as_bytes(std::span(text)));
+    auto sent = co_await stream.connection().write(std::as_bytes(std::span(text)));
     co_return sent.has_value();
 }
 
 // After an error the peer may still be sending (a body we refused): say why, end our side, and
 // read and drop a bounded amount (for at most one idle window), so that closing does not reset
 // the connection before the peer has read the reply.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> reply_and_close(Stream& stream, idle_timer& idle, std::string text) {
     constexpr std::uint64_t max_drained = 16u << 20;
     bool sent = co_await send_text(stream, std::move(text));
     if (!sent) co_return;
-    auto ended = co_await stream.shutdown();
+    auto ended = co_await stream.connection().shutdown();
     if (!ended) co_return;
     idle.expect_line();
     for (std::uint64_t drained = 0; drained < max_drained;) {
@@ -115,7 +116,7 @@ enum class line_outcome { line, closed, refused };
 // Reads one request line from `pending` and, as needed, further chunks. A line inside one chunk
 // is used in place; one that spans chunks is gathered in `gathered`, which never holds more
 // than max_line_length bytes: a longer line is refused with 400 before it is complete.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<line_outcome> read_line(receive_context rc, Stream& stream,
                                     std::span<const std::byte>& pending, std::string& gathered,
                                     std::string_view& line, idle_timer& idle,
@@ -175,7 +176,7 @@ ringd::task<line_outcome> read_line(receive_context rc, Stream& stream,
 // buffers (what is left of the current chunk first) into the spool. Its own coroutine, so that
 // the frame of a connection that waits for a request does not carry what a request needs.
 // Returns whether the connection goes on.
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<bool> serve_request(receive_context rc, Stream& stream, receive_limits limits,
                                 std::string_view line, std::span<const std::byte>& pending,
                                 const std::string& peer, idle_timer& idle) {
@@ -275,7 +276,7 @@ ringd::task<bool> serve_request(receive_context rc, Stream& stream, receive_limi
     co_return sent;
 }
 
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> serve_requests(receive_context rc, Stream& stream, receive_limits limits,
                                  const std::string& peer, idle_timer& idle) {
     std::span<const std::byte> pending; // received and not yet consumed, in the current chunk
@@ -294,19 +295,20 @@ namespace detail {
 
 // Runs `body(idle)` beside the connection's idle timer, after the TLS handshake (under the same
 // timer) where the stream has one.
-template <class Stream, class Body>
+template <inbound_stream Stream, class Body>
 ringd::task<void> with_idle_timer(receive_context rc, Stream& stream, receive_limits limits,
                                   const std::string& peer, Body body) {
     idle_timer idle(limits.idle_timeout, limits.min_rate);
     ringd::scope watcher;
-    watcher.spawn(idle.watch(rc.io, stream.socket()));
+    watcher.spawn(idle.watch(rc.io, stream.connection().socket()));
     std::exception_ptr failure; // e.g. bad_alloc: the watcher must still be joined first
     try {
         bool secured = true;
-        if constexpr (requires { stream.handshake(); }) { // TLS: under the same idle limit
+        auto& connection = stream.connection();
+        if constexpr (requires { connection.handshake(); }) { // TLS: under the same idle limit
             idle.expect_line();
             idle.begin_wait();
-            auto hs = co_await stream.handshake();
+            auto hs = co_await connection.handshake();
             idle.end_wait();
             if (!hs) {
                 rc.log.logf(ringd::log_level::warning, "TLS handshake with %s: %s", peer.c_str(),
@@ -326,7 +328,7 @@ ringd::task<void> with_idle_timer(receive_context rc, Stream& stream, receive_li
 } // namespace detail
 
 // [serve-connection]
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> serve_connection(receive_context rc, Stream& stream, receive_limits limits,
                                    std::string peer) {
     auto requests = [&](idle_timer& idle) {
@@ -336,7 +338,7 @@ ringd::task<void> serve_connection(receive_context rc, Stream& stream, receive_l
 }
 // [/serve-connection]
 
-template <class Stream>
+template <inbound_stream Stream>
 ringd::task<void> refuse_connection(receive_context rc, Stream& stream, receive_limits limits,
                                     std::string peer) {
     auto refusal = [&](idle_timer& idle) {

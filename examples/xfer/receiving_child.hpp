@@ -328,7 +328,7 @@ private:
     }
     // [/serve]
 
-    template <class Stream>
+    template <inbound_stream Stream>
     static ringd::task<void> serve_or_refuse(receive_context rc, Stream& stream,
                                              receive_limits limits, std::string peer, bool refuse) {
         if (refuse)

@@ -6,7 +6,6 @@
 #pragma once
 
 #include "config.hpp"
-#include "plain_stream.hpp"
 #include "sender.hpp"
 
 #include <ringd/event.hpp>
@@ -14,6 +13,7 @@
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
+#include <ringd/plain_stream.hpp>
 #include <ringd/timer.hpp>
 #include <ringd/tls.hpp>
 
@@ -141,12 +141,12 @@ private:
             if (n) (void)co_await stream.shutdown();
             co_return n;
         }
-        plain_stream stream(ctx_, std::move(*fd));
+        ringd::plain_stream stream(ctx_, std::move(*fd));
         auto n = co_await send_over(stream, names, buffer);
         co_return n;
     }
 
-    template <class Stream>
+    template <ringd::byte_stream Stream>
     ringd::task<ringd::result<std::size_t>>
     send_over(Stream& stream, const std::vector<std::string>& names, std::span<std::byte> buffer) {
         std::size_t confirmed = 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // xfer/sender.hpp — the sending side of the wire protocol: one file over an open stream
-// (plain_stream or ringd::tls_stream), read from disk through the ring, and the reply checked.
+// (any ringd::byte_stream: plain_stream, tls_stream), read from disk through the ring, and the
+// reply checked.
 #pragma once
 
 #include "protocol.hpp"
@@ -10,6 +11,7 @@
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/result.hpp>
+#include <ringd/stream.hpp>
 #include <ringd/task.hpp>
 
 #include <fcntl.h>
@@ -33,7 +35,7 @@ struct send_outcome {
 
 // Reads one reply line from `stream`. The partner answers each request with exactly one line
 // and we never pipeline, so nothing can follow the newline: reading in chunks loses nothing.
-template <class Stream>
+template <ringd::byte_stream Stream>
 ringd::task<ringd::result<std::string>> read_reply_line(Stream& stream) {
     std::string line;
     std::byte chunk[256];
@@ -52,7 +54,7 @@ ringd::task<ringd::result<std::string>> read_reply_line(Stream& stream) {
 
 // Sends dir/name as "PUT name size" + content and waits for the reply. `buffer` carries the
 // content (its size bounds the memory used). Errors: the connection's or the file's.
-template <class Stream>
+template <ringd::byte_stream Stream>
 ringd::task<ringd::result<send_outcome>> send_file(ringd::io_context& ctx, Stream& stream,
                                                    ringd::borrowed_fd dir, std::string name,
                                                    std::span<std::byte> buffer) {
