@@ -176,12 +176,6 @@ inline std::string peer_name(ringd::borrowed_fd fd) {
     return "unknown peer";
 }
 
-// A scope on the heap, for sets of tasks that come and go (listener sets after a reload).
-// (Boxed: ringd::scope is polymorphic but not final, and clang warns about deleting one.)
-struct task_group final {
-    ringd::scope tasks;
-};
-
 class receiving_child {
 public:
     receiving_child(ringd::daemon_context& d, transport kind, config c, spool files,
@@ -208,7 +202,7 @@ public:
         // still served; the rest wait in the backlog of the socket the master holds, for the
         // next child (a restart, or the children of an upgraded master).
         for (auto* stream : streams_) stream->stop_accepting();
-        co_await acceptors_->tasks.join();
+        co_await acceptors_->join();
         listener_sets_.clear(); // a UNIX socket path goes away with its listener
         refusals_.request_stop();
         co_await refusals_.join();
@@ -225,14 +219,14 @@ public:
 
     // After run(): waits for the listener retirements that reloads started.
     ringd::task<void> join_cleanup() {
-        for (auto& a : retired_acceptors_) a->tasks.request_stop();
+        for (auto& a : retired_acceptors_) a->request_stop();
         co_await cleanup_.join();
     }
 
 private:
     void start_accepting(const std::vector<ringd::listener>& ls) {
-        acceptors_ = std::make_unique<task_group>();
-        for (const auto& l : ls) acceptors_->tasks.spawn(accept_loop(l));
+        acceptors_ = std::make_unique<ringd::scope>();
+        for (const auto& l : ls) acceptors_->spawn(accept_loop(l));
     }
 
     // All or nothing: a bad file, certificate or address keeps everything as it was (the error
@@ -249,7 +243,7 @@ private:
                 auto ls = bind_all(addresses_of(*fresh, kind_));
                 // Old acceptors end (their connections go on); the new ones take over.
                 retired_acceptors_.push_back(std::move(acceptors_));
-                retired_acceptors_.back()->tasks.request_stop();
+                retired_acceptors_.back()->request_stop();
                 listener_sets_.push_back(std::move(ls));
                 start_accepting(listener_sets_.back());
                 publish(*fresh);
@@ -277,7 +271,7 @@ private:
 
     ringd::task<void> retire_old_listeners() {
         while (!retired_acceptors_.empty()) {
-            co_await retired_acceptors_.front()->tasks.join();
+            co_await retired_acceptors_.front()->join();
             retired_acceptors_.erase(retired_acceptors_.begin());
             listener_sets_.pop_front();
         }
@@ -347,10 +341,11 @@ private:
     ringd::buffer_ring pool_;                               // every connection's receive buffers
     std::shared_ptr<const receiver_settings> settings_;     // for connections accepted from now on
     std::list<std::vector<ringd::listener>> listener_sets_; // current last; older ones retiring
-    std::unique_ptr<task_group> acceptors_;                 // accept loops on the current listeners
+    std::unique_ptr<ringd::scope> acceptors_;    // accept loops on the current listeners (a set: a
+                                                 // reload retires it whole, see retired_acceptors_)
     std::vector<ringd::accept_stream*> streams_; // the accept loops' streams, for the stop
-    std::vector<std::unique_ptr<task_group>> retired_acceptors_; // stopping after a reload
-    ringd::scope connections_;                                   // one task per connection
+    std::vector<std::unique_ptr<ringd::scope>> retired_acceptors_; // stopping after a reload
+    ringd::scope connections_;                                     // one task per connection
     ringd::scope refusals_; // connections beyond max_connections, being told 503
     ringd::scope cleanup_;  // retire_old_listeners
 };

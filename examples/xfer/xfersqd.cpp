@@ -29,11 +29,6 @@ bool same(const xfer::partner& a, const xfer::partner& b) {
     return a.name == b.name && a.address == b.address && a.tls == b.tls && a.ca == b.ca;
 }
 
-// A scope on the heap (boxed: ringd::scope is polymorphic but not final; clang warns on delete).
-struct task_group final {
-    ringd::scope tasks;
-};
-
 class send_queue_daemon {
 public:
     send_queue_daemon(ringd::daemon_context& d, ringd::logger& log, xfer::config c)
@@ -51,9 +46,9 @@ public:
         daemon_.ready();
         co_await daemon_.stopped();
         background_.request_stop();
-        for (auto& [name, q] : queues_) q.runner->tasks.request_stop();
+        for (auto& [name, q] : queues_) q.runner->request_stop();
         co_await background_.join();
-        for (auto& [name, q] : queues_) co_await q.runner->tasks.join();
+        for (auto& [name, q] : queues_) co_await q.runner->join();
         co_return ringd::exit_code::ok;
     }
 
@@ -71,7 +66,7 @@ private:
 
     struct running_queue {
         std::unique_ptr<xfer::partner_queue> queue;
-        std::unique_ptr<task_group> runner;
+        std::unique_ptr<ringd::scope> runner;
         int watch = -1; // inotify watch descriptor of its out/ directory
     };
 
@@ -86,7 +81,7 @@ private:
                 ++it;
                 continue;
             }
-            it->second.runner->tasks.request_stop();
+            it->second.runner->request_stop();
             retiring_.push_back(std::move(it->second));
             it = queues_.erase(it);
             background_.spawn(retire());
@@ -96,13 +91,13 @@ private:
             try {
                 running_queue q;
                 q.queue = std::make_unique<xfer::partner_queue>(ctx_, log_, config_.spool, p);
-                q.runner = std::make_unique<task_group>();
+                q.runner = std::make_unique<ringd::scope>();
                 q.watch = ::inotify_add_watch(inotify_.get(), q.queue->out_dir().c_str(),
                                               IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
                 if (q.watch < 0)
                     log_.logf(ringd::log_level::warning, "watch %s: %s; relying on rescans",
                               q.queue->out_dir().c_str(), std::strerror(errno));
-                q.runner->tasks.spawn(q.queue->run());
+                q.runner->spawn(q.queue->run());
                 log_.logf(ringd::log_level::notice, "partner %s: sending to %s%s", p.name.c_str(),
                           p.address.c_str(), p.tls ? " over TLS" : "");
                 queues_.emplace(p.name, std::move(q));
@@ -117,7 +112,7 @@ private:
             running_queue q = std::move(retiring_.front());
             retiring_.erase(retiring_.begin());
             if (q.watch >= 0) ::inotify_rm_watch(inotify_.get(), q.watch);
-            co_await q.runner->tasks.join();
+            co_await q.runner->join();
         }
     }
 
