@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -84,4 +85,33 @@ TEST_CASE("a stop request ends take() and wait() with operation_canceled") {
     CHECK(ringd::is_cancelled(took));
     CHECK(ringd::is_cancelled(waited));
     CHECK_FALSE(e.is_set());
+}
+
+TEST_CASE("sets from another thread racing with take() are never lost") {
+    // Each round the other thread sets the event once it sees the previous take() done, and
+    // sometimes sets it again at once (a burst). A lost wake-up leaves take() waiting for a set
+    // that never writes, and the watchdog fails the test.
+    io_context ctx;
+    event e;
+    constexpr int rounds = 2000;
+    std::atomic<int> taken{0};
+    std::thread setter([&] {
+        for (int i = 0; i < rounds; ++i) {
+            while (taken.load() < i) std::this_thread::yield();
+            e.set();
+            if (i % 3 == 0) e.set();
+        }
+    });
+    auto body = [&]() -> task<int> {
+        int woken = 0;
+        for (int i = 0; i < rounds; ++i) {
+            if (!co_await e.take(ctx)) break;
+            ++woken;
+            taken.store(i + 1);
+        }
+        co_return woken;
+    };
+    const int woken = ringd::testing::run_bounded(ctx, body());
+    setter.join();
+    CHECK(woken == rounds);
 }

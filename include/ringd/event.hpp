@@ -7,6 +7,8 @@
 //            ("the queue has new work: look again").
 //   wait() — a latch: completes once the event is set and leaves it set, for every waiter,
 //            now and later ("a stop was requested").
+// Use one event either as a wake-up or as a latch, not both. A set() while the event is set
+// costs no system call, so a burst of sets from completions (or signals) is one write(2).
 #pragma once
 
 #include <ringd/fd.hpp>
@@ -19,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 
@@ -33,6 +36,7 @@ public:
 
     // Sets the event. Safe from any thread and from a signal handler.
     void set() noexcept {
+        if (pending_.exchange(true, std::memory_order_acq_rel)) return; // set already
         std::uint64_t one = 1;
         (void)!::write(fd_.get(), &one, sizeof one);
     }
@@ -41,9 +45,12 @@ public:
     // operation_canceled when the awaiting coroutine's stop is requested.
     [[nodiscard]] task<result<void>> take(io_context& ctx) {
         for (;;) {
-            std::uint64_t count = 0;
-            if (::read(fd_.get(), &count, sizeof count) == static_cast<ssize_t>(sizeof count))
-                co_return result<void>{};
+            // The flag says whether the event is set; the counter only wakes the poll. It is
+            // emptied before the flag is taken, so a write emptied here belongs to a set() that
+            // this take() (or an earlier one) takes: nobody polls an empty counter while the
+            // flag is set, which would lose that wake-up (the next set() would not write).
+            drain();
+            if (pending_.exchange(false, std::memory_order_acq_rel)) co_return result<void>{};
             auto ready = co_await async_poll(ctx, fd_, POLLIN);
             if (!ready) co_return error_of(ready);
         }
@@ -51,20 +58,25 @@ public:
 
     // Waits until the event is set; it stays set. Error: operation_canceled as for take().
     [[nodiscard]] task<result<void>> wait(io_context& ctx) {
-        if (is_set()) co_return result<void>{};
-        auto ready = co_await async_poll(ctx, fd_, POLLIN);
-        if (!ready) co_return error_of(ready);
+        while (!is_set()) {
+            auto ready = co_await async_poll(ctx, fd_, POLLIN);
+            if (!ready) co_return error_of(ready);
+        }
         co_return result<void>{};
     }
 
     // Whether the event is set now (take() has not reset it since).
-    [[nodiscard]] bool is_set() const noexcept {
-        pollfd p{fd_.get(), POLLIN, 0};
-        return ::poll(&p, 1, 0) == 1;
-    }
+    [[nodiscard]] bool is_set() const noexcept { return pending_.load(std::memory_order_acquire); }
 
 private:
-    unique_fd fd_; // the eventfd's counter: nonzero while set
+    void drain() noexcept {
+        std::uint64_t count = 0;
+        (void)!::read(fd_.get(), &count, sizeof count);
+    }
+
+    unique_fd fd_;                     // the eventfd: readable once a set() wrote to it
+    std::atomic<bool> pending_{false}; // set and not yet taken; the one writer of fd_ is the
+                                       // set() that turns it true
 };
 
 } // namespace ringd

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
+#include <ringd/event.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
@@ -183,7 +184,6 @@ private:
     struct exit_watch; // the wait for the end of a service's process
     struct ready_op;   // a service's readiness read (sd_notify socket or notification pipe)
     struct output_op;  // prefix_output: a service's stdout or stderr pipe, read on the ring
-    struct kick_op;    // wakes run() from the loop
     struct orphan_op;  // the SIGCHLD signalfd of orphan reaping
     struct flush_op;   // the deadline of a coalesced write of the table files
 
@@ -216,10 +216,10 @@ private:
     void emit_output(output_op& o, std::string_view data, bool end) noexcept;
     void drain_output(output_op& o) noexcept;
     void schedule(service& s) noexcept;
+    // From an API call: run() looks again at the loop's next turn.
     void wake() noexcept;
-    // From a completion: run() goes on at the loop's next turn (the kick), if it has work.
+    // From a completion: the same, if run() has work (or waits for its ops to come back).
     void resume_parked() noexcept;
-    void resume_now() noexcept; // the kick's completion: resume run() here, if it has work
     void cancel_everything() noexcept;
     // helpers
     [[nodiscard]] service* lookup(std::string_view name) const noexcept;
@@ -253,28 +253,9 @@ private:
     void set_pending_start(service& s, bool pending) noexcept;
     static void timer_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void ready_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void kick_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void orphan_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void flush_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
     static void output_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-
-    struct park_awaiter {
-        supervisor* s;
-        bool await_ready() const noexcept { return s->due_head_ != nullptr || s->kicked_; }
-        void await_suspend(std::coroutine_handle<> h) noexcept { s->parked_ = h; }
-        void await_resume() const noexcept { s->kicked_ = false; }
-    };
-    // Lets the loop run its other completions (the control socket, signals) in the middle of a
-    // burst: resumed by the kick, or by any completion of ours.
-    struct yield_awaiter {
-        supervisor* s;
-        bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<> h) noexcept {
-            s->parked_ = h;
-            s->resume_parked(); // due_head_ is set: the kick goes through the ring
-        }
-        void await_resume() const noexcept { s->kicked_ = false; }
-    };
 
     io_context* ctx_; // the ring everything runs on
     logger* log_;     // where messages go
@@ -283,8 +264,10 @@ private:
     std::map<std::string, std::unique_ptr<service>, std::less<>> services_; // by name
     service* due_head_ = nullptr; // services with events for run() to feed (FIFO)
     service* due_tail_ = nullptr;
-    std::coroutine_handle<> parked_;      // run(), waiting for something to do
-    bool kicked_ = false;                 // an API call changed something: run() should look
+    // Set when run() should look again (an API call, a completion with work for it): run()
+    // waits on it between events, so its wake-up comes through the ring among the loop's other
+    // completions, and a burst of completions is one wake-up.
+    event wake_;
     bool running_ = false;                // run() is active
     bool draining_ = false;               // run() waits for the ring to give back our ops
     bool sweep_waiting_ = false;          // a removed service waits for its ops to complete
@@ -297,9 +280,9 @@ private:
     bool changed_ = false;                // something for options_.on_change since its last call
     bool orphans_due_ = false;            // reap_orphans() after the due events are fed
     std::size_t active_ops_ = 0;          // our ops the ring still holds
-    std::unique_ptr<kick_op> kick_;       // heap: may have to outlive us if the loop never ran
     std::unique_ptr<orphan_op> orphans_;  // SIGCHLD watch (reap_orphans only)
-    std::unique_ptr<flush_op> flush_;     // heap, as kick_: the coalesced write's deadline
+    std::unique_ptr<flush_op>
+        flush_; // heap: may have to outlive us, the coalesced write's deadline
     supervision::time_point table_written_{}; // when the table was last written ...
     supervision::duration table_interval_{};  // ... and the least wait before the next write
     supervision::time_point pids_written_{};  // the same for <table>.pids

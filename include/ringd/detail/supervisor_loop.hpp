@@ -7,6 +7,7 @@
 
 #include <ringd/detail/supervisor_order.hpp>
 #include <ringd/detail/supervisor_service.hpp>
+#include <ringd/timer.hpp>
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,10 +26,33 @@
 
 namespace ringd {
 
+namespace detail {
+
+// Awaits a task or an operation, held by the caller in a named variable (with a temporary task
+// co_awaited in an if's condition, g++ 12's code crashed here), without the awaiting coroutine's
+// stop token: it sees a type-erased handle, whose promise carries none. run() ends by
+// shutdown() or detach(), not by a stop request of its caller, and it must get its operations
+// back before it returns.
+template <class Awaitable>
+struct supervisor_ignoring_stop {
+    Awaitable& inner;
+    decltype(auto) awaiter() noexcept {
+        if constexpr (requires { inner.operator co_await(); })
+            return inner.operator co_await(); // a task: its awaiter only holds the handle
+        else
+            return (inner);
+    }
+    bool await_ready() noexcept { return awaiter().await_ready(); }
+    auto await_suspend(std::coroutine_handle<> h) noexcept { return awaiter().await_suspend(h); }
+    decltype(auto) await_resume() { return awaiter().await_resume(); }
+};
+
+} // namespace detail
+
 // ---- construction ----------------------------------------------------------------------------
 
 inline supervisor::supervisor(io_context& ctx, logger& log, supervisor_options options)
-    : ctx_(&ctx), log_(&log), options_(std::move(options)), kick_(std::make_unique<kick_op>(this)),
+    : ctx_(&ctx), log_(&log), options_(std::move(options)),
       flush_(std::make_unique<flush_op>(this)) {
     if (!options_.table_path.empty()) {
         const std::string lock = options_.table_path + ".lock";
@@ -68,7 +92,7 @@ inline supervisor::supervisor(io_context& ctx, logger& log, supervisor_options o
 }
 
 inline supervisor::~supervisor() {
-    if (active_ops_ == 0 && !kick_->pending) return;
+    if (active_ops_ == 0) return;
     // The ring still holds our operations (run() did not finish and the loop was not drained):
     // leave their memory to them rather than free it under the kernel.
     std::fprintf(stderr,
@@ -79,8 +103,6 @@ inline supervisor::~supervisor() {
         s->owner = nullptr;
         (void)s.release();
     }
-    kick_->owner = nullptr;
-    (void)kick_.release();
     flush_->owner = nullptr;
     (void)flush_.release();
     if (orphans_) {
@@ -217,7 +239,9 @@ inline task<void> supervisor::run() {
         const bool stops_sent = !shutting_down_ || advance_shutdown();
         if (!process_due() || !stops_sent) {
             flush_tables();
-            co_await yield_awaiter{this}; // the rest of the burst after the loop's other work
+            // The rest of the burst after the loop's other work: once around the ring.
+            auto around = ringd::sleep_for(*ctx_, {});
+            (void)co_await detail::supervisor_ignoring_stop<decltype(around)>{around};
             continue;
         }
         sweep_removed();
@@ -237,15 +261,22 @@ inline task<void> supervisor::run() {
             continue; // it may have called the API: look again
         }
         if ((shutting_down_ && all_down()) || detaching_) break;
-        co_await park_awaiter{this};
+        // Until a completion or an API call sets wake_. If the loop stops under us
+        // (io_context::stop), it cancels our operations itself and any wait on the ring would
+        // end at once: run() stays where it is, as the loop leaves it.
+        auto woken = wake_.take(*ctx_);
+        if (!co_await detail::supervisor_ignoring_stop<decltype(woken)>{woken})
+            co_await std::suspend_always{};
     }
     // Everything is down (or left running by detach): let go of the ring.
     draining_ = true; // before the cancels: nothing may be re-armed from here on
     cancel_everything();
-    while (active_ops_ != 0 || kick_->pending) {
+    while (active_ops_ != 0) {
         due_head_ = due_tail_ = nullptr;
         for (auto& [name, s] : services_) s->in_due_list = false;
-        co_await park_awaiter{this};
+        auto woken = wake_.take(*ctx_);
+        if (!co_await detail::supervisor_ignoring_stop<decltype(woken)>{woken})
+            co_await std::suspend_always{}; // the loop stops under us, as above
     }
     for (auto& [name, s] : services_) { // the lines still in the pipes (prefix_output)
         drain_output(s->out);

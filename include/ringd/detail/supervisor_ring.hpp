@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // ringd/detail/supervisor_ring.hpp — the supervisor's operations on the ring: the
 // per-service timer, the wait for a process's end, the readiness read (sd_notify socket or s6
-// notification pipe), the prefix_output pipes and the lines they carry, the kick that wakes run()
-// and the parking of run() between events, the SIGCHLD watch of orphan reaping, the deadline of a
-// coalesced table write, and their completions, which only record an event and schedule the
-// service for run() to feed.
+// notification pipe), the prefix_output pipes and the lines they carry, the SIGCHLD watch of
+// orphan reaping, the deadline of a coalesced table write, and their completions, which only
+// record an event, schedule the service for run() to feed and wake run().
 #pragma once
 
 #include <ringd/detail/supervisor_service.hpp>
@@ -75,11 +74,6 @@ inline supervisor::output_op::output_op(service* s, int to) noexcept
           },
           &supervisor::output_complete),
       svc(s), target(to) {}
-
-inline supervisor::kick_op::kick_op(supervisor* s) noexcept
-    : io_op([](io_op*, io_uring_sqe* sqe) noexcept { io_uring_prep_nop(sqe); },
-            &supervisor::kick_complete),
-      owner(s) {}
 
 inline supervisor::orphan_op::orphan_op(supervisor* s) noexcept
     : io_op(
@@ -204,12 +198,6 @@ inline void supervisor::output_complete(detail::io_op* op, int res, std::uint32_
     owner->resume_parked();
 }
 
-inline void supervisor::kick_complete(detail::io_op* op, int, std::uint32_t) noexcept {
-    auto* k = static_cast<kick_op*>(op);
-    k->pending = false;
-    if (k->owner != nullptr) k->owner->resume_now();
-}
-
 inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
     auto* o = static_cast<orphan_op*>(op);
     o->in_flight = false;
@@ -233,8 +221,7 @@ inline void supervisor::flush_complete(detail::io_op* op, int, std::uint32_t) no
     supervisor* owner = f->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
-    owner->kicked_ = true; // run() writes what is due (or, draining, counts the op back)
-    owner->resume_parked();
+    owner->wake(); // run() writes what is due (or, draining, counts the op back)
 }
 
 inline void supervisor::arm_flush(supervision::time_point when) noexcept {
@@ -395,31 +382,15 @@ inline void supervisor::schedule(service& s) noexcept {
 }
 
 inline void supervisor::wake() noexcept {
-    kicked_ = true;
-    if (parked_ && !kick_->pending) {
-        kick_->pending = true;
-        ctx_->complete_later(kick_.get(), 0);
-    }
+    wake_.set();
 }
 
 inline void supervisor::resume_parked() noexcept {
-    if (!parked_) return;
-    if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_)
-        return; // nothing for run() to do
-    // Not from inside this completion: run() goes on when the kick, a NOP through the ring,
-    // comes back among the other completions (10,000 exits, and among them the control
-    // socket's), which are dispatched in between. Resumed inline, or by a local completion
-    // (dispatched in the same turn as those it posts), a burst would hold the loop to the end.
-    if (!kick_->pending) {
-        kick_->pending = true;
-        ctx_->submit(kick_.get());
-    }
-}
-
-inline void supervisor::resume_now() noexcept {
-    if (!parked_) return;
-    if (due_head_ == nullptr && !kicked_ && !draining_ && !sweep_waiting_) return;
-    std::exchange(parked_, {}).resume();
+    // Not resumed from inside this completion: run() goes on when wake_'s poll comes back
+    // among the other completions (10,000 exits, and among them the control socket's), which
+    // are dispatched in between; resumed inline, a burst would hold the loop to the end. A
+    // set() while wake_ is set costs nothing, so the burst is one wake-up.
+    if (due_head_ != nullptr || draining_ || sweep_waiting_) wake_.set();
 }
 
 inline void supervisor::cancel_everything() noexcept {

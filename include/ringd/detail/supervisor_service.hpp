@@ -3,7 +3,7 @@
 // machine, its process, the events its completions leave for run(), its readiness channels and
 // held sockets, its log files; and the ring operations whose memory must outlive their
 // completions (a service's timer, exit watch, readiness read and output pipes; the supervisor's
-// kick, orphan watch and table-flush deadline). Kept out of supervisor.hpp so that the public
+// orphan watch and table-flush deadline). Kept out of supervisor.hpp so that the public
 // header shows the API; supervisor.hpp includes this file after the class, and this file the
 // bodies, so that each of them sees these types complete.
 #pragma once
@@ -67,12 +67,6 @@ struct supervisor::output_op : detail::io_op {
     static constexpr std::size_t buffer_size = 4096;
     std::string partial; // the start of a line whose newline has not come yet
     bool in_flight = false;
-};
-// A wake-up of run() from the loop (not from inside the caller of an API function).
-struct supervisor::kick_op : detail::io_op {
-    explicit kick_op(supervisor* s) noexcept;
-    supervisor* owner;
-    bool pending = false;
 };
 // The SIGCHLD signalfd of orphan reaping, polled on the ring.
 struct supervisor::orphan_op : detail::io_op {
