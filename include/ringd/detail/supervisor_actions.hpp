@@ -42,7 +42,7 @@ inline listener supervisor_held_or_bind(const std::vector<borrowed_fd>& held,
 
 // ---- the machine's actions -------------------------------------------------------------------
 
-inline void supervisor::feed(service& s, const supervision::event& e) {
+inline void supervisor::impl::feed(service& s, const supervision::event& e) {
     const supervision::time_point now = supervision::clock::now();
     const supervision::time_point outer = std::exchange(feed_time_, now);
     const bool was_quiescent = s.machine.quiescent();
@@ -57,7 +57,7 @@ inline void supervisor::feed(service& s, const supervision::event& e) {
     feed_time_ = outer;
 }
 
-inline void supervisor::perform(service& s, const supervision::transition_result& r) {
+inline void supervisor::impl::perform(service& s, const supervision::transition_result& r) {
     std::optional<supervision::event> outcome;
     std::optional<supervision::reason> start_reason; // logged once the pid is known
     for (const supervision::action& a : r.actions) {
@@ -103,7 +103,7 @@ inline void supervisor::perform(service& s, const supervision::transition_result
         log_->logf(log_level::notice, "start %s: running as pid %d", name, s.proc.pid());
 }
 
-inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& outcome) {
+inline void supervisor::impl::do_spawn(service& s, std::optional<supervision::event>& outcome) {
     const bool waitid_op = options_.wait == wait_method::waitid_op ||
                            (options_.wait == wait_method::automatic && waitid_op_supported());
     if (s.adopting) {
@@ -186,7 +186,7 @@ inline void supervisor::do_spawn(service& s, std::optional<supervision::event>& 
     outcome = supervision::spawned{s.proc.pid()};
 }
 
-inline std::string supervisor::describe_exit(const service& s) const {
+inline std::string supervisor::impl::describe_exit(const service& s) const {
     if (!s.last_exit) return "ended";
     if (!s.last_exit->known())
         return s.adopted ? "ended (status unknown: started by an earlier supervisor)"
@@ -194,8 +194,8 @@ inline std::string supervisor::describe_exit(const service& s) const {
     return s.last_exit->to_string();
 }
 
-inline void supervisor::log_reason(service& s, const supervision::log_message& m,
-                                   const supervision::transition_result& r) {
+inline void supervisor::impl::log_reason(service& s, const supervision::log_message& m,
+                                         const supervision::transition_result& r) {
     using supervision::reason;
     using supervision::state;
     const char* name = s.spec.name.c_str();
@@ -256,7 +256,7 @@ inline void supervisor::log_reason(service& s, const supervision::log_message& m
     }
 }
 
-inline void supervisor::handle_exit(service& s) {
+inline void supervisor::impl::handle_exit(service& s) {
     if (s.exit_error == ECANCELED) return; // the wait was cancelled: the ring is going away
     exit_info info = s.exit;
     if (s.exit_error != 0) {
@@ -282,7 +282,7 @@ inline void supervisor::handle_exit(service& s) {
     if (options_.reap_orphans) orphans_due_ = true;
 }
 
-inline void supervisor::reap_orphans() noexcept {
+inline void supervisor::impl::reap_orphans() noexcept {
     for (int i = 0; i < 1024; ++i) {
         siginfo_t si{};
         if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;

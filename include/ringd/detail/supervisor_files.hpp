@@ -64,7 +64,7 @@ supervisor::read_table(const std::string& path) {
     return entries;
 }
 
-inline std::vector<table_entry> supervisor::load_table() const {
+inline std::vector<table_entry> supervisor::impl::load_table() const {
     if (options_.table_path.empty()) return {};
     const std::string& path = options_.table_path;
     auto entries = read_table(path);
@@ -91,13 +91,13 @@ inline std::vector<table_entry> supervisor::load_table() const {
     return std::move(*entries);
 }
 
-inline void supervisor::discard_table() {
+inline void supervisor::impl::discard_table() {
     if (options_.table_path.empty()) return;
     for (const char* suffix : {"", ".tmp", ".pids", ".pids.tmp"})
         ::unlink((options_.table_path + suffix).c_str());
 }
 
-inline std::vector<table_entry> supervisor::table_entries() const {
+inline std::vector<table_entry> supervisor::impl::table_entries() const {
     std::vector<const service*> order;
     order.reserve(services_.size());
     for (const auto& [name, s] : services_) order.push_back(s.get());
@@ -124,17 +124,17 @@ inline std::vector<table_entry> supervisor::table_entries() const {
     return entries;
 }
 
-inline void supervisor::mark_table_dirty() noexcept {
+inline void supervisor::impl::mark_table_dirty() noexcept {
     table_dirty_ = true;
     ++table_changes_;
 }
 
-inline void supervisor::write_table() {
+inline void supervisor::impl::write_table() {
     table_dirty_ = false;
     pids_dirty_ = true; // a fresh table: write the processes next to it
     const std::uint64_t covering = table_changes_;
     struct settle { // whatever the outcome, those waiting for these changes go on
-        supervisor* self;
+        impl* self;
         std::uint64_t covering;
         ~settle() { self->table_settled(covering); }
     } settled{this, covering};
@@ -153,7 +153,7 @@ inline void supervisor::write_table() {
     }
 }
 
-inline void supervisor::table_settled(std::uint64_t covering) noexcept {
+inline void supervisor::impl::table_settled(std::uint64_t covering) noexcept {
     table_written_upto_ = std::max(table_written_upto_, covering);
     // Resumed here, on the loop's thread (their next step is a send on the ring).
     while (!durable_waiters_.empty()) {
@@ -166,7 +166,7 @@ inline void supervisor::table_settled(std::uint64_t covering) noexcept {
     }
 }
 
-inline void supervisor::flush_tables() {
+inline void supervisor::impl::flush_tables() {
     if (!table_dirty_ && !pids_dirty_) return;
     if (options_.table_path.empty()) {
         table_dirty_ = pids_dirty_ = false;
@@ -211,7 +211,7 @@ inline void supervisor::flush_tables() {
     if (later) arm_flush(*later);
 }
 
-inline void supervisor::write_pids() {
+inline void supervisor::impl::write_pids() {
     pids_dirty_ = false;
     if (options_.table_path.empty()) return;
     // Replaced atomically, but not fsynced: the loop never waits for the disk after a respawn,
@@ -241,11 +241,11 @@ inline void supervisor::write_pids() {
 
 // ---- log files -------------------------------------------------------------------------------
 
-inline void supervisor::remove_log(const std::string& path) noexcept {
+inline void supervisor::impl::remove_log(const std::string& path) noexcept {
     if (!path.empty()) ::unlink(path.c_str());
 }
 
-inline void supervisor::retire_log(service& s, const std::string& new_log) {
+inline void supervisor::impl::retire_log(service& s, const std::string& new_log) {
     // A recycled pid reuses a name: that file is the new process's now, not a kept one.
     for (std::size_t i = 0; i < s.old_logs.size(); ++i) {
         if (s.old_logs[i] != new_log) continue;
@@ -275,7 +275,7 @@ inline void supervisor::retire_log(service& s, const std::string& new_log) {
 }
 
 inline std::vector<std::pair<std::string, std::uint64_t>>
-supervisor::take_found_logs(const std::string& name) {
+supervisor::impl::take_found_logs(const std::string& name) {
     if (options_.log_dir.empty()) return {};
     if (!logs_scanned_) {
         // Once: what earlier supervisors left, <name>.<digits>, oldest first (by mtime).
@@ -315,7 +315,7 @@ supervisor::take_found_logs(const std::string& name) {
     return out;
 }
 
-inline void supervisor::remove_unused_logs(const std::vector<std::string>& more_names) {
+inline void supervisor::impl::remove_unused_logs(const std::vector<std::string>& more_names) {
     if (options_.log_dir.empty()) return;
     std::vector<std::string> in_use;
     for (auto& [name, s] : services_)

@@ -51,7 +51,7 @@ struct supervisor_ignoring_stop {
 
 // ---- construction ----------------------------------------------------------------------------
 
-inline supervisor::supervisor(io_context& ctx, logger& log, supervisor_options options)
+inline supervisor::impl::impl(io_context& ctx, logger& log, supervisor_options options)
     : ctx_(&ctx), log_(&log), options_(std::move(options)),
       flush_(std::make_unique<flush_op>(this)) {
     if (!options_.table_path.empty()) {
@@ -91,7 +91,7 @@ inline supervisor::supervisor(io_context& ctx, logger& log, supervisor_options o
     }
 }
 
-inline supervisor::~supervisor() {
+inline supervisor::impl::~impl() {
     if (active_ops_ == 0) return;
     // The ring still holds our operations (run() did not finish and the loop was not drained):
     // leave their memory to them rather than free it under the kernel.
@@ -114,7 +114,7 @@ inline supervisor::~supervisor() {
 
 // ---- the loop --------------------------------------------------------------------------------
 
-inline bool supervisor::process_due() {
+inline bool supervisor::impl::process_due() {
     // A slice of 20 ms: a burst (10,000 exits at once) is fed in slices, and between them the
     // loop answers the control socket and signals.
     const auto until = supervision::clock::now() + std::chrono::milliseconds(20);
@@ -140,7 +140,7 @@ inline bool supervisor::process_due() {
     return true;
 }
 
-inline void supervisor::advance_start_order() {
+inline void supervisor::impl::advance_start_order() {
     if (pending_starts_ == 0) return; // the usual case: nothing to look at
     // A group starts once every earlier group is up (or given up): nothing there `starting`.
     detail::supervisor_advance_groups(
@@ -153,7 +153,7 @@ inline void supervisor::advance_start_order() {
         });
 }
 
-inline bool supervisor::advance_shutdown() {
+inline bool supervisor::impl::advance_shutdown() {
     if (all_stop_sent_) return true; // nothing can be added while shutting down
     bool waiting = false;
     for (const auto& [name, s] : services_) waiting = waiting || !s->stop_sent;
@@ -178,7 +178,7 @@ inline bool supervisor::advance_shutdown() {
     return in_time;
 }
 
-inline void supervisor::sweep_removed() {
+inline void supervisor::impl::sweep_removed() {
     sweep_waiting_ = false;
     if (removing_ == 0) return;
     for (auto it = services_.begin(); it != services_.end();) {
@@ -210,11 +210,11 @@ inline void supervisor::sweep_removed() {
     }
 }
 
-inline bool supervisor::all_down() const noexcept {
+inline bool supervisor::impl::all_down() const noexcept {
     return busy_ == 0 && due_head_ == nullptr; // the due list: services with events to feed
 }
 
-inline void supervisor::shutdown(bool keep_table) {
+inline void supervisor::impl::shutdown(bool keep_table) {
     if (shutting_down_) return;
     shutting_down_ = true;
     keep_table_ = keep_table;
@@ -222,13 +222,13 @@ inline void supervisor::shutdown(bool keep_table) {
     wake();
 }
 
-inline void supervisor::detach() noexcept {
+inline void supervisor::impl::detach() noexcept {
     detaching_ = true;
     keep_table_ = true;
     wake();
 }
 
-inline task<void> supervisor::run() {
+inline task<void> supervisor::impl::run() {
     running_ = true;
     // Children that ended before SIGCHLD reached our signalfd (a child inherited across execve
     // that ended before the supervisor existed) left no signal behind: look once now.

@@ -100,17 +100,17 @@ inline std::string supervisor_notify_name(const std::string& scope, std::string_
 
 // ---- services --------------------------------------------------------------------------------
 
-inline supervisor::service* supervisor::lookup(std::string_view name) const noexcept {
+inline supervisor::impl::service* supervisor::impl::lookup(std::string_view name) const noexcept {
     auto it = services_.find(name);
     return it == services_.end() ? nullptr : it->second.get();
 }
 
-inline const service_spec* supervisor::find(std::string_view name) const {
+inline const service_spec* supervisor::impl::find(std::string_view name) const {
     const service* s = lookup(name);
     return s != nullptr ? &s->spec : nullptr;
 }
 
-inline void supervisor::open_notify_socket(service& s) {
+inline void supervisor::impl::open_notify_socket(service& s) {
     unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) throw_errno(errno, "socket for the notify socket of " + s.spec.name);
     int on = 1;
@@ -139,7 +139,8 @@ inline void supervisor::open_notify_socket(service& s) {
     start_ready_read(s);
 }
 
-inline expected<void, std::string> supervisor::add(service_spec spec, const table_entry* previous) {
+inline expected<void, std::string> supervisor::impl::add(service_spec spec,
+                                                         const table_entry* previous) {
     if (shutting_down_)
         return unexpected<std::string>("add " + spec.name + ": the supervisor is shutting down");
     if (auto v = validate(spec); !v) return v;
@@ -205,7 +206,7 @@ inline expected<void, std::string> supervisor::add(service_spec spec, const tabl
     return {};
 }
 
-inline void supervisor::set_pending_start(service& s, bool pending) noexcept {
+inline void supervisor::impl::set_pending_start(service& s, bool pending) noexcept {
     if (s.pending_start == pending) return;
     s.pending_start = pending;
     if (pending)
@@ -214,8 +215,8 @@ inline void supervisor::set_pending_start(service& s, bool pending) noexcept {
         --pending_starts_;
 }
 
-inline expected<supervisor::service*, std::string>
-supervisor::operand(std::string_view verb, std::string_view name, bool brings_up) const {
+inline expected<supervisor::impl::service*, std::string>
+supervisor::impl::operand(std::string_view verb, std::string_view name, bool brings_up) const {
     service* s = lookup(name);
     const auto fail = [&](const char* why) {
         return unexpected<std::string>(std::string(verb) + " " + std::string(name) + ": " + why);
@@ -226,19 +227,19 @@ supervisor::operand(std::string_view verb, std::string_view name, bool brings_up
     return s;
 }
 
-inline void supervisor::start_or_restart(service& s) {
+inline void supervisor::impl::start_or_restart(service& s) {
     if (s.machine.current() == supervision::state::stopped)
         feed(s, supervision::start_requested{});
     else
         feed(s, supervision::restart_requested{});
 }
 
-inline void supervisor::changed_by_operator() noexcept {
+inline void supervisor::impl::changed_by_operator() noexcept {
     mark_table_dirty();
     wake();
 }
 
-inline expected<std::string, std::string> supervisor::remove(std::string_view name) {
+inline expected<std::string, std::string> supervisor::impl::remove(std::string_view name) {
     auto found = operand("remove", name, false);
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
@@ -253,7 +254,7 @@ inline expected<std::string, std::string> supervisor::remove(std::string_view na
     return pid != 0 ? "stopping pid " + std::to_string(pid) : std::string("removed");
 }
 
-inline expected<void, std::string> supervisor::start(std::string_view name) {
+inline expected<void, std::string> supervisor::impl::start(std::string_view name) {
     auto found = operand("start", name, true);
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
@@ -264,7 +265,7 @@ inline expected<void, std::string> supervisor::start(std::string_view name) {
     return {};
 }
 
-inline expected<void, std::string> supervisor::stop(std::string_view name) {
+inline expected<void, std::string> supervisor::impl::stop(std::string_view name) {
     auto found = operand("stop", name, false);
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
@@ -275,7 +276,7 @@ inline expected<void, std::string> supervisor::stop(std::string_view name) {
     return {};
 }
 
-inline expected<void, std::string> supervisor::restart(std::string_view name) {
+inline expected<void, std::string> supervisor::impl::restart(std::string_view name) {
     auto found = operand("restart", name, true);
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
@@ -286,7 +287,7 @@ inline expected<void, std::string> supervisor::restart(std::string_view name) {
     return {};
 }
 
-inline expected<void, std::string> supervisor::replace(service_spec spec, bool restart) {
+inline expected<void, std::string> supervisor::impl::replace(service_spec spec, bool restart) {
     auto found = operand("replace", spec.name, false);
     if (!found) return unexpected<std::string>(found.error());
     service* s = *found;
@@ -312,12 +313,12 @@ inline expected<void, std::string> supervisor::replace(service_spec spec, bool r
     return {};
 }
 
-inline void supervisor::signal_all(int sig) {
+inline void supervisor::impl::signal_all(int sig) {
     for (auto& [name, s] : services_)
         if (s->machine.has_process() && s->proc.valid()) (void)s->proc.signal_group(sig);
 }
 
-inline expected<void, std::string> supervisor::signal(std::string_view name, int sig) {
+inline expected<void, std::string> supervisor::impl::signal(std::string_view name, int sig) {
     const service* s = lookup(name);
     const std::string what = "send " + signal_name(sig) + " to " + std::string(name);
     if (s == nullptr) return unexpected<std::string>(what + ": no such service");
@@ -328,7 +329,7 @@ inline expected<void, std::string> supervisor::signal(std::string_view name, int
     return {};
 }
 
-inline void supervisor::leave_child(pid_t pid, bool leave) {
+inline void supervisor::impl::leave_child(pid_t pid, bool leave) {
     std::erase(left_children_, pid);
     if (leave) {
         left_children_.push_back(pid);
@@ -338,7 +339,7 @@ inline void supervisor::leave_child(pid_t pid, bool leave) {
     }
 }
 
-inline service_status supervisor::status_of(const service& s) const {
+inline service_status supervisor::impl::status_of(const service& s) const {
     service_status st;
     st.name = s.spec.name;
     st.state = s.machine.current();
@@ -361,7 +362,7 @@ inline service_status supervisor::status_of(const service& s) const {
     return st;
 }
 
-inline std::vector<service_status> supervisor::list() const {
+inline std::vector<service_status> supervisor::impl::list() const {
     std::vector<const service*> order;
     for (const auto& [name, s] : services_) order.push_back(s.get());
     std::sort(order.begin(), order.end(), [](const service* a, const service* b) {
@@ -373,7 +374,7 @@ inline std::vector<service_status> supervisor::list() const {
     return out;
 }
 
-inline std::optional<service_status> supervisor::status(std::string_view name) const {
+inline std::optional<service_status> supervisor::impl::status(std::string_view name) const {
     const service* s = lookup(name);
     if (s == nullptr) return std::nullopt;
     return status_of(*s);

@@ -36,16 +36,16 @@ inline __kernel_timespec supervisor_timespec(supervision::time_point when) noexc
 
 // ---- ring operations -------------------------------------------------------------------------
 
-inline supervisor::timer_op::timer_op(service* s) noexcept
+inline supervisor::impl::timer_op::timer_op(service* s) noexcept
     : io_op(
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* t = static_cast<timer_op*>(self);
               io_uring_prep_timeout(sqe, &t->when, 0, IORING_TIMEOUT_ABS);
           },
-          &supervisor::timer_complete),
+          &supervisor::impl::timer_complete),
       svc(s) {}
 
-inline supervisor::ready_op::ready_op(service* s) noexcept
+inline supervisor::impl::ready_op::ready_op(service* s) noexcept
     : io_op(
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* r = static_cast<ready_op*>(self);
@@ -62,42 +62,43 @@ inline supervisor::ready_op::ready_op(service* s) noexcept
                                      ready_op::buffer_size - 1, static_cast<std::uint64_t>(-1));
               }
           },
-          &supervisor::ready_complete),
+          &supervisor::impl::ready_complete),
       svc(s) {}
 
-inline supervisor::output_op::output_op(service* s, int to) noexcept
+inline supervisor::impl::output_op::output_op(service* s, int to) noexcept
     : io_op(
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* o = static_cast<output_op*>(self);
               io_uring_prep_read(sqe, o->read_end.get(), o->buffer.get(), output_op::buffer_size,
                                  static_cast<std::uint64_t>(-1));
           },
-          &supervisor::output_complete),
+          &supervisor::impl::output_complete),
       svc(s), target(to) {}
 
-inline supervisor::orphan_op::orphan_op(supervisor* s) noexcept
+inline supervisor::impl::orphan_op::orphan_op(impl* s) noexcept
     : io_op(
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* o = static_cast<orphan_op*>(self);
               io_uring_prep_poll_add(sqe, o->owner->sigchld_fd_.get(), POLLIN);
           },
-          &supervisor::orphan_complete),
+          &supervisor::impl::orphan_complete),
       owner(s) {}
 
-inline supervisor::flush_op::flush_op(supervisor* s) noexcept
+inline supervisor::impl::flush_op::flush_op(impl* s) noexcept
     : io_op(
           [](io_op* self, io_uring_sqe* sqe) noexcept {
               auto* f = static_cast<flush_op*>(self);
               io_uring_prep_timeout(sqe, &f->when, 0, IORING_TIMEOUT_ABS);
           },
-          &supervisor::flush_complete),
+          &supervisor::impl::flush_complete),
       owner(s) {}
 
-inline supervisor::service::service(supervisor* s, service_spec sp)
+inline supervisor::impl::service::service(impl* s, service_spec sp)
     : owner(s), spec(std::move(sp)), machine(spec.policy) {}
 
-inline void supervisor::exit_watch::on_process_end(int error, const siginfo_t& info) noexcept {
-    supervisor* owner = svc->owner;
+inline void supervisor::impl::exit_watch::on_process_end(int error,
+                                                         const siginfo_t& info) noexcept {
+    impl* owner = svc->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     svc->exit_due = true;
@@ -107,11 +108,11 @@ inline void supervisor::exit_watch::on_process_end(int error, const siginfo_t& i
     owner->resume_parked();
 }
 
-inline void supervisor::timer_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+inline void supervisor::impl::timer_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
     auto* t = static_cast<timer_op*>(op);
     t->in_flight = false;
     service* s = t->svc;
-    supervisor* owner = s->owner;
+    impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     if (owner->ctx_->stopping() || !t->wanted) return owner->resume_parked(); // cancelled
@@ -125,11 +126,11 @@ inline void supervisor::timer_complete(detail::io_op* op, int res, std::uint32_t
     owner->resume_parked();
 }
 
-inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+inline void supervisor::impl::ready_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
     auto* r = static_cast<ready_op*>(op);
     r->in_flight = false;
     service* s = r->svc;
-    supervisor* owner = s->owner;
+    impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
@@ -178,11 +179,11 @@ inline void supervisor::ready_complete(detail::io_op* op, int res, std::uint32_t
     owner->resume_parked();
 }
 
-inline void supervisor::output_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+inline void supervisor::impl::output_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
     auto* o = static_cast<output_op*>(op);
     o->in_flight = false;
     service* s = o->svc;
-    supervisor* owner = s->owner;
+    impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     if (res > 0) owner->emit_output(*o, {o->buffer.get(), static_cast<std::size_t>(res)}, false);
@@ -198,10 +199,10 @@ inline void supervisor::output_complete(detail::io_op* op, int res, std::uint32_
     owner->resume_parked();
 }
 
-inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
+inline void supervisor::impl::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
     auto* o = static_cast<orphan_op*>(op);
     o->in_flight = false;
-    supervisor* owner = o->owner;
+    impl* owner = o->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     if (owner->ctx_->stopping() || owner->draining_ || res == -ECANCELED)
@@ -215,16 +216,16 @@ inline void supervisor::orphan_complete(detail::io_op* op, int res, std::uint32_
     owner->ctx_->submit(o);
 }
 
-inline void supervisor::flush_complete(detail::io_op* op, int, std::uint32_t) noexcept {
+inline void supervisor::impl::flush_complete(detail::io_op* op, int, std::uint32_t) noexcept {
     auto* f = static_cast<flush_op*>(op);
     f->in_flight = false;
-    supervisor* owner = f->owner;
+    impl* owner = f->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     owner->wake(); // run() writes what is due (or, draining, counts the op back)
 }
 
-inline void supervisor::arm_flush(supervision::time_point when) noexcept {
+inline void supervisor::impl::arm_flush(supervision::time_point when) noexcept {
     if (flush_->in_flight || draining_) return;
     flush_->when = detail::supervisor_timespec(when);
     flush_->in_flight = true;
@@ -232,7 +233,7 @@ inline void supervisor::arm_flush(supervision::time_point when) noexcept {
     ctx_->submit(flush_.get());
 }
 
-inline void supervisor::submit_timer(service& s) noexcept {
+inline void supervisor::impl::submit_timer(service& s) noexcept {
     timer_op& t = s.timer;
     t.submitted = *t.wanted;
     t.when = detail::supervisor_timespec(t.submitted);
@@ -241,7 +242,7 @@ inline void supervisor::submit_timer(service& s) noexcept {
     ctx_->submit(&t);
 }
 
-inline void supervisor::arm_timer(service& s, supervision::time_point deadline) {
+inline void supervisor::impl::arm_timer(service& s, supervision::time_point deadline) {
     timer_op& t = s.timer;
     if (deadline <= supervision::clock::now()) {
         // Due already (a restart delay of 0): no round trip through the kernel.
@@ -258,12 +259,12 @@ inline void supervisor::arm_timer(service& s, supervision::time_point deadline) 
         ctx_->cancel(&t); // its completion submits the new deadline
 }
 
-inline void supervisor::cancel_timer(service& s) noexcept {
+inline void supervisor::impl::cancel_timer(service& s) noexcept {
     s.timer.wanted.reset();
     if (s.timer.in_flight) ctx_->cancel(&s.timer);
 }
 
-inline expected<void, std::string> supervisor::open_output(service& s) {
+inline expected<void, std::string> supervisor::impl::open_output(service& s) {
     for (output_op* o : {&s.out, &s.err}) {
         if (o->read_end) continue;
         int fds[2];
@@ -277,7 +278,7 @@ inline expected<void, std::string> supervisor::open_output(service& s) {
     return {};
 }
 
-inline void supervisor::start_output_read(output_op& o) noexcept {
+inline void supervisor::impl::start_output_read(output_op& o) noexcept {
     if (o.in_flight || draining_ || !o.read_end) return; // draining: run() waits for our ops
     o.in_flight = true;
     ++active_ops_;
@@ -302,7 +303,7 @@ inline void supervisor_write_all(int fd, std::string_view text) noexcept {
 }
 } // namespace detail
 
-inline void supervisor::emit_output(output_op& o, std::string_view data, bool end) noexcept {
+inline void supervisor::impl::emit_output(output_op& o, std::string_view data, bool end) noexcept {
     const std::string& name = o.svc->spec.name;
     try {
         std::string line;
@@ -336,7 +337,7 @@ inline void supervisor::emit_output(output_op& o, std::string_view data, bool en
     }
 }
 
-inline void supervisor::drain_output(output_op& o) noexcept {
+inline void supervisor::impl::drain_output(output_op& o) noexcept {
     if (!o.read_end || !o.buffer) return;
     const int flags = ::fcntl(o.read_end.get(), F_GETFL);
     if (flags >= 0) (void)::fcntl(o.read_end.get(), F_SETFL, flags | O_NONBLOCK);
@@ -349,7 +350,7 @@ inline void supervisor::drain_output(output_op& o) noexcept {
     emit_output(o, {}, true);
 }
 
-inline void supervisor::start_ready_read(service& s) noexcept {
+inline void supervisor::impl::start_ready_read(service& s) noexcept {
     ready_op& r = s.ready;
     if (r.in_flight || draining_) return; // draining: run() waits for our ops to end
     r.from_socket =
@@ -368,7 +369,7 @@ inline void supervisor::start_ready_read(service& s) noexcept {
     ctx_->submit(&r);
 }
 
-inline void supervisor::schedule(service& s) noexcept {
+inline void supervisor::impl::schedule(service& s) noexcept {
     if (s.in_due_list) return;
     s.in_due_list = true;
     s.next_due = nullptr;
@@ -381,11 +382,11 @@ inline void supervisor::schedule(service& s) noexcept {
     // run() itself loops while anything is due, and every API function ends with wake().
 }
 
-inline void supervisor::wake() noexcept {
+inline void supervisor::impl::wake() noexcept {
     wake_.set();
 }
 
-inline void supervisor::resume_parked() noexcept {
+inline void supervisor::impl::resume_parked() noexcept {
     // Not resumed from inside this completion: run() goes on when wake_'s poll comes back
     // among the other completions (10,000 exits, and among them the control socket's), which
     // are dispatched in between; resumed inline, a burst would hold the loop to the end. A
@@ -393,7 +394,7 @@ inline void supervisor::resume_parked() noexcept {
     if (due_head_ != nullptr || draining_ || sweep_waiting_) wake_.set();
 }
 
-inline void supervisor::cancel_everything() noexcept {
+inline void supervisor::impl::cancel_everything() noexcept {
     for (auto& [name, s] : services_) {
         cancel_timer(*s);
         s->watch.cancel();

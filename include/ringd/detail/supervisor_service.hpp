@@ -3,12 +3,11 @@
 // machine, its process, the events its completions leave for run(), its readiness channels and
 // held sockets, its log files; and the ring operations whose memory must outlive their
 // completions (a service's timer, exit watch, readiness read and output pipes; the supervisor's
-// orphan watch and table-flush deadline). Kept out of supervisor.hpp so that the public
-// header shows the API; supervisor.hpp includes this file after the class, and this file the
-// bodies, so that each of them sees these types complete.
+// orphan watch and table-flush deadline). supervisor_state.hpp includes this file after the
+// state, and this file the bodies, so that each of them sees these types complete.
 #pragma once
 
-#include <ringd/supervisor.hpp>
+#include <ringd/detail/supervisor_state.hpp>
 
 #include <ringd/detail/io_op.hpp>
 #include <ringd/detail/process_wait.hpp>
@@ -28,7 +27,7 @@
 namespace ringd {
 
 // The per-service timer: IORING_OP_TIMEOUT at an absolute steady-clock deadline.
-struct supervisor::timer_op : detail::io_op {
+struct supervisor::impl::timer_op : detail::io_op {
     explicit timer_op(service* s) noexcept;
     service* svc;
     __kernel_timespec when{};                      // read by the kernel while in flight
@@ -37,13 +36,13 @@ struct supervisor::timer_op : detail::io_op {
     bool in_flight = false;
 };
 // The wait for the end of the service's process (WNOWAIT: we kill leftovers, then reap).
-struct supervisor::exit_watch : detail::process_exit_watch<supervisor::exit_watch> {
+struct supervisor::impl::exit_watch : detail::process_exit_watch<supervisor::impl::exit_watch> {
     explicit exit_watch(service* s) noexcept : svc(s) {}
     void on_process_end(int error, const siginfo_t& info) noexcept;
     service* svc;
 };
 // Readiness input: recvmsg on the notify socket, or read on the notification pipe.
-struct supervisor::ready_op : detail::io_op {
+struct supervisor::impl::ready_op : detail::io_op {
     explicit ready_op(service* s) noexcept;
     service* svc;
     // Allocated for the first read: most services have no readiness protocol, and every
@@ -57,7 +56,7 @@ struct supervisor::ready_op : detail::io_op {
     bool from_socket = false; // recvmsg on notify_socket, else read on ready_pipe
 };
 // prefix_output: the read end of a service's stdout or stderr pipe, read on the ring.
-struct supervisor::output_op : detail::io_op {
+struct supervisor::impl::output_op : detail::io_op {
     output_op(service* s, int target) noexcept;
     service* svc;
     int target;                     // where its lines go: STDOUT_FILENO or STDERR_FILENO
@@ -69,22 +68,22 @@ struct supervisor::output_op : detail::io_op {
     bool in_flight = false;
 };
 // The SIGCHLD signalfd of orphan reaping, polled on the ring.
-struct supervisor::orphan_op : detail::io_op {
-    explicit orphan_op(supervisor* s) noexcept;
-    supervisor* owner;
+struct supervisor::impl::orphan_op : detail::io_op {
+    explicit orphan_op(impl* s) noexcept;
+    impl* owner;
     bool in_flight = false;
 };
 // The deadline of a coalesced write of the table files (IORING_OP_TIMEOUT, absolute).
-struct supervisor::flush_op : detail::io_op {
-    explicit flush_op(supervisor* s) noexcept;
-    supervisor* owner;
+struct supervisor::impl::flush_op : detail::io_op {
+    explicit flush_op(impl* s) noexcept;
+    impl* owner;
     __kernel_timespec when{}; // read by the kernel while in flight
     bool in_flight = false;
 };
 
-struct supervisor::service {
-    service(supervisor* s, service_spec sp);
-    supervisor* owner; // nullptr once the supervisor is gone
+struct supervisor::impl::service {
+    service(impl* s, service_spec sp);
+    impl* owner; // nullptr once the supervisor is gone
     service_spec spec;
     supervision::service_machine machine;
     process proc;                    // the current process, while machine.has_process()
