@@ -672,11 +672,16 @@ TEST_CASE("remove stops a service, forgets it and deletes its log file") {
     io_context ctx;
     captured_log out;
     supervisor sup(ctx, out.log, {dir.path(), {}, false, ringd::wait_method::automatic});
-    REQUIRE(sup.add(make_spec("gone", {"/bin/sleep", "1000"})).has_value());
+    // Added out of name order, with neighbours on both sides that must stay.
+    for (const char* name : {"zeta", "gone", "alpha"})
+        REQUIRE(sup.add(make_spec(name, {"/bin/sleep", "1000"})).has_value());
     std::string log;
     drive(ctx, sup, [&]() -> task<void> {
-        bool up =
-            co_await wait_until(ctx, [&] { return sup.status("gone")->state == state::running; });
+        bool up = co_await wait_until(ctx, [&] {
+            for (const char* name : {"alpha", "gone", "zeta"})
+                if (sup.status(name)->state != state::running) return false;
+            return true;
+        });
         REQUIRE(up);
         log = sup.status("gone")->log_path;
         CHECK(::access(log.c_str(), F_OK) == 0);
@@ -685,6 +690,13 @@ TEST_CASE("remove stops a service, forgets it and deletes its log file") {
         CHECK(r->starts_with("stopping pid "));
         bool forgotten = co_await wait_until(ctx, [&] { return !sup.status("gone").has_value(); });
         REQUIRE(forgotten);
+        CHECK(sup.size() == 2);
+        CHECK(sup.find("gone") == nullptr);
+        for (const char* name : {"alpha", "zeta"}) {
+            INFO(name);
+            REQUIRE(sup.find(name) != nullptr);
+            CHECK(sup.status(name)->state == state::running);
+        }
     });
     CHECK(::access(log.c_str(), F_OK) != 0);
     CHECK(out.saw("remove gone: done"));

@@ -181,20 +181,22 @@ inline bool supervisor::impl::advance_shutdown() {
 inline void supervisor::impl::sweep_removed() {
     sweep_waiting_ = false;
     if (removing_ == 0) return;
-    for (auto it = services_.begin(); it != services_.end();) {
+    auto kept = services_.begin(); // services_ is compacted in one pass
+    for (auto it = services_.begin(); it != services_.end(); ++it) {
         service& s = *it->second;
-        if (!s.removing || !s.machine.quiescent() || s.in_due_list) {
-            ++it;
-            continue;
+        bool stays = !s.removing || !s.machine.quiescent() || s.in_due_list;
+        if (!stays) {
+            if (s.ready.in_flight) ctx_->cancel(&s.ready); // the notify socket's receive
+            if (s.out.in_flight) ctx_->cancel(&s.out);
+            if (s.err.in_flight) ctx_->cancel(&s.err);
+            if (s.timer.in_flight) cancel_timer(s);
+            stays = s.ready.in_flight || s.timer.in_flight || s.watch.active() || s.out.in_flight ||
+                    s.err.in_flight;
+            if (stays) sweep_waiting_ = true; // their completions bring run() back here
         }
-        if (s.ready.in_flight) ctx_->cancel(&s.ready); // the notify socket's receive
-        if (s.out.in_flight) ctx_->cancel(&s.out);
-        if (s.err.in_flight) ctx_->cancel(&s.err);
-        if (s.timer.in_flight) cancel_timer(s);
-        if (s.ready.in_flight || s.timer.in_flight || s.watch.active() || s.out.in_flight ||
-            s.err.in_flight) {
-            sweep_waiting_ = true; // their completions bring run() back here
-            ++it;
+        if (stays) {
+            if (kept != it) *kept = std::move(*it);
+            ++kept;
             continue;
         }
         drain_output(s.out); // its last lines, before the pipes go with it
@@ -206,8 +208,8 @@ inline void supervisor::impl::sweep_removed() {
         set_pending_start(s, false);
         mark_table_dirty();
         changed_ = true;
-        it = services_.erase(it);
     }
+    services_.erase(kept, services_.end()); // the services whose removal is done go
 }
 
 inline bool supervisor::impl::all_down() const noexcept {

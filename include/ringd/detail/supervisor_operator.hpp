@@ -101,8 +101,8 @@ inline std::string supervisor_notify_name(const std::string& scope, std::string_
 // ---- services --------------------------------------------------------------------------------
 
 inline supervisor::impl::service* supervisor::impl::lookup(std::string_view name) const noexcept {
-    auto it = services_.find(name);
-    return it == services_.end() ? nullptr : it->second.get();
+    auto it = position(name);
+    return it == services_.end() || it->first != name ? nullptr : it->second.get();
 }
 
 inline const service_spec* supervisor::impl::find(std::string_view name) const {
@@ -163,7 +163,7 @@ inline expected<void, std::string> supervisor::impl::add(service_spec spec,
             return unexpected<std::string>("add " + s.spec.name + ": " + e.what());
         }
     }
-    services_.emplace(s.spec.name, std::move(owned));
+    services_.emplace(position(s.spec.name), s.spec.name, std::move(owned));
     mark_table_dirty();
     changed_ = true;
     if (previous != nullptr) s.log_path = previous->log_path;

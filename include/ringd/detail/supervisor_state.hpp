@@ -12,14 +12,15 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -98,6 +99,11 @@ struct supervisor::impl {
     void cancel_everything() noexcept;
     // helpers
     [[nodiscard]] service* lookup(std::string_view name) const noexcept;
+    // Where `name` is, or would go, in services_.
+    [[nodiscard]] auto position(std::string_view name) const noexcept {
+        return std::lower_bound(services_.begin(), services_.end(), name,
+                                [](const auto& e, std::string_view n) { return e.first < n; });
+    }
     // The service an operator command (`verb`) acts on, or its error ("start x: no such
     // service"); a command that would bring it up is also refused while it is being removed or
     // everything shuts down.
@@ -136,7 +142,9 @@ struct supervisor::impl {
     logger* log_;     // where messages go
     supervisor_options options_;
     unique_fd table_lock_; // flock on <table>.lock, held for our lifetime
-    std::map<std::string, std::unique_ptr<service>, std::less<>> services_; // by name
+    // By name, in name order (the order in which a start or stop group goes): a sorted vector,
+    // searched by halves; a service is inserted once and erased once, in a compacting sweep.
+    std::vector<std::pair<std::string, std::unique_ptr<service>>> services_;
     service* due_head_ = nullptr; // services with events for run() to feed (FIFO)
     service* due_tail_ = nullptr;
     // Set when run() should look again (an API call, a completion with work for it): run()
@@ -171,9 +179,9 @@ struct supervisor::impl {
     std::uint64_t table_written_upto_ = 0; // of them, those a write has settled
     std::vector<std::pair<std::uint64_t, std::coroutine_handle<>>>
         durable_waiters_; // ... and who waits
-    std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>, std::less<>>
-        found_logs_;       // earlier logs in log_dir by service name, oldest first, not yet claimed
-    unique_fd sigchld_fd_; // signalfd for SIGCHLD (reap_orphans only)
+    // Earlier logs in log_dir by service name, oldest first, not yet claimed.
+    std::unordered_map<std::string, std::vector<std::pair<std::string, std::uint64_t>>> found_logs_;
+    unique_fd sigchld_fd_;             // signalfd for SIGCHLD (reap_orphans only)
     std::vector<pid_t> left_children_; // children the reaper leaves alone (leave_child)
 };
 
