@@ -140,7 +140,9 @@ public:
 
     // ---- lifecycle ----
     // Drives every service until shutdown() has brought them all down; then writes the table
-    // (or removes it, see shutdown) and returns. Start it once.
+    // (or removes it, see shutdown) and returns. Start it once. A stop request of the coroutine
+    // that awaits it does not end it (shutdown() or detach() does: it gets its operations back
+    // from the ring before it returns).
     task<void> run();
     // Stops every service, in groups, a group once the groups before it are down:
     //   1. services with a stop_sequence (init.d's K<nn>), ascending; equal numbers are a group;
