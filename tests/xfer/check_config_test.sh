@@ -29,8 +29,16 @@ END
 check "a bad configuration: exit 78" $? 78
 grep -q "bad.toml: tcpip.listen: address '127.0.0.1:99999': port" "$tmp/err"
 check "the bad address is named, with the key" $? 0
-grep -q "bad.toml: tcpip_tls: .*missing-cert.pem" "$tmp/err"
-check "and the certificate that cannot be loaded, in the same run" $? 0
+grep -qxF "xferrd: $tmp/bad.toml: tcpip_tls: certificate $tmp/missing-cert.pem: No such file or directory" "$tmp/err"
+check "and the certificate that cannot be loaded, in the same run, with errno's text" $? 0
+
+echo "not a certificate" >"$tmp/garbage.pem"
+printf 'spool = "%s/spool"\nrun_dir = "%s/run"\n[tcpip_tls]\nlisten = ["127.0.0.1:0"]\ncert = "%s/garbage.pem"\nkey = "%s/garbage.pem"\n' \
+    "$tmp" "$tmp" "$tmp" "$tmp" >"$tmp/garbage.toml"
+"$xferrd" -c "$tmp/garbage.toml" --check-config 2>"$tmp/err"
+check "a certificate file that is not PEM: exit 78" $? 78
+grep -qF "xferrd: $tmp/garbage.toml: tcpip_tls: certificate $tmp/garbage.pem is not a PEM certificate: " "$tmp/err"
+check "... naming the file and what is wrong with it" $? 0
 
 printf 'spool = "%s/spool"\nidle_timeout_s = 0.0004\n' "$tmp" >"$tmp/short.toml"
 "$xferrd" -c "$tmp/short.toml" --check-config 2>"$tmp/err"
@@ -43,6 +51,6 @@ printf 'spool = "%s/spool"\nrun_dir = "%s/run"\n[tcpip]\nlisten = ["127.0.0.1:0"
 out=$("$xferrd" -c "$tmp/ok.toml" --check-config 2>&1)
 check "a good configuration: exit 0" $? 0
 check "... says so" "$out" "xferrd: $tmp/ok.toml: configuration OK"
-check "nothing was started or created" "$(ls "$tmp" | tr '\n' ' ')" "bad.toml err ok.toml short.toml "
+check "nothing was started or created" "$(ls "$tmp" | tr '\n' ' ')" "bad.toml err garbage.pem garbage.toml ok.toml short.toml "
 echo "$failures failures"
 [ "$failures" -eq 0 ]

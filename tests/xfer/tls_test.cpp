@@ -13,7 +13,10 @@
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 
 using namespace std::chrono_literals;
@@ -206,13 +209,138 @@ TEST_CASE("plain text sent to a TLS server fails the handshake with OpenSSL's re
     CHECK(s.error == "wrong version number (SSL routines)");
 }
 
-TEST_CASE("setup errors name the step and the file", "[tls]") {
+namespace {
+
+// What tls_context::server (or ::client) threw for `o`: what() and the code.
+struct setup_failure {
+    std::string what = "no exception";
+    std::error_code code;
+};
+setup_failure setup_error(const ringd::tls_options& o, bool server = true) {
+    setup_failure f;
     try {
-        (void)ringd::tls_context::server(tls_options_for("/nonexistent/cert.pem", "", ""));
-        FAIL("no exception");
+        (void)(server ? ringd::tls_context::server(o) : ringd::tls_context::client(o));
     } catch (const std::system_error& e) {
-        CHECK(std::string(e.what()).starts_with("load certificate /nonexistent/cert.pem: "));
+        f.what = e.what();
+        f.code = e.code();
     }
+    return f;
+}
+
+std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+    std::string path = dir.str() + "/" + name;
+    std::FILE* file = std::fopen(path.c_str(), "w");
+    REQUIRE(file != nullptr);
+    std::fputs(text.c_str(), file);
+    std::fclose(file);
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("a missing certificate, key or CA file is a setup error naming the file and errno's "
+          "text",
+          "[tls]") {
+    fixture f;
+    std::string missing = f.dir.str() + "/missing.pem";
+    SECTION("certificate") {
+        auto e = setup_error(tls_options_for(missing, f.certs.server_key(), ""));
+        CHECK(e.what == "certificate " + missing + ": No such file or directory");
+        CHECK(e.code == std::errc::no_such_file_or_directory);
+        CHECK(e.code.category() == ringd::tls_category());
+    }
+    SECTION("private key") {
+        auto e = setup_error(tls_options_for(f.certs.server_cert(), missing, ""));
+        CHECK(e.what == "private key " + missing + ": No such file or directory");
+    }
+    SECTION("client CA file of a server") {
+        auto e = setup_error(tls_options_for(f.certs.server_cert(), f.certs.server_key(), missing));
+        CHECK(e.what == "client CA file " + missing + ": No such file or directory");
+    }
+    SECTION("CA file of a client") {
+        auto e = setup_error(tls_options_for("", "", missing), false);
+        CHECK(e.what == "CA file " + missing + ": No such file or directory");
+    }
+}
+
+TEST_CASE("a directory given as a certificate or CA file is named as one", "[tls]") {
+    fixture f;
+    auto e = setup_error(tls_options_for(f.dir.str(), f.certs.server_key(), ""));
+    CHECK(e.what == "certificate " + f.dir.str() + ": Is a directory");
+    CHECK(e.code == std::errc::is_a_directory);
+    e = setup_error(tls_options_for("", "", f.dir.str()), false);
+    CHECK(e.what == "CA file " + f.dir.str() + ": Is a directory");
+}
+
+TEST_CASE("an unreadable certificate is named with 'Permission denied'", "[tls]") {
+    if (::geteuid() == 0) {
+        WARN("running as root: every file is readable, the case cannot be made");
+        return;
+    }
+    fixture f;
+    std::string cert = write_file(f.dir, "locked.pem", "x");
+    REQUIRE(::chmod(cert.c_str(), 0) == 0);
+    auto e = setup_error(tls_options_for(cert, f.certs.server_key(), ""));
+    CHECK(e.what == "certificate " + cert + ": Permission denied");
+}
+
+TEST_CASE("a certificate or key file that is not PEM is named as not PEM", "[tls]") {
+    fixture f;
+    std::string garbage = write_file(f.dir, "garbage.pem", "this is not a certificate\n");
+    SECTION("certificate") {
+        auto e = setup_error(tls_options_for(garbage, f.certs.server_key(), ""));
+        INFO(e.what);
+        CHECK(e.what.starts_with("certificate " + garbage + " is not a PEM certificate: "));
+        CHECK(e.code.category() == ringd::tls_category());
+    }
+    SECTION("a key given as the certificate") {
+        auto e = setup_error(tls_options_for(f.certs.server_key(), f.certs.server_key(), ""));
+        INFO(e.what);
+        CHECK(e.what.starts_with("certificate " + f.certs.server_key() +
+                                 " is not a PEM certificate: "));
+    }
+    SECTION("private key") {
+        auto e = setup_error(tls_options_for(f.certs.server_cert(), garbage, ""));
+        INFO(e.what);
+        CHECK(e.what.starts_with("private key " + garbage + " is not a PEM private key: "));
+    }
+}
+
+TEST_CASE("a private key that does not match the certificate names both files", "[tls]") {
+    fixture f;
+    auto e = setup_error(tls_options_for(f.certs.server_cert(), f.certs.client_key(), ""));
+    INFO(e.what);
+    CHECK(e.what.starts_with("private key " + f.certs.client_key() +
+                             " does not match certificate " + f.certs.server_cert() + ": "));
+    CHECK(e.code.category() == ringd::tls_category());
+}
+
+TEST_CASE("a CA file with no certificate in it (empty, or a key) is named as such", "[tls]") {
+    fixture f;
+    std::string empty = write_file(f.dir, "empty.pem", "");
+    auto e = setup_error(tls_options_for("", "", empty), false);
+    INFO(e.what);
+    CHECK(e.what.starts_with("CA file " + empty + " has no certificate in it: "));
+    e = setup_error(tls_options_for(f.certs.server_cert(), f.certs.server_key(), empty));
+    INFO(e.what);
+    CHECK(e.what.starts_with("client CA file " + empty + " has no certificate in it: "));
+    e = setup_error(
+        tls_options_for("", "", f.certs.ca().substr(0, f.certs.ca().size() - 4) + ".key"), false);
+    INFO(e.what);
+    CHECK(e.what.find(" has no certificate in it: ") != std::string::npos);
+}
+
+TEST_CASE("tls_category() gives errno's text for a failed system call and never 'TLS error N'",
+          "[tls]") {
+    // OpenSSL 3 queues a failed fopen as ERR_SYSTEM_FLAG | errno; the code keeps errno.
+    std::error_code enoent(ENOENT, ringd::tls_category());
+    CHECK(enoent.message() == "No such file or directory");
+    CHECK(enoent == std::errc::no_such_file_or_directory);
+    // A code OpenSSL has no text for: its packed value, not "TLS error N".
+    std::string unknown = std::error_code(0x0A000FFF, ringd::tls_category()).message();
+    INFO(unknown);
+    CHECK(unknown.find("TLS error") == std::string::npos);
+    CHECK(unknown.starts_with("OpenSSL error 0A000FFF"));
 }
 
 TEST_CASE("openssl s_client talks to a tls_stream server", "[tls]") {
