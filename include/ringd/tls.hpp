@@ -55,7 +55,7 @@ using detail::tls_verify_error_category;
 struct tls_options {
     std::string certificate_file; // PEM, leaf first then the chain. Server: required. Client:
                                   // optional, presented when the server asks (mutual TLS)
-    std::string private_key_file; // PEM key of certificate_file
+    std::string private_key_file; // PEM key of certificate_file, not encrypted (no passphrase)
     // Server: when set, clients must present a certificate that chains to these CAs.
     // Client: the CAs that the server's certificate must chain to; empty: the system's store.
     std::string ca_file;
@@ -257,10 +257,24 @@ inline tls_context tls_context::make(const tls_options& options, bool server) {
         }
         const std::string& key = options.private_key_file.empty() ? cert : options.private_key_file;
         check_file("private key", key);
-        if (SSL_CTX_use_PrivateKey_file(raw, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+        // An encrypted key: an error, not OpenSSL's passphrase prompt on the terminal (a daemon
+        // started from a shell would wait there). The callback notes that it was asked.
+        bool passphrase_asked = false;
+        SSL_CTX_set_default_passwd_cb(raw, [](char*, int, int, void* asked) -> int {
+            if (asked != nullptr) *static_cast<bool*>(asked) = true;
+            return -1;
+        });
+        SSL_CTX_set_default_passwd_cb_userdata(raw, &passphrase_asked);
+        int loaded = SSL_CTX_use_PrivateKey_file(raw, key.c_str(), SSL_FILETYPE_PEM);
+        SSL_CTX_set_default_passwd_cb_userdata(raw, nullptr);
+        if (loaded != 1) {
             std::error_code ec = detail::take_tls_setup_error();
             std::string what = "private key " + key;
-            if (detail::tls_error_is(ec, ERR_LIB_X509, X509_R_KEY_VALUES_MISMATCH))
+            if (passphrase_asked) {
+                what += " is encrypted (a key without a passphrase is needed)";
+                ec = {static_cast<int>(ERR_PACK(ERR_LIB_PEM, 0, PEM_R_BAD_PASSWORD_READ)),
+                      tls_category()};
+            } else if (detail::tls_error_is(ec, ERR_LIB_X509, X509_R_KEY_VALUES_MISMATCH))
                 what += " does not match certificate " + cert;
             else if (detail::tls_error_is(ec, ERR_LIB_PEM, PEM_R_NO_START_LINE) ||
                      detail::tls_error_is(ec, ERR_LIB_OSSL_DECODER, ERR_R_UNSUPPORTED))

@@ -306,6 +306,19 @@ TEST_CASE("a certificate or key file that is not PEM is named as not PEM", "[tls
     }
 }
 
+TEST_CASE("an encrypted private key is an error naming it, not a passphrase prompt", "[tls]") {
+    fixture f;
+    std::string key = f.dir.str() + "/encrypted.key";
+    std::string command = "openssl pkey -in " + f.certs.server_key() +
+                          " -aes256 -passout pass:secret -out " + key + " >/dev/null 2>&1";
+    REQUIRE(std::system(command.c_str()) == 0);
+    auto e = setup_error(tls_options_for(f.certs.server_cert(), key, ""));
+    CHECK(e.what == "private key " + key +
+                        " is encrypted (a key without a passphrase is needed): bad password read "
+                        "(PEM routines)");
+    CHECK(e.code.category() == ringd::tls_category());
+}
+
 TEST_CASE("a private key that does not match the certificate names both files", "[tls]") {
     fixture f;
     auto e = setup_error(tls_options_for(f.certs.server_cert(), f.certs.client_key(), ""));
