@@ -4,6 +4,7 @@
 // SIGTERM/SIGINT mean stop. Children must start with a clean mask: reset_signals_for_exec().
 #pragma once
 
+#include <ringd/detail/exec_signals.hpp> // reset_signals_for_exec()
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/ops.hpp>
@@ -36,18 +37,6 @@ inline void block_signals(std::initializer_list<int> signals) {
     for (int s : signals) sigaddset(&set, s);
     if (int e = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); e != 0)
         throw_errno(e, "pthread_sigmask");
-}
-
-// For a child between fork and exec: unblock every signal and restore default dispositions.
-// A daemon blocks SIGTERM for its signalfd; a child that inherited that mask could not be
-// stopped. Async-signal-safe.
-inline void reset_signals_for_exec() noexcept {
-    sigset_t none;
-    sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr); // fails harmlessly for KILL/STOP
 }
 
 // A set of signals read through the ring.

@@ -5,6 +5,7 @@
 // failure as (step, errno), then exits with 127.
 #pragma once
 
+#include <ringd/detail/exec_signals.hpp>
 #include <ringd/detail/process_syscalls.hpp>
 
 #include <fcntl.h>
@@ -66,14 +67,6 @@ struct process_child_plan {
     int status_fd = -1;
 };
 
-// Code that runs in a child sharing the parent's memory and never returns must not touch
-// AddressSanitizer's shadow of its stack: the poison it leaves would outlive the stack.
-#if defined(__clang__) || defined(__SANITIZE_ADDRESS__)
-#define RINGD_CHILD_CODE __attribute__((no_sanitize("address")))
-#else
-#define RINGD_CHILD_CODE
-#endif
-
 [[noreturn]] RINGD_CHILD_CODE inline void
 process_child_fail(const process_child_plan& plan, process_child_step step, int error) noexcept {
     process_child_failure f{static_cast<int>(step), error};
@@ -100,16 +93,7 @@ inline bool process_child_place(int source, int target) noexcept {
 [[noreturn]] RINGD_CHILD_CODE inline void
 process_child_main(const process_child_plan& plan) noexcept {
     using step = process_child_step;
-    // Every default disposition first (a handler of the parent's must never run here: the
-    // child may share its memory), then unblock everything: the parent blocks signals for
-    // its signalfd, and a child with that mask could not be stopped.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; ++s)
-        ::sigaction(s, &dfl, nullptr); // fails harmlessly for SIGKILL, SIGSTOP and glibc's own
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    reset_signals_for_exec();
 
     if (plan.group_mode == 2 && ::setsid() < 0)
         process_child_fail(plan, step::process_group, errno);
