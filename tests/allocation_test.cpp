@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Proves what the core promises (docs/04-many-connections.md): no heap allocation per accepted
-// connection in steady state. Global operator new is replaced by a counting one, armed only on the
-// loop's thread.
+// connection in steady state. Global operator new is replaced by a counting one
+// (allocation_counter.cpp) that counts per thread: only the loop's thread is measured.
 #include <ringd/net.hpp>
 
+#include "allocation_counter.hpp"
 #include "test_support.hpp"
 
 #include <ringd/ops.hpp>
@@ -17,50 +18,6 @@
 #include <cstdlib>
 #include <new>
 #include <thread>
-
-// The replacements pair malloc with free by design; g++ cannot see that they are the same pair.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-namespace {
-thread_local bool counting = false;
-thread_local std::size_t allocations = 0;
-} // namespace
-
-void* operator new(std::size_t n) {
-    if (counting) ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    throw std::bad_alloc();
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    if (counting) ++allocations;
-    return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n) {
-    return operator new(n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
-    return operator new(n, t);
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
 
 using ringd::task;
 
@@ -105,10 +62,9 @@ TEST_CASE("accepting and closing a connection allocates nothing once warmed up")
     ringd::detail::frame_allocator::prime(measured + 8);
 
     std::thread load(connect_many, l.address(), measured);
-    counting = true;
-    allocations = 0;
+    const std::size_t before = test_support::allocation_count;
     ctx.run(serve(ctx, stream, connections, measured));
-    counting = false;
+    const std::size_t allocations = test_support::allocation_count - before;
     load.join();
     INFO("allocations for " << measured << " connections: " << allocations);
     CHECK(allocations == 0);
@@ -116,8 +72,7 @@ TEST_CASE("accepting and closing a connection allocates nothing once warmed up")
 
 namespace {
 
-// The echo handler as README and echo_ringd write it. It counts the chunks it sends back, and
-// while `window` is set it counts the allocations made on this (the loop's) thread.
+// The echo handler as README and echo_ringd write it. It counts the chunks it sends back.
 task<void> echo(ringd::io_context& ctx, ringd::buffer_ring& pool, ringd::unique_fd fd,
                 int& chunks) {
     ringd::recv_stream in(pool, fd);
@@ -162,12 +117,11 @@ TEST_CASE("echoing a message through recv_stream allocates nothing once warmed u
         s.spawn(echo(ctx, pool, std::move(*c), chunks));
         std::thread load(ping_pong, std::move(client), warm_up + measured);
         while (chunks < warm_up) co_await ringd::sleep_for(ctx, std::chrono::milliseconds(1));
-        counting = true; // from here on, every message's path has run before
-        allocations = 0;
+        // From here on, every message's path has run before.
+        const std::size_t before = test_support::allocation_count;
         while (chunks < warm_up + measured / 2)
             co_await ringd::sleep_for(ctx, std::chrono::milliseconds(1));
-        during = allocations;
-        counting = false;
+        during = test_support::allocation_count - before;
         co_await s.join(); // the rest of the round trips, then the client closes
         load.join();
     };
@@ -178,10 +132,9 @@ TEST_CASE("echoing a message through recv_stream allocates nothing once warmed u
 }
 
 TEST_CASE("the counting allocator does see allocations (the tests above can fail)") {
-    counting = true;
-    allocations = 0;
+    const std::size_t before = test_support::allocation_count;
     void* p = ::operator new(16); // a direct call: the compiler may not elide it
-    counting = false;
+    const std::size_t allocations = test_support::allocation_count - before;
     ::operator delete(p);
     CHECK(allocations == 1);
 }

@@ -3,6 +3,8 @@
 // simulated clock, without forking. Each test asserts the behaviour its name states.
 #include <ringd/supervision_state.hpp>
 
+#include "../allocation_counter.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -13,10 +15,6 @@
 
 using namespace ringd::supervision;
 using namespace std::chrono_literals;
-
-namespace test_support {
-extern std::size_t allocation_count; // allocation_counter.cpp: calls of the global operator new
-}
 
 // ---- helpers ---------------------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Replaces the global operator new to count allocations, for "a transition never allocates".
+// Replaces the global operator new to count the allocations each thread makes, for the tests
+// that promise none ("a transition never allocates", "an echoed message allocates nothing").
 // In its own translation unit so that the compiler never sees malloc/free through an inlined
 // operator new/delete pair (g++ 12 then warns -Wmismatched-new-delete).
-#include <cstddef>
+#include "allocation_counter.hpp"
+
 #include <cstdlib>
 #include <new>
 
 namespace test_support {
-std::size_t allocation_count = 0;
+thread_local std::size_t allocation_count = 0;
 }
 
 void* operator new(std::size_t n) {
