@@ -9,7 +9,6 @@
 #include <ringd/tls.hpp>
 
 #include <openssl/ssl.h>
-#include <sys/prctl.h>
 #include <toml++/toml.h>
 
 #include <csignal>
@@ -315,11 +314,11 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
 // PID file nor reload-status file, in the master's working directory, umask 022 as the master. It
 // ends (SIGTERM: it drains) when the master does, so that no orphan holds a port or the spool.
 inline ringd::daemon_params family_child(std::string program) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ringd::daemon_params p;
     p.program = std::move(program);
     p.flags.foreground = true;
     p.flags.preserve_cwd = true;
+    p.parent_death_signal = SIGTERM;
     return p;
 }
 

@@ -92,7 +92,12 @@ struct daemon_params {
     std::string stdin_path = "/dev/null";
     std::string stdout_path = "/dev/null";
     std::string stderr_path = "/dev/null";
-    int notification_fd = -1;              // s6: ready() writes "\n" here and closes it; -1: none
+    int notification_fd = -1; // s6: ready() writes "\n" here and closes it; -1: none
+    // Foreground only: the signal this process gets when its parent dies (PR_SET_PDEATHSIG), for a
+    // child that the process which started it supervises and must take along when it goes (xfer's
+    // master and its receivers). 0: none. A detached daemon outlives its starter by design, so
+    // there it does nothing.
+    int parent_death_signal = 0;
     std::chrono::seconds stop_timeout{10}; // how long the body may drain after a stop request
 };
 

@@ -355,3 +355,49 @@ TEST_CASE("with an s6 notification fd, ready() writes a newline and closes it") 
     ::kill(child, SIGTERM);
     CHECK(wait_exit(child) == 0);
 }
+
+TEST_CASE("with parent_death_signal, a foreground daemon drains and exits when its parent dies") {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    ringd::unique_fd report(p[0]);
+    // The parent that dies: it starts the daemon, then waits to be killed.
+    pid_t parent = ::fork();
+    REQUIRE(parent >= 0);
+    if (parent == 0) {
+        pid_t daemon = ::fork();
+        if (daemon < 0) ::_exit(1);
+        if (daemon == 0) {
+            ringd::daemon_params params;
+            params.program = "testd";
+            params.flags.foreground = true;
+            params.parent_death_signal = SIGTERM;
+            ::_exit(ringd::daemon_run(params, [&](daemon_context& d) -> task<int> {
+                d.ready();
+                const pid_t self = ::getpid();
+                [[maybe_unused]] auto n = ::write(p[1], &self, sizeof self);
+                co_await d.stopped();
+                const char drained = 'D';
+                n = ::write(p[1], &drained, 1);
+                co_return 0;
+            }));
+        }
+        for (;;) ::pause();
+    }
+    ::close(p[1]);
+    pollfd pf{report.get(), POLLIN, 0};
+    REQUIRE(::poll(&pf, 1, 5000) == 1);
+    pid_t daemon = 0;
+    REQUIRE(::read(report.get(), &daemon, sizeof daemon) == sizeof daemon);
+    // A handle on the daemon (it is not our child), to end it whatever the outcome.
+    ringd::unique_fd daemon_fd(static_cast<int>(::syscall(SYS_pidfd_open, daemon, 0)));
+    REQUIRE(daemon_fd);
+
+    ::kill(parent, SIGKILL);
+    CHECK(wait_exit(parent) == 128 + SIGKILL);
+    char drained = 0;
+    if (::poll(&pf, 1, 5000) == 1) CHECK(::read(report.get(), &drained, 1) == 1);
+    CHECK(drained == 'D'); // SIGTERM came, and the body saw the stop request
+    pollfd gone{daemon_fd.get(), POLLIN, 0};
+    CHECK(::poll(&gone, 1, 5000) == 1);                                     // and it exited
+    ::syscall(SYS_pidfd_send_signal, daemon_fd.get(), SIGKILL, nullptr, 0); // in case it did not
+}

@@ -17,6 +17,7 @@ int daemon_run(daemon_start&& start_arg, Body body) {
     };
     const bool detach = !p.flags.foreground && !p.flags.simulate;
     const pid_t starter = ::getpid();
+    const pid_t parent = ::getppid();
     unique_fd ready_pipe, stderr_target;
     if (detach) {
         // Opened here, before privileges go, so that a log file under /var/log can be a target.
@@ -72,6 +73,20 @@ int daemon_run(daemon_start&& start_arg, Body body) {
             say("drop privileges to " + (p.user.empty() ? p.group : p.user) + ": " +
                 dropped.error());
             return exit_code::no_permission;
+        }
+    }
+    // Set after setuid, which clears it. A parent that died before the prctl is seen by
+    // getppid(): the process that adopted us is not the one we were asked to follow.
+    if (!detach && p.parent_death_signal != 0) {
+        if (::prctl(PR_SET_PDEATHSIG, p.parent_death_signal) != 0) {
+            int e = errno;
+            say("parent_death_signal " + std::to_string(p.parent_death_signal) + ": " +
+                errno_text(e));
+            return exit_code::config;
+        }
+        if (::getppid() != parent) {
+            say("the parent process (PID " + std::to_string(parent) + ") is gone");
+            return exit_code::failure;
         }
     }
     // An upgrade not yet ready dies with its starter (SIGTERM: it drains), so that a starter
