@@ -309,6 +309,25 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
     return c;
 }
 
+// The TLS context of the [tcpip_tls] receiving side and of a partner with tls = true (the CA
+// its certificate must chain to). Both throw std::system_error naming the file and what is wrong
+// with it (ringd::tls_context's setup errors); xferrd --check-config reports them.
+inline ringd::tls_context server_tls(const tls_settings& s) {
+    ringd::tls_options o;
+    o.certificate_file = s.cert;
+    o.private_key_file = s.key;
+    o.ca_file = s.client_ca;
+    o.ciphers = s.ciphers;
+    o.ciphersuites = s.ciphersuites;
+    o.groups = s.groups;
+    return ringd::tls_context::server(o);
+}
+inline ringd::tls_context partner_tls(const partner& p) {
+    ringd::tls_options o;
+    o.ca_file = p.ca;
+    return ringd::tls_context::client(o);
+}
+
 // How the master's children (xfersqd, xferdebugd, xferrd_*) run through ringd::daemon_run: in
 // the foreground (the master supervises them and learns nothing from their readiness), with no
 // PID file nor reload-status file, in the master's working directory, umask 022 as the master. It

@@ -114,16 +114,7 @@ inline std::shared_ptr<const receiver_settings> settings_from(const config& c, t
     s->limits.idle_timeout = c.idle_timeout;
     s->limits.min_rate = c.min_rate;
     s->max_connections = c.max_connections;
-    if (t == transport::tcpip_tls) {
-        ringd::tls_options o;
-        o.certificate_file = c.tcpip_tls->cert;
-        o.private_key_file = c.tcpip_tls->key;
-        o.ca_file = c.tcpip_tls->client_ca;
-        o.ciphers = c.tcpip_tls->ciphers;
-        o.ciphersuites = c.tcpip_tls->ciphersuites;
-        o.groups = c.tcpip_tls->groups;
-        s->tls.emplace(ringd::tls_context::server(o));
-    }
+    if (t == transport::tcpip_tls) s->tls.emplace(server_tls(*c.tcpip_tls));
     return s;
 }
 

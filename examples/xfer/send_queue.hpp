@@ -49,11 +49,7 @@ public:
         out_.reset(::open(out_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         sent_.reset(::open(sent_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!out_ || !sent_) ringd::throw_errno(errno, "open " + out_dir_);
-        if (partner_.tls) {
-            ringd::tls_options o;
-            o.ca_file = partner_.ca;
-            tls_.emplace(ringd::tls_context::client(o));
-        }
+        if (partner_.tls) tls_.emplace(partner_tls(partner_));
     }
 
     [[nodiscard]] const partner& settings() const noexcept { return partner_; }

@@ -95,7 +95,8 @@ int run_master(const std::string& config_path, bool foreground) {
 
 // --check-config: everything a start would find wrong in the configuration, without starting:
 // the file itself (every key, with file and line), every listening address, every partner
-// address, and the TLS certificate and key. Each fault on its own line; exit 0 or 78.
+// address, the TLS certificate and key, and each TLS partner's CA file. Each fault on its own
+// line; exit 0 or 78.
 int check_config(const std::string& path) {
     auto c = xfer::load_config(path);
     if (!c) {
@@ -121,7 +122,17 @@ int check_config(const std::string& path) {
             ++faults;
         }
     }
-    for (const auto& p : c->partners) address("partner " + p.name + ": address", p.address);
+    for (const auto& p : c->partners) {
+        address("partner " + p.name + ": address", p.address);
+        if (!p.tls) continue;
+        try {
+            (void)xfer::partner_tls(p); // loads its CA file
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "xferrd: %s: partner %s: %s\n", path.c_str(), p.name.c_str(),
+                         e.what());
+            ++faults;
+        }
+    }
     if (faults != 0) return ringd::exit_code::config;
     std::printf("xferrd: %s: configuration OK\n", path.c_str());
     return 0;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # xferrd --check-config: reports every fault of a configuration with its place (the file's own
-# errors with key or line, a bad listening address, a certificate that cannot be loaded), exits
-# 78 for a bad one and 0 for a good one, and starts nothing (no spool, no PID file, no socket).
+# errors with key or line, a bad listening address, a certificate or a partner's CA file that
+# cannot be loaded), exits 78 for a bad one and 0 for a good one, and starts nothing (no spool,
+# no PID file, no socket).
 # Usage: check_config_test.sh XFERRD
 set -uo pipefail
 xferrd=${1:?}
@@ -24,6 +25,11 @@ listen = ["127.0.0.1:99999"]
 listen = ["127.0.0.1:0"]
 cert = "$tmp/missing-cert.pem"
 key = "$tmp/missing-key.pem"
+[[partner]]
+name = "bank"
+address = "127.0.0.1:6619"
+tls = true
+ca = "$tmp/missing-ca.pem"
 END
 "$xferrd" -c "$tmp/bad.toml" --check-config 2>"$tmp/err"
 check "a bad configuration: exit 78" $? 78
@@ -31,6 +37,8 @@ grep -q "bad.toml: tcpip.listen: address '127.0.0.1:99999': port" "$tmp/err"
 check "the bad address is named, with the key" $? 0
 grep -qxF "xferrd: $tmp/bad.toml: tcpip_tls: certificate $tmp/missing-cert.pem: No such file or directory" "$tmp/err"
 check "and the certificate that cannot be loaded, in the same run, with errno's text" $? 0
+grep -qxF "xferrd: $tmp/bad.toml: partner bank: CA file $tmp/missing-ca.pem: No such file or directory" "$tmp/err"
+check "and a TLS partner's CA file that cannot be loaded, with the partner's name" $? 0
 
 echo "not a certificate" >"$tmp/garbage.pem"
 printf 'spool = "%s/spool"\nrun_dir = "%s/run"\n[tcpip_tls]\nlisten = ["127.0.0.1:0"]\ncert = "%s/garbage.pem"\nkey = "%s/garbage.pem"\n' \
