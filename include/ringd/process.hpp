@@ -14,6 +14,7 @@
 #include <ringd/detail/process_child.hpp>
 #include <ringd/detail/process_syscalls.hpp>
 #include <ringd/detail/process_wait.hpp>
+#include <ringd/detail/stop_binding.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/result.hpp>
@@ -34,7 +35,6 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -238,14 +238,14 @@ private:
         void operator()() const noexcept { op->cancel(); }
     };
 
-    io_context* ctx_;                // the ring
-    process* process_;               // what we wait for (outlives the operation)
-    wait_method method_;             // how
-    bool reap_;                      // reap a child once it ended
-    std::coroutine_handle<> waiter_; // resumed at the end
-    int error_ = 0;                  // errno of the wait, 0 if it ended
-    exit_info info_;                 // how it ended
-    std::optional<std::stop_callback<canceller>> stop_callback_; // live while waiting
+    io_context* ctx_;                      // the ring
+    process* process_;                     // what we wait for (outlives the operation)
+    wait_method method_;                   // how
+    bool reap_;                            // reap a child once it ended
+    std::coroutine_handle<> waiter_;       // resumed at the end
+    int error_ = 0;                        // errno of the wait, 0 if it ended
+    exit_info info_;                       // how it ended
+    detail::stop_binding<canceller> stop_; // bound while waiting
 };
 
 [[nodiscard]] inline exit_operation async_wait(io_context& ctx, process& p,

@@ -4,6 +4,7 @@
 // Cancelling the coroutine that joins a scope cancels the scope's children.
 #pragma once
 
+#include <ringd/detail/stop_binding.hpp>
 #include <ringd/task.hpp>
 
 #include <coroutine>
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
-#include <optional>
 #include <stop_token>
 #include <utility>
 
@@ -62,16 +62,12 @@ public:
         template <class Promise>
         void await_suspend(std::coroutine_handle<Promise> awaiting) {
             scope_->joiner_ = awaiting;
-            const std::stop_token* token = detail::stop_token_of(awaiting);
-            if (token == nullptr || !token->stop_possible()) return;
-            if (token->stop_requested())
-                scope_->request_stop();
-            else
-                forward_stop_.emplace(*token, stop_forwarder{scope_});
+            // A stop requested already is forwarded at once.
+            forward_stop_.bind(detail::stop_token_of(awaiting), stop_forwarder{scope_});
         }
         // Rethrows the first child exception that no error handler took.
         void await_resume() {
-            forward_stop_.reset();
+            forward_stop_.unbind();
             if (scope_->first_error_)
                 std::rethrow_exception(std::exchange(scope_->first_error_, {}));
         }
@@ -82,7 +78,7 @@ public:
             void operator()() const noexcept { target->request_stop(); }
         };
         scope* scope_;
-        std::optional<std::stop_callback<stop_forwarder>> forward_stop_; // while joining
+        detail::stop_binding<stop_forwarder> forward_stop_; // bound while joining
     };
     // Waits until every child has finished. Only one coroutine may join at a time.
     [[nodiscard]] join_operation join() noexcept { return join_operation(*this); }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
+#include <ringd/detail/stop_binding.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/net.hpp>
 
@@ -14,7 +15,6 @@
 
 #include <memory>
 #include <optional>
-#include <stop_token>
 
 namespace ringd {
 
@@ -160,19 +160,6 @@ struct accept_stream::state {
         state* s;
         void operator()() const noexcept { s->cancel_waiter(); }
     };
-    // Listens to the stop token of the coroutine awaiting next(). The registration is kept
-    // while later next() calls come with the same token (a consumer loop), so a steady consumer
-    // registers once instead of once per connection; another token replaces it, none drops it.
-    void watch_stop(const std::stop_token* token) noexcept {
-        if (token == nullptr || !token->stop_possible()) {
-            stop_callback.reset();
-            return;
-        }
-        if (stop_callback && watched_token == *token) return;
-        stop_callback.reset();
-        watched_token = *token;
-        stop_callback.emplace(*token, stop_canceller{this});
-    }
 
     io_context* ctx;
     int listen_fd;
@@ -199,8 +186,9 @@ struct accept_stream::state {
     accept_op accept{this};
     timer_op timer{this};
     sweep_op sweep{this};
-    std::stop_token watched_token; // the token stop_callback is registered with
-    std::optional<std::stop_callback<stop_canceller>> stop_callback; // see watch_stop()
+    // The stop token of the coroutine awaiting next(), kept while later next() calls come with
+    // the same token (a consumer loop): a steady consumer registers once, not per connection.
+    detail::stop_binding<stop_canceller> stop;
 };
 
 class accept_stream::next_operation {
@@ -214,7 +202,7 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
         const std::stop_token* token = detail::stop_token_of(awaiting);
-        if (token != nullptr && token->stop_requested()) {
+        if (detail::stop_requested(token)) {
             result_.emplace(errno_error(ECANCELED));
             return false;
         }
@@ -222,7 +210,7 @@ public:
         state_->waiter = this;
         state_->paused = false; // a consumer is back: accept again
         state_->arm();
-        state_->watch_stop(token);
+        state_->stop.rebind(token, state::stop_canceller{state_});
         return true;
     }
 
@@ -389,7 +377,7 @@ inline accept_stream::accept_stream(accept_stream&& other) noexcept
 inline accept_stream::~accept_stream() {
     if (state_ == nullptr) return;
     state_->orphaned = true;
-    state_->stop_callback.reset();
+    state_->stop.unbind();
     while (state_->count != 0) ::close(state_->pop());
     if (state_->accept_armed) state_->ctx->cancel(&state_->accept);
     if (state_->timer_armed) state_->ctx->cancel(&state_->timer);

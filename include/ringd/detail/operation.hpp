@@ -5,12 +5,11 @@
 #pragma once
 
 #include <ringd/detail/io_op.hpp>
+#include <ringd/detail/stop_binding.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/task.hpp>
 
 #include <coroutine>
-#include <optional>
-#include <stop_token>
 
 namespace ringd::detail {
 
@@ -33,18 +32,17 @@ public:
     bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
         waiter_ = awaiting;
         const std::stop_token* token = stop_token_of(awaiting);
-        if (token != nullptr && token->stop_requested()) {
+        if (stop_requested(token)) {
             result_ = -ECANCELED;
             return false;
         }
         ctx_->submit(this);
-        if (token != nullptr && token->stop_possible())
-            stop_callback_.emplace(*token, canceller{this});
+        stop_.bind(token, canceller{this});
         return true;
     }
 
     auto await_resume() noexcept {
-        stop_callback_.reset();
+        stop_.unbind();
         return static_cast<Derived*>(this)->make_result(result_);
     }
 
@@ -73,10 +71,10 @@ private:
         op->waiter_.resume();
     }
 
-    io_context* ctx_;                                            // the ring this op goes to
-    std::coroutine_handle<> waiter_;                             // resumed on completion
-    int result_ = 0;                                             // the CQE's res
-    std::optional<std::stop_callback<canceller>> stop_callback_; // live while in flight
+    io_context* ctx_;                // the ring this op goes to
+    std::coroutine_handle<> waiter_; // resumed on completion
+    int result_ = 0;                 // the CQE's res
+    stop_binding<canceller> stop_;   // bound while in flight
 };
 
 } // namespace ringd::detail

@@ -100,19 +100,19 @@ template <class Promise>
 bool exit_operation::await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
     waiter_ = awaiting;
     const std::stop_token* token = detail::stop_token_of(awaiting);
-    if (token != nullptr && token->stop_requested()) {
+    if (detail::stop_requested(token)) {
         error_ = ECANCELED;
         return false;
     }
     const bool waitid_op = method_ == wait_method::waitid_op ||
                            (method_ == wait_method::automatic && waitid_op_supported());
     start(*ctx_, process_->pidfd_.get(), process_->is_child_, reap_, waitid_op);
-    if (token != nullptr && token->stop_possible()) stop_callback_.emplace(*token, canceller{this});
+    stop_.bind(token, canceller{this});
     return true;
 }
 
 inline result<exit_info> exit_operation::await_resume() noexcept {
-    stop_callback_.reset();
+    stop_.unbind();
     if (error_ != 0) return errno_error(error_);
     return info_;
 }

@@ -8,6 +8,7 @@
 #include <ringd/buffer_ring.hpp>
 #include <ringd/detail/frame_allocator.hpp>
 #include <ringd/detail/io_op.hpp>
+#include <ringd/detail/stop_binding.hpp>
 #include <ringd/recv_stream.hpp>
 
 #include <liburing.h>
@@ -220,19 +221,18 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
         const std::stop_token* token = detail::stop_token_of(awaiting);
-        if (token != nullptr && token->stop_requested()) {
+        if (detail::stop_requested(token)) {
             cancelled_ = true;
             return false;
         }
         state_->waiter = awaiting;
         state_->arm();
-        if (token != nullptr && token->stop_possible())
-            stop_callback_.emplace(*token, canceller{state_});
+        stop_.bind(token, canceller{state_});
         return true;
     }
 
     result<received> await_resume() noexcept {
-        stop_callback_.reset();
+        stop_.unbind();
         detail::recv_state& s = *state_;
         s.waiter = {};
         if (cancelled_ || std::exchange(s.cancel_wait, false)) {
@@ -254,8 +254,8 @@ private:
         void operator()() const noexcept { s->cancel_waiter(); }
     };
     detail::recv_state* state_;
-    bool cancelled_ = false; // stop was requested before the wait began
-    std::optional<std::stop_callback<canceller>> stop_callback_; // while waiting
+    bool cancelled_ = false;               // stop was requested before the wait began
+    detail::stop_binding<canceller> stop_; // bound while waiting
 };
 
 inline recv_stream::recv_stream(buffer_ring& pool, borrowed_fd socket, unsigned per_reader)
