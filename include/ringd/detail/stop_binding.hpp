@@ -33,7 +33,7 @@ public:
     // bind(), but a registration with the same token is kept: a consumer that awaits one stream
     // in a loop registers once, not once per item. Another token replaces it; none drops it.
     void rebind(const std::stop_token* token, Cancel cancel) noexcept {
-        if (token != nullptr && callback_ && token_ == *token) return;
+        if (token != nullptr && token->stop_possible() && callback_ && token_ == *token) return;
         bind(token, cancel);
         token_ = callback_ ? *token : std::stop_token();
     }
