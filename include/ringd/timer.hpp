@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ringd/detail/operation.hpp>
+#include <ringd/detail/timeout_op.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/result.hpp>
 
@@ -16,28 +17,21 @@ public:
     static constexpr bool bounded = true; // it ends on its own (io_op::duration)
     // A relative delay (negative counts as zero).
     timeout_operation(io_context& ctx, std::chrono::nanoseconds delay) noexcept
-        : basic_operation(ctx), when_(to_timespec(delay)), flags_(0) {}
+        : basic_operation(ctx), spec_(detail::timeout_spec::after(delay)) {}
     // An absolute deadline on the steady clock (CLOCK_MONOTONIC on Linux, as the ring's default).
     timeout_operation(io_context& ctx, std::chrono::steady_clock::time_point deadline) noexcept
-        : basic_operation(ctx), when_(to_timespec(deadline.time_since_epoch())),
-          flags_(IORING_TIMEOUT_ABS) {}
+        : basic_operation(ctx), spec_(detail::timeout_spec::at(deadline)) {}
 
-    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_timeout(sqe, &when_, 0, flags_); }
-    // The kernel reports an expired timeout as -ETIME: that is success here.
+    void prepare(io_uring_sqe* sqe) noexcept { spec_.prepare(sqe); }
+    // The time came (the kernel's -ETIME): success; else the error (operation_canceled).
     result<void> make_result(int res) noexcept {
-        if (res < 0 && res != -ETIME) return errno_error(-res);
+        if (const int outcome = detail::timeout_spec::outcome(res); outcome < 0)
+            return errno_error(-outcome);
         return {};
     }
 
 private:
-    static __kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
-        if (d.count() < 0) d = std::chrono::nanoseconds(0);
-        return {static_cast<long long>(d.count() / 1'000'000'000),
-                static_cast<long long>(d.count() % 1'000'000'000)};
-    }
-
-    __kernel_timespec when_; // read by the kernel while in flight: lives in the awaiter
-    unsigned flags_;
+    detail::timeout_spec spec_; // read by the kernel while in flight: lives in the awaiter
 };
 
 inline timeout_operation sleep_for(io_context& ctx, std::chrono::nanoseconds delay) noexcept {

@@ -8,6 +8,7 @@
 
 #include <ringd/detail/io_op.hpp>
 #include <ringd/detail/stop_binding.hpp>
+#include <ringd/detail/timeout_op.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/net.hpp>
 
@@ -35,11 +36,9 @@ struct accept_stream::state {
         state* owner;
     };
     // The back-off pause after descriptor exhaustion.
-    struct timer_op : detail::io_op {
-        explicit timer_op(state* s) noexcept
-            : io_op(&prepare_timer, &on_timer, duration::bounded), owner(s) {}
+    struct timer_op : detail::timeout_op {
+        explicit timer_op(state* s) noexcept : timeout_op(&on_timer), owner(s) {}
         state* owner;
-        __kernel_timespec delay{};
     };
     // The sweep after stop_accepting(). The kernel wakes only one of the accepts waiting on a
     // socket per connection (exclusive wake-ups), and ours may be the one woken just before its
@@ -94,8 +93,7 @@ struct accept_stream::state {
     void back_off() noexcept {
         backoff =
             backoff.count() == 0 ? options.min_backoff : std::min(2 * backoff, options.max_backoff);
-        timer.delay = {static_cast<long long>(backoff.count() / 1000),
-                       static_cast<long long>((backoff.count() % 1000) * 1'000'000)};
+        timer.spec = detail::timeout_spec::after(backoff);
         timer_armed = true;
         ++stats.backoffs;
         ctx->submit(&timer);
@@ -138,10 +136,6 @@ struct accept_stream::state {
         if (s->sweep_dontwait) sqe->ioprio |= detail::accept_dontwait;
     }
     static void on_sweep(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void prepare_timer(detail::io_op* op, io_uring_sqe* sqe) noexcept {
-        auto* t = static_cast<timer_op*>(op);
-        io_uring_prep_timeout(sqe, &t->delay, 0, 0);
-    }
     static void on_timer(detail::io_op* op, int, std::uint32_t) noexcept {
         state* s = static_cast<timer_op*>(op)->owner;
         s->timer_armed = false;

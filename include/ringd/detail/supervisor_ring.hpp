@@ -23,27 +23,10 @@
 
 namespace ringd {
 
-namespace detail {
-
-// An absolute deadline of the steady clock as IORING_TIMEOUT_ABS reads it.
-inline __kernel_timespec supervisor_timespec(supervision::time_point when) noexcept {
-    const auto ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
-    return {static_cast<long long>(ns / 1'000'000'000), static_cast<long long>(ns % 1'000'000'000)};
-}
-
-} // namespace detail
-
 // ---- ring operations -------------------------------------------------------------------------
 
 inline supervisor::impl::timer_op::timer_op(service* s) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* t = static_cast<timer_op*>(self);
-              io_uring_prep_timeout(sqe, &t->when, 0, IORING_TIMEOUT_ABS);
-          },
-          &supervisor::impl::timer_complete),
-      svc(s) {}
+    : timeout_op(&supervisor::impl::timer_complete), svc(s) {}
 
 inline supervisor::impl::ready_op::ready_op(service* s) noexcept
     : io_op(
@@ -85,13 +68,7 @@ inline supervisor::impl::orphan_op::orphan_op(impl* s) noexcept
       owner(s) {}
 
 inline supervisor::impl::flush_op::flush_op(impl* s) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* f = static_cast<flush_op*>(self);
-              io_uring_prep_timeout(sqe, &f->when, 0, IORING_TIMEOUT_ABS);
-          },
-          &supervisor::impl::flush_complete),
-      owner(s) {}
+    : timeout_op(&supervisor::impl::flush_complete), owner(s) {}
 
 inline supervisor::impl::service::service(impl* s, service_spec sp)
     : owner(s), spec(std::move(sp)), machine(spec.policy) {}
@@ -227,7 +204,7 @@ inline void supervisor::impl::flush_complete(detail::io_op* op, int, std::uint32
 
 inline void supervisor::impl::arm_flush(supervision::time_point when) noexcept {
     if (flush_->in_flight || draining_) return;
-    flush_->when = detail::supervisor_timespec(when);
+    flush_->spec = detail::timeout_spec::at(when);
     flush_->in_flight = true;
     ++active_ops_;
     ctx_->submit(flush_.get());
@@ -236,7 +213,7 @@ inline void supervisor::impl::arm_flush(supervision::time_point when) noexcept {
 inline void supervisor::impl::submit_timer(service& s) noexcept {
     timer_op& t = s.timer;
     t.submitted = *t.wanted;
-    t.when = detail::supervisor_timespec(t.submitted);
+    t.spec = detail::timeout_spec::at(t.submitted);
     t.in_flight = true;
     ++active_ops_;
     ctx_->submit(&t);

@@ -11,6 +11,7 @@
 
 #include <ringd/detail/io_op.hpp>
 #include <ringd/detail/process_wait.hpp>
+#include <ringd/detail/timeout_op.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/net.hpp>
 
@@ -27,10 +28,9 @@
 namespace ringd {
 
 // The per-service timer: IORING_OP_TIMEOUT at an absolute steady-clock deadline.
-struct supervisor::impl::timer_op : detail::io_op {
+struct supervisor::impl::timer_op : detail::timeout_op {
     explicit timer_op(service* s) noexcept;
     service* svc;
-    __kernel_timespec when{};                      // read by the kernel while in flight
     supervision::time_point submitted{};           // the deadline in flight
     std::optional<supervision::time_point> wanted; // the deadline the machine asked for
     bool in_flight = false;
@@ -74,10 +74,9 @@ struct supervisor::impl::orphan_op : detail::io_op {
     bool in_flight = false;
 };
 // The deadline of a coalesced write of the table files (IORING_OP_TIMEOUT, absolute).
-struct supervisor::impl::flush_op : detail::io_op {
+struct supervisor::impl::flush_op : detail::timeout_op {
     explicit flush_op(impl* s) noexcept;
     impl* owner;
-    __kernel_timespec when{}; // read by the kernel while in flight
     bool in_flight = false;
 };
 
