@@ -42,12 +42,7 @@ ringd::buffer_ring::options tiny_buffers() {
 // replies until the server closes.
 ringd::task<std::string> client(ringd::io_context& ctx, ringd::unique_fd fd, std::string input,
                                 bool keep_open) {
-    std::size_t sent = 0;
-    while (sent < input.size()) {
-        auto n = co_await ringd::async_send(ctx, fd, std::as_bytes(std::span(input)).subspan(sent));
-        if (!n) break;
-        sent += *n;
-    }
+    (void)co_await ringd::async_send_all(ctx, fd, std::as_bytes(std::span(input)));
     if (!keep_open) ::shutdown(fd.get(), SHUT_WR);
     std::string out;
     std::byte buf[4096];
