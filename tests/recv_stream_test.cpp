@@ -269,6 +269,46 @@ TEST_CASE("a reader whose consumer stalls stops at its limit and the others are 
     CHECK(pool.available() == pool.count());
 }
 
+TEST_CASE("a buffer that comes back reaches a parked reader with data, past parked readers whose "
+          "sockets are idle") {
+    // One buffer: every reader but its holder parks. The kernel picks a buffer before it
+    // receives and puts it back when the socket is empty, so a woken reader on an idle socket
+    // takes nothing: unless it passes the wake-up on, the reader with data waits forever.
+    io_context ctx;
+    buffer_ring pool(ctx, {.count = 1, .size = 64});
+    auto l = ringd::listener::bind(ringd::testing::loopback_any_port());
+    unique_fd client_a = connect_blocking(l.address());
+    unique_fd client_b = connect_blocking(l.address());
+    unique_fd client_c = connect_blocking(l.address());
+    REQUIRE(::send(client_a.get(), "a", 1, 0) == 1);
+    std::string got;
+    std::uint64_t parked_before_c = 0;
+    auto server = [&]() -> task<void> {
+        ringd::accept_stream stream(ctx, l);
+        auto a = co_await stream.next();
+        auto b = co_await stream.next();
+        auto c = co_await stream.next();
+        REQUIRE((a && b && c));
+        recv_stream ra(pool, *a);
+        auto held = co_await ra.next(); // the only buffer
+        REQUIRE(held.has_value());
+        CHECK(held->text() == "a");
+        recv_stream rb(pool, *b); // idle socket: its recv finds the pool empty and parks
+        co_await ringd::sleep_for(ctx, 20ms);
+        parked_before_c = pool.stats().enobufs;
+        REQUIRE(::send(client_c.get(), "c", 1, 0) == 1);
+        recv_stream rc(pool, *c); // parks behind rb
+        co_await ringd::sleep_for(ctx, 20ms);
+        CHECK(pool.stats().enobufs > parked_before_c);
+        held->release(); // wakes the first parked reader, whose socket is idle
+        auto chunk = co_await rc.next();
+        if (chunk) got = std::string(chunk->text());
+    };
+    ringd::testing::run_bounded(ctx, server(), 5s);
+    CHECK(parked_before_c >= 1);
+    CHECK(got == "c");
+}
+
 TEST_CASE("without multishot recv (Linux 5.19: one buffer-select recv per arrival) 64 clients on "
           "4 buffers echo every byte in order") {
     io_context ctx;

@@ -123,6 +123,13 @@ struct buffer_pool_core {
         }
         if (io_op* reader = starved.pop_front()) ctx->complete_later(reader, refilled);
     }
+    // A woken reader that will not take the buffer it was woken for (its socket has nothing
+    // queued, or it no longer reads) passes the wake-up on, or the buffer would lie free while
+    // readers with data stay parked until some other buffer comes back.
+    void pass_wake_on() noexcept {
+        if (available() == 0) return; // all lent: a give_back will wake the next one
+        if (io_op* reader = starved.pop_front()) ctx->complete_later(reader, refilled);
+    }
     void unregister() noexcept;
     void unref() noexcept {
         if (--refs == 0) delete this;

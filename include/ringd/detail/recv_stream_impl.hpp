@@ -13,6 +13,7 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -44,6 +45,14 @@ struct recv_state : io_op {
     }
     [[nodiscard]] bool wants_data() const noexcept {
         return !eof && error == 0 && !cancel_wait && held < per_reader;
+    }
+
+    // Whether a recv armed now takes a pool buffer at once. The kernel picks a buffer before
+    // it receives and puts it back when the socket has nothing (nor when it is at its end), so
+    // only queued bytes take one.
+    [[nodiscard]] bool will_take_buffer() const noexcept {
+        int queued = 0;
+        return !orphaned && wants_data() && ::ioctl(fd, FIONREAD, &queued) == 0 && queued > 0;
     }
 
     // Arms the recv (or, in the fallback, the poll) unless it is armed, parked or not wanted.
@@ -169,7 +178,10 @@ inline void recv_state::on_complete(io_op* self, int res, std::uint32_t flags) n
         // Woken from pool->starved: a buffer came back (or the pool went away).
         s->starved = false;
         if (!p.alive) s->error = ENOBUFS;
-        if (p.ring == nullptr && p.alive && !s->orphaned) s->read_now();
+        if (p.ring == nullptr && p.alive && !s->orphaned)
+            s->read_now();
+        else if (p.ring != nullptr && p.alive && !s->will_take_buffer())
+            p.pass_wake_on();
     } else {
         if ((flags & IORING_CQE_F_MORE) == 0) s->armed = false;
         if (res > 0 && p.ring != nullptr) {
