@@ -11,6 +11,7 @@
 #include <ringd/credentials.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/daemon_serve.hpp>
+#include <ringd/duration_text.hpp>
 #include <ringd/event.hpp>
 #include <ringd/fd.hpp>
 #include <ringd/inherit_listeners.hpp>

@@ -9,6 +9,7 @@
 
 #include <ringd/cli.hpp>
 #include <ringd/control.hpp>
+#include <ringd/duration_text.hpp>
 #include <ringd/pidfile.hpp>
 
 #include <nlohmann/json.hpp>
@@ -97,19 +98,6 @@ std::vector<std::string> listening(const xfer::config& c, const std::string& nam
     return out;
 }
 
-std::string duration_text(long long seconds) {
-    char text[32];
-    if (seconds >= 86400)
-        std::snprintf(text, sizeof text, "%lldd%02lldh", seconds / 86400, seconds % 86400 / 3600);
-    else if (seconds >= 3600)
-        std::snprintf(text, sizeof text, "%lldh%02lldm", seconds / 3600, seconds % 3600 / 60);
-    else if (seconds >= 60)
-        std::snprintf(text, sizeof text, "%lldm%02llds", seconds / 60, seconds % 60);
-    else
-        std::snprintf(text, sizeof text, "%llds", seconds);
-    return text;
-}
-
 // The family's state as JSON: the master from its PID file, the children from its status file.
 nlohmann::json collect_status(const xfer::config& c) {
     nlohmann::json doc;
@@ -171,7 +159,9 @@ std::string status_text(const nlohmann::json& doc) {
             addresses += (addresses.empty() ? "" : " ") + a.get<std::string>();
         std::string pid = p["pid"].get<long>() ? std::to_string(p["pid"].get<long>()) : "-";
         std::string up =
-            p["state"] == "running" ? duration_text(p["uptime_s"].get<long long>()) : "-";
+            p["state"] == "running"
+                ? ringd::duration_text(std::chrono::seconds(p["uptime_s"].get<long long>()))
+                : "-";
         std::snprintf(line, sizeof line, "%-18s %8s  %-9s %8s %8d  %s\n",
                       p["name"].get<std::string>().c_str(), pid.c_str(),
                       p["state"].get<std::string>().c_str(), up.c_str(), p["restarts"].get<int>(),

@@ -13,6 +13,7 @@
 #include "config.hpp"
 
 #include <ringd/deadline.hpp>
+#include <ringd/duration_text.hpp>
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
@@ -96,8 +97,6 @@ parse_register(const std::vector<std::string>& words, const config& defaults);
 [[nodiscard]] std::string format_list(const std::vector<ringd::service_status>& services,
                                       bool json);
 [[nodiscard]] std::string format_status(const ringd::service_status& s, bool json);
-// "3d04h", "2h05m", "4m07s", "12s".
-[[nodiscard]] std::string format_duration(std::chrono::seconds d);
 
 // Accepts control connections until cancelled. At most 16 at once (more are told to retry);
 // each must send its request within 5 s.
@@ -166,20 +165,6 @@ inline std::string state_name(ringd::supervision::state s) {
 }
 
 } // namespace detail
-
-inline std::string format_duration(std::chrono::seconds d) {
-    long s = static_cast<long>(d.count());
-    char buf[32];
-    if (s >= 86400)
-        std::snprintf(buf, sizeof buf, "%ldd%02ldh", s / 86400, (s % 86400) / 3600);
-    else if (s >= 3600)
-        std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-    else if (s >= 60)
-        std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%lds", s);
-    return buf;
-}
 
 inline ringd::expected<ringd::service_spec, std::string>
 parse_register(const std::vector<std::string>& words, const config& defaults) {
@@ -361,7 +346,7 @@ inline std::string format_list(const std::vector<ringd::service_status>& service
         std::snprintf(line, sizeof line, "%-24s %-10s %8s %9s %8u  %s\n", s.name.c_str(),
                       detail::state_text(s, true).c_str(),
                       s.pid != 0 ? std::to_string(s.pid).c_str() : "-",
-                      format_duration(s.in_state).c_str(), s.restarts, s.origin.c_str());
+                      ringd::duration_text(s.in_state).c_str(), s.restarts, s.origin.c_str());
         out += line;
     }
     return out;
@@ -377,7 +362,7 @@ inline std::string format_status(const ringd::service_status& s, bool json) {
         if (!value.empty()) out += std::string(key) + ": " + value + "\n";
     };
     row("name", s.name);
-    row("state", detail::state_text(s) + " for " + format_duration(s.in_state) +
+    row("state", detail::state_text(s) + " for " + ringd::duration_text(s.in_state) +
                      (s.wanted_up ? "" : " (wanted down)"));
     row("pid",
         s.pid != 0 ? std::to_string(s.pid) + (s.adopted ? " (adopted)" : "") : std::string());

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// ringd/duration_text.hpp — how long something has been so, in a column of a status table: the
+// two largest units, as `ps -o etime` and `systemctl status` keep it short. ringd-supervise's
+// `ctl list`/`ctl status` and xferctl's `status` write their "since"/"uptime" with it.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace ringd {
+
+// "3d04h", "2h05m", "4m07s", "12s" (a negative span, from a clock set back: "-5s").
+[[nodiscard]] inline std::string duration_text(std::chrono::seconds d) {
+    const long long s = d.count();
+    char text[48];
+    if (s >= 86400)
+        std::snprintf(text, sizeof text, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        std::snprintf(text, sizeof text, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        std::snprintf(text, sizeof text, "%lldm%02llds", s / 60, s % 60);
+    else
+        std::snprintf(text, sizeof text, "%llds", s);
+    return text;
+}
+
+} // namespace ringd
