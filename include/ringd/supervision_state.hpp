@@ -192,6 +192,10 @@ struct service_policy {
     // A process that exits by itself with one of these statuses is not restarted, whatever
     // `restart` says: `failed` (or `stopped` for 0). Killed by a signal never matches.
     exit_code_set no_restart_exit_codes = permanent_failure_exit_codes;
+
+    // Every field alike (a reload that changes none of them leaves the service alone).
+    friend constexpr bool operator==(const service_policy&,
+                                     const service_policy&) noexcept = default;
 };
 
 // The longest duration a policy holds: what the table writes in whole milliseconds and reads

@@ -816,3 +816,27 @@ TEST_CASE("every state handles every event") {
         }
     CHECK(x.transitions > 100000);
 }
+
+TEST_CASE("policies are equal only when every field is, so a reload sees any change") {
+    const service_policy base;
+    CHECK(base == service_policy{});
+    std::vector<service_policy> changed(13, base);
+    changed[0].restart = restart_policy::never;
+    changed[1].restart_delay += 1ms;
+    changed[2].backoff_factor += 0.5;
+    changed[3].max_restart_delay += 1ms;
+    changed[4].stable_after += 1ms;
+    changed[5].start_limit_burst += 1;
+    changed[6].start_limit_interval += 1ms;
+    changed[7].stop_signal = SIGINT;
+    changed[8].stop_timeout += 1ms;
+    changed[9].needs_readiness = !base.needs_readiness;
+    changed[10].ready_timeout += 1ms;
+    changed[11].spawn_retry_interval += 1ms;
+    changed[12].no_restart_exit_codes.add(1);
+    for (std::size_t i = 0; i < changed.size(); ++i) {
+        INFO("field " << i);
+        CHECK(changed[i] != base);
+        CHECK_FALSE(changed[i] == base);
+    }
+}

@@ -134,17 +134,6 @@ struct daemon_state {
     ringd::logger& log;
 };
 
-bool same_policy(const ringd::supervision::service_policy& a,
-                 const ringd::supervision::service_policy& b) {
-    return a.restart == b.restart && a.restart_delay == b.restart_delay &&
-           a.backoff_factor == b.backoff_factor && a.max_restart_delay == b.max_restart_delay &&
-           a.stable_after == b.stable_after && a.start_limit_burst == b.start_limit_burst &&
-           a.start_limit_interval == b.start_limit_interval && a.stop_signal == b.stop_signal &&
-           a.stop_timeout == b.stop_timeout && a.needs_readiness == b.needs_readiness &&
-           a.ready_timeout == b.ready_timeout && a.spawn_retry_interval == b.spawn_retry_interval &&
-           a.no_restart_exit_codes == b.no_restart_exit_codes;
-}
-
 bool is_directory_service(const ringd::service_spec& s) {
     return s.origin.starts_with(supervise::directory_origin_prefix);
 }
@@ -256,8 +245,7 @@ ringd::expected<void, std::string> reconcile(daemon_state& d) {
                        it->second->path.c_str());
             (void)d.sup.replace(std::move(spec));
             ++restarted;
-        } else if (!same_policy(spec.policy, current->policy) ||
-                   spec.stop_sequence != current->stop_sequence) {
+        } else if (spec.policy != current->policy || spec.stop_sequence != current->stop_sequence) {
             // A new stop order (a K file added, removed or renumbered) applies without a restart.
             if (spec.stop_sequence != current->stop_sequence)
                 d.log.logf(ringd::log_level::notice, "reload: %s now stops %s", st.name.c_str(),
