@@ -10,6 +10,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -52,6 +53,29 @@ TEST_CASE("a signal reports who sent it") {
     REQUIRE(info.has_value());
     CHECK(info->number == SIGUSR1);
     CHECK(info->sender == ::getpid());
+}
+
+TEST_CASE("a signal set made from a sigset_t blocks and reads exactly that set") {
+    ringd::io_context ctx;
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGWINCH);
+    sigaddset(&wanted, SIGURG);
+    ringd::signal_set set(ctx, wanted);
+    sigset_t blocked;
+    REQUIRE(::pthread_sigmask(SIG_BLOCK, nullptr, &blocked) == 0);
+    CHECK(sigismember(&blocked, SIGWINCH) == 1);
+    CHECK(sigismember(&blocked, SIGURG) == 1);
+    ::kill(::getpid(), SIGURG);
+    ::kill(::getpid(), SIGWINCH);
+    std::vector<int> seen;
+    for (int i = 0; i < 2; ++i) {
+        auto info = ringd::testing::run_bounded(ctx, set.next());
+        REQUIRE(info.has_value());
+        seen.push_back(info->number);
+    }
+    std::sort(seen.begin(), seen.end());
+    CHECK(seen == std::vector<int>{std::min(SIGURG, SIGWINCH), std::max(SIGURG, SIGWINCH)});
 }
 
 TEST_CASE("waiting for a signal is cancelled by the scope") {

@@ -44,9 +44,10 @@ class signal_set {
 public:
     // Blocks the signals (in this thread) and opens a signalfd for them. Throws
     // std::system_error ("signalfd: ...") on failure.
-    signal_set(io_context& ctx, std::initializer_list<int> signals) : ctx_(&ctx) {
-        sigemptyset(&set_);
-        for (int s : signals) sigaddset(&set_, s);
+    signal_set(io_context& ctx, std::initializer_list<int> signals)
+        : signal_set(ctx, mask_of(signals)) {}
+    // The same for a set built otherwise (every signal a container init forwards, say).
+    signal_set(io_context& ctx, const sigset_t& signals) : ctx_(&ctx), set_(signals) {
         if (int e = ::pthread_sigmask(SIG_BLOCK, &set_, nullptr); e != 0)
             throw_errno(e, "pthread_sigmask");
         fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -72,6 +73,13 @@ public:
     [[nodiscard]] borrowed_fd fd() const noexcept { return fd_; }
 
 private:
+    static sigset_t mask_of(std::initializer_list<int> signals) noexcept {
+        sigset_t set;
+        sigemptyset(&set);
+        for (int s : signals) sigaddset(&set, s);
+        return set;
+    }
+
     io_context* ctx_;
     sigset_t set_; // the signals we read
     unique_fd fd_; // the signalfd

@@ -11,10 +11,10 @@
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
 #include <ringd/scope.hpp>
+#include <ringd/signals.hpp>
 #include <ringd/supervisor.hpp>
 
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -458,21 +458,14 @@ int ctl_main(int argc, char** argv) {
 
 // Every signal we receive goes on to the command (to its group with --kill-group), as
 // run_container_init does, except a SIGPIPE that our own write raised.
-ringd::task<void> forward_signals(ringd::io_context& ctx, const ringd::unique_fd& fd,
-                                  ringd::process& command, bool kill_group) {
+ringd::task<void> forward_signals(ringd::signal_set& signals, ringd::process& command,
+                                  bool kill_group) {
     for (;;) {
-        signalfd_siginfo si;
-        const ssize_t n = ::read(fd.get(), &si, sizeof si);
-        if (n == static_cast<ssize_t>(sizeof si)) {
-            const int sig = static_cast<int>(si.ssi_signo);
-            if (sig == SIGPIPE && static_cast<pid_t>(si.ssi_pid) == ::getpid()) continue;
-            if (!command.reaped())
-                (void)(kill_group ? command.signal_group(sig) : command.signal(sig));
-            continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) co_return;
-        auto ready = co_await ringd::async_poll(ctx, ringd::borrowed_fd(fd.get()), POLLIN);
-        if (!ready) co_return; // cancelled: the command has ended
+        auto s = co_await signals.next();
+        if (!s) co_return; // cancelled: the command has ended
+        if (s->number == SIGPIPE && s->sender == ::getpid()) continue;
+        if (!command.reaped())
+            (void)(kill_group ? command.signal_group(s->number) : command.signal(s->number));
     }
 }
 
@@ -497,7 +490,7 @@ ringd::task<void> wait_for_command(ringd::io_context& ctx, daemon_state& d, ring
 
 ringd::task<int> run_container(ringd::io_context& ctx, daemon_state& d,
                                const ringd::listener& control, ringd::process& command,
-                               bool kill_group, const ringd::unique_fd& signals) {
+                               bool kill_group, ringd::signal_set& signals) {
     int code = 1;
     // `ctl shutdown` ends the container the way `docker stop` does: SIGTERM to the command.
     supervise::control_context cc{d.sup, d.log, d.cfg, [&] {
@@ -507,7 +500,7 @@ ringd::task<int> run_container(ringd::io_context& ctx, daemon_state& d,
                                   }};
     ringd::scope aux;
     aux.spawn(supervise::control_server(ctx, control, cc));
-    aux.spawn(forward_signals(ctx, signals, command, kill_group));
+    aux.spawn(forward_signals(signals, command, kill_group));
     aux.spawn(wait_for_command(ctx, d, command, code));
     co_await d.sup.run();
     aux.request_stop();
@@ -531,17 +524,12 @@ int container_with_services(options opts, const ringd::container_init_options& o
                      std::strerror(errno));
     sigset_t forwarded = ringd::detail::container_forwarded_signals();
     sigdelset(&forwarded, SIGCHLD); // the supervisor's own signalfd takes it
-    if (int e = ::pthread_sigmask(SIG_BLOCK, &forwarded, nullptr); e != 0) {
-        std::fprintf(stderr, "ringd-supervise: pthread_sigmask: %s\n", std::strerror(e));
-        return 1;
-    }
     try {
-        ringd::unique_fd signals(::signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK));
-        if (!signals) ringd::throw_errno(errno, "signalfd");
+        ringd::io_context ctx;
+        ringd::signal_set signals(ctx, forwarded);
         ringd::logger log("ringd-supervise");
         log.use_stderr(true);
         log.set_threshold(opts.level);
-        ringd::io_context ctx;
         ringd::supervisor_options so;
         so.table_path = opts.state; // only with --state: a container is usually started afresh
         so.reap_orphans = true;
