@@ -85,6 +85,33 @@ TEST_CASE("a listener on port 0 reports the port the kernel chose") {
     CHECK(l6.address().to_string().rfind("[::1]:", 0) == 0);
 }
 
+TEST_CASE("a connected socket names its peer's address, and the peer's local address is it") {
+    auto l = listener::bind(ringd::testing::loopback_any_port());
+    unique_fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(client);
+    REQUIRE(::connect(client.get(), l.address().sockaddr_ptr(), l.address().size()) == 0);
+    auto peer = socket_address::peer_of(client);
+    REQUIRE(peer.has_value());
+    CHECK(peer->to_string() == l.address().to_string());
+    unique_fd lone(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto none = socket_address::peer_of(lone);
+    REQUIRE_FALSE(none.has_value());
+    CHECK(none.error() == std::errc::not_connected);
+}
+
+TEST_CASE("peer_credentials names the process at the other end of a UNIX socket") {
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    unique_fd a(pair[0]), b(pair[1]);
+    auto peer = ringd::peer_credentials(a);
+    REQUIRE(peer.has_value());
+    CHECK(peer->pid == ::getpid());
+    CHECK(peer->uid == ::geteuid());
+    CHECK(peer->gid == ::getegid());
+    unique_fd closed;
+    CHECK_FALSE(ringd::peer_credentials(closed).has_value());
+}
+
 TEST_CASE("binding a port in use fails at once with a message naming bind and the address") {
     auto l = listener::bind(ringd::testing::loopback_any_port());
     auto failure = failed_bind(l.address());

@@ -155,15 +155,10 @@ inline ringd::result<void> publish_listeners(const config& c, const std::string&
 }
 
 inline std::string peer_name(ringd::borrowed_fd fd) {
-    sockaddr_storage storage{};
-    socklen_t len = sizeof storage;
-    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&storage), &len) == 0 &&
-        storage.ss_family != AF_UNIX)
-        return ringd::socket_address(reinterpret_cast<sockaddr*>(&storage), len).to_string();
-    ucred cred{};
-    socklen_t cred_len = sizeof cred;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0)
-        return "unix peer pid " + std::to_string(cred.pid);
+    auto address = ringd::socket_address::peer_of(fd);
+    if (address && address->family() != AF_UNIX) return address->to_string();
+    if (auto cred = ringd::peer_credentials(fd))
+        return "unix peer pid " + std::to_string(cred->pid);
     return "unknown peer";
 }
 

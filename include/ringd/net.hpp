@@ -47,6 +47,14 @@ public:
         if (::getsockname(socket.get(), a.sockaddr_ptr(), &a.len_) != 0) return last_error();
         return a;
     }
+    // The address of a connected socket's peer (a UNIX client's is usually unnamed: see
+    // peer_credentials). Errors: getpeername's (ENOTCONN: not connected).
+    static result<socket_address> peer_of(borrowed_fd socket) noexcept {
+        socket_address a;
+        a.len_ = sizeof a.storage_;
+        if (::getpeername(socket.get(), a.sockaddr_ptr(), &a.len_) != 0) return last_error();
+        return a;
+    }
 
     [[nodiscard]] int family() const noexcept { return storage_.ss_family; }
     [[nodiscard]] const sockaddr* sockaddr_ptr() const noexcept {
@@ -125,6 +133,15 @@ private:
 
 // Connects to `address` on the ring; the socket is close-on-exec.
 task<result<unique_fd>> connect(io_context& ctx, socket_address address);
+
+// Who is at the other end of a connected UNIX socket: pid, uid and gid as the kernel saw them
+// when it connected (SO_PEERCRED), for deciding who may ask. Errors: getsockopt's.
+inline result<ucred> peer_credentials(borrowed_fd socket) noexcept {
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(socket.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return last_error();
+    return peer;
+}
 
 // ---- accept_stream: multishot accept as an async stream of connections ----
 

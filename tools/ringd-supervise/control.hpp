@@ -509,15 +509,14 @@ inline ringd::task<void> send_text(ringd::io_context& ctx, const ringd::unique_f
 
 inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::buffer_ring& pool,
                                           ringd::unique_fd fd, control_context& c) {
-    ucred peer{};
-    socklen_t len = sizeof peer;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) co_return;
-    if (peer.uid != 0 && peer.uid != ::geteuid()) {
+    const auto peer = ringd::peer_credentials(fd);
+    if (!peer) co_return;
+    if (peer->uid != 0 && peer->uid != ::geteuid()) {
         c.log.logf(ringd::log_level::warning,
                    "control: refused a request from uid %u (pid %d): only root and uid %u may ask",
-                   peer.uid, peer.pid, ::geteuid());
+                   peer->uid, peer->pid, ::geteuid());
         co_await send_text(ctx, fd,
-                           "1\npermission denied: uid " + std::to_string(peer.uid) +
+                           "1\npermission denied: uid " + std::to_string(peer->uid) +
                                " is neither root nor the supervisor's user (uid " +
                                std::to_string(::geteuid()) + ")\n");
         co_return;
