@@ -24,6 +24,7 @@
 #include <ringd/plain_stream.hpp>
 #include <ringd/process.hpp>
 #include <ringd/process_title.hpp>
+#include <ringd/program_path.hpp>
 #include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
 #include <ringd/scope.hpp>

@@ -11,6 +11,7 @@
 #include <ringd/control.hpp>
 #include <ringd/duration_text.hpp>
 #include <ringd/pidfile.hpp>
+#include <ringd/program_path.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -54,12 +55,6 @@ const ringd::cli::program prog{
     .usage_exit = 1,
     .operands = true};
 
-std::string programs_dir() {
-    std::error_code ec;
-    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : self.parent_path().string();
-}
-
 int control(const xfer::config& c, ringd::control_action action) {
     ringd::control_params p;
     p.pid_file = c.pid_file();
@@ -67,12 +62,12 @@ int control(const xfer::config& c, ringd::control_action action) {
     if (action == ringd::control_action::start) {
         std::error_code ec; // the guard and PID files live there
         std::filesystem::create_directories(c.run_dir, ec);
-        p.command = {programs_dir() + "/xferrd", "-c", c.path};
+        p.command = {ringd::program_directory() + "/xferrd", "-c", c.path};
         p.timeout = std::chrono::seconds(30);
     } else if (action == ringd::control_action::upgrade) {
         // The xferrd installed beside xferctl (a new binary, or the same) on the running
         // master's sockets; the old master's children drain while the new ones serve.
-        p.command = {programs_dir() + "/xferrd", "-c", c.path};
+        p.command = {ringd::program_directory() + "/xferrd", "-c", c.path};
         p.timeout = c.drain_timeout + std::chrono::seconds(30);
     } else if (action == ringd::control_action::stop) {
         p.timeout = c.drain_timeout + std::chrono::seconds(20);

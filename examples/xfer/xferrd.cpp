@@ -8,6 +8,7 @@
 #include <ringd/cli.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/process_title.hpp>
+#include <ringd/program_path.hpp>
 
 #include <climits>
 #include <cstdio>
@@ -33,12 +34,6 @@ const ringd::cli::program prog{
     "  --child TRANSPORT  be a receiving child (the master starts these)\n"
     "  -h, --help         this text; --version: the version\n"
     "exit: 0 done, 64 bad usage, 73 already running, 75 temporary failure, 78 configuration\n"};
-
-std::string programs_dir() {
-    std::error_code ec;
-    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : self.parent_path().string();
-}
 
 // The master object lives in this frame for as long as the daemon runs.
 ringd::task<int> run_family(std::shared_ptr<xfer::family_master> master) {
@@ -86,7 +81,7 @@ int run_master(const std::string& config_path, bool foreground) {
         std::fprintf(stderr, "xferrd: %s\n", e.what());
         return ringd::exit_code::config;
     }
-    std::string dir = programs_dir();
+    std::string dir = ringd::program_directory();
     return ringd::daemon_run(std::move(*start), [&](ringd::daemon_context& d) {
         auto master = std::make_shared<xfer::family_master>(d, *c, log, dir, held);
         return run_family(std::move(master));
