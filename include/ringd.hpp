@@ -4,6 +4,7 @@
 // should not have to pull in; include it yourself when you use it.
 #pragma once
 
+#include <ringd/absolute_path.hpp>
 #include <ringd/atomic_file.hpp>
 #include <ringd/buffer_ring.hpp>
 #include <ringd/cli.hpp>

@@ -33,6 +33,7 @@
 // the process dies, and any file it still references would stay open, and locked, meanwhile.
 #pragma once
 
+#include <ringd/absolute_path.hpp>
 #include <ringd/detail/pidfile_atfork.hpp>
 #include <ringd/detail/pidfile_locks.hpp>
 #include <ringd/fd.hpp>
@@ -265,11 +266,7 @@ inline result<pid_file> pid_file::open(std::string path, mode_t mode) {
     pid_file f;
     f.fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode));
     if (!f.fd_) return last_error();
-    f.absolute_ = path;
-    if (path.empty() || path[0] != '/') {
-        char cwd[PATH_MAX];
-        if (::getcwd(cwd, sizeof cwd) != nullptr) f.absolute_ = std::string(cwd) + "/" + path;
-    }
+    f.absolute_ = absolute_path(path);
     f.path_ = std::move(path);
     return f;
 }

@@ -12,6 +12,7 @@
 
 #include "config.hpp"
 
+#include <ringd/absolute_path.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/duration_text.hpp>
 #include <ringd/io_context.hpp>
@@ -31,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -575,19 +577,13 @@ inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::lis
 }
 
 inline int run_client(const std::string& socket_path, std::vector<std::string> words) {
-    // Paths are the client's: make them absolute before the supervisor (cwd /) reads them.
-    char cwd[4096];
-    if (!words.empty() && words[0] == "register" && ::getcwd(cwd, sizeof cwd) != nullptr) {
-        bool command = false;
-        for (std::size_t i = 1; i < words.size(); ++i) {
-            if (!command && words[i] == "--") {
-                command = true;
-                if (i + 1 < words.size() && words[i + 1].find('/') != std::string::npos &&
-                    words[i + 1][0] != '/')
-                    words[i + 1] = std::string(cwd) + "/" + words[i + 1];
-                break;
-            }
-        }
+    // A command's path is the client's: make it absolute before the supervisor (cwd /) reads
+    // it. A bare name stays one (it is looked up in PATH).
+    if (!words.empty() && words[0] == "register") {
+        const auto dashes = std::find(words.begin() + 1, words.end(), "--");
+        if (dashes != words.end() && dashes + 1 != words.end() &&
+            dashes[1].find('/') != std::string::npos)
+            dashes[1] = ringd::absolute_path(dashes[1]);
     }
     auto address = ringd::socket_address::parse(socket_path);
     if (!address) {

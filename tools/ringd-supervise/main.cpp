@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "control.hpp"
 
+#include <ringd/absolute_path.hpp>
 #include <ringd/cli.hpp>
 #include <ringd/container_init.hpp>
 #include <ringd/daemon.hpp>
@@ -107,14 +108,6 @@ struct options {
     ringd::log_level level = ringd::log_level::notice;
     std::optional<double> spawn_retry_s; // -t
 };
-
-// Paths are read after the daemon's chdir("/"): make them absolute now.
-std::string absolute(const std::string& path) {
-    if (path.empty() || path[0] == '/' || path[0] == '@') return path;
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
-    return std::string(cwd) + "/" + path;
-}
 
 const ringd::cli::program prog{
     .name = "ringd-supervise", .help = help_text, .usage_exit = 1, .command = true};
@@ -608,10 +601,11 @@ int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "ctl") return ctl_main(argc, argv);
     options opts;
     bool kill_group = false;
-    // Paths are read after the daemon's chdir("/"): absolute() them now.
+    // Paths are read after the daemon's chdir("/"): make them absolute now (not "@name", an
+    // abstract socket's).
     auto path = [](std::string& target) {
         return [&target](const std::string& v) {
-            target = absolute(v);
+            target = v.starts_with('@') ? v : ringd::absolute_path(v);
             return std::string();
         };
     };
