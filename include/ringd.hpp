@@ -26,6 +26,7 @@
 #include <ringd/process.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/program_path.hpp>
+#include <ringd/read_file.hpp>
 #include <ringd/recv_stream.hpp>
 #include <ringd/result.hpp>
 #include <ringd/scope.hpp>

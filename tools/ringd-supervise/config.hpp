@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ringd/log.hpp>
+#include <ringd/read_file.hpp>
 #include <ringd/result.hpp>
 #include <ringd/start_order.hpp>
 #include <ringd/supervisor.hpp>
@@ -20,10 +21,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -165,11 +164,9 @@ inline ringd::supervision::service_policy config::policy() const {
 }
 
 inline config_read read_config_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    if (in) text << in.rdbuf();
-    if (!in || in.bad()) return {{}, {"config " + path + ": " + std::strerror(errno)}};
-    return read_config(text.str(), path);
+    auto text = ringd::read_file(path);
+    if (!text) return {{}, {"config " + path + ": " + text.error().message()}};
+    return read_config(*text, path);
 }
 
 inline ringd::expected<config, std::string> load_config(const std::string& path) {

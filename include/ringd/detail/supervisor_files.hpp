@@ -9,6 +9,7 @@
 #include <ringd/atomic_file.hpp>
 #include <ringd/detail/supervisor_service.hpp>
 #include <ringd/detail/supervisor_table.hpp>
+#include <ringd/read_file.hpp>
 #include <ringd/start_order.hpp>
 
 #include <dirent.h>
@@ -28,25 +29,6 @@
 
 namespace ringd {
 
-namespace detail {
-
-// The whole of the file at `path`; the error is the open's or the read's.
-inline result<std::string> supervisor_read_file(const std::string& path) {
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return last_error();
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return last_error();
-        if (n == 0) return text;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-}
-
-} // namespace detail
-
 // ---- the table -------------------------------------------------------------------------------
 
 inline expected<std::vector<table_entry>, std::string>
@@ -54,7 +36,7 @@ supervisor::read_table(const std::string& path) {
     auto fail = [&](const std::string& why) {
         return unexpected<std::string>("read table " + path + ": " + why);
     };
-    auto text = detail::supervisor_read_file(path);
+    auto text = read_file(path);
     if (!text) {
         if (text.error() == std::errc::no_such_file_or_directory) return std::vector<table_entry>{};
         return fail(text.error().message());
@@ -72,7 +54,7 @@ inline std::vector<table_entry> supervisor::impl::load_table() const {
     // The processes, from <table>.pids: written without fsync (they mean nothing after a
     // reboot), so a missing or torn file only costs the adoption, never the services.
     const std::string pids_path = path + ".pids";
-    if (auto pids_text = detail::supervisor_read_file(pids_path)) {
+    if (auto pids_text = read_file(pids_path)) {
         auto pids = detail::supervisor_pids_parse(*pids_text);
         if (!pids) {
             log_->logf(log_level::warning, "read %s: %s; not adopting any process",
