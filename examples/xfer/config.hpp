@@ -8,7 +8,6 @@
 #include <ringd/result.hpp>
 #include <ringd/tls.hpp>
 
-#include <openssl/ssl.h>
 #include <toml++/toml.h>
 
 #include <csignal>
@@ -73,6 +72,18 @@ struct config {
 
 // Reads and checks `path`. Errors read "FILE:LINE:COL: what" or "FILE: key 'k': what".
 [[nodiscard]] ringd::expected<config, std::string> load_config(const std::string& path);
+
+// The ringd::tls_options of the [tcpip_tls] receiving side.
+[[nodiscard]] inline ringd::tls_options tls_options_of(const tls_settings& s) {
+    ringd::tls_options o;
+    o.certificate_file = s.cert;
+    o.private_key_file = s.key;
+    o.ca_file = s.client_ca;
+    o.ciphers = s.ciphers;
+    o.ciphersuites = s.ciphersuites;
+    o.groups = s.groups;
+    return o;
+}
 
 // =============================================================================================
 
@@ -156,25 +167,6 @@ public:
         }
         out = std::move(items);
         return std::nullopt;
-    }
-
-    // A TLS setting that OpenSSL must accept (checked at load, so that a typo is a
-    // configuration error, not a child that fails to start over and over).
-    std::optional<std::string> tls_setting(const std::string& key, const std::string& value) const {
-        if (value.empty()) return std::nullopt;
-        SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-        if (ctx == nullptr) return std::nullopt; // cannot check: the child will say
-        int ok = 1;
-        if (key.ends_with(".ciphers"))
-            ok = SSL_CTX_set_cipher_list(ctx, value.c_str());
-        else if (key.ends_with(".ciphersuites"))
-            ok = SSL_CTX_set_ciphersuites(ctx, value.c_str());
-        else
-            ok = SSL_CTX_set1_groups_list(ctx, value.c_str());
-        SSL_CTX_free(ctx);
-        ERR_clear_error();
-        if (ok == 1) return std::nullopt;
-        return fail(key, "OpenSSL accepts none of '" + value + "'");
     }
 
 private:
@@ -262,10 +254,11 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
               r.text(*t, "tcpip_tls.", "ciphersuites", s.ciphersuites),
               r.text(*t, "tcpip_tls.", "groups", s.groups)})
             if (e) return unexpected<std::string>(*e);
-        for (auto e : {r.tls_setting("tcpip_tls.ciphers", s.ciphers),
-                       r.tls_setting("tcpip_tls.ciphersuites", s.ciphersuites),
-                       r.tls_setting("tcpip_tls.groups", s.groups)})
-            if (e) return unexpected<std::string>(*e);
+        // Checked at load, so that a typo is a configuration error, not a child that fails to
+        // start over and over.
+        if (auto bad = ringd::rejected_tls_setting(tls_options_of(s)))
+            return unexpected<std::string>(
+                r.fail("tcpip_tls." + bad->name, "OpenSSL accepts none of '" + bad->value + "'"));
         c.tcpip_tls = s;
     }
     if (auto e = table_of("unix", t)) return unexpected<std::string>(*e);
@@ -313,14 +306,7 @@ inline ringd::expected<config, std::string> load_config(const std::string& path)
 // its certificate must chain to). Both throw std::system_error naming the file and what is wrong
 // with it (ringd::tls_context's setup errors); xferrd --check-config reports them.
 inline ringd::tls_context server_tls(const tls_settings& s) {
-    ringd::tls_options o;
-    o.certificate_file = s.cert;
-    o.private_key_file = s.key;
-    o.ca_file = s.client_ca;
-    o.ciphers = s.ciphers;
-    o.ciphersuites = s.ciphersuites;
-    o.groups = s.groups;
-    return ringd::tls_context::server(o);
+    return ringd::tls_context::server(tls_options_of(s));
 }
 inline ringd::tls_context partner_tls(const partner& p) {
     ringd::tls_options o;

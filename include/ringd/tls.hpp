@@ -67,6 +67,17 @@ struct tls_options {
     static constexpr const char* default_groups = "X25519:P-256:P-384";
 };
 
+// A negotiation setting of tls_options, by its name: "ciphers", "ciphersuites" or "groups".
+struct tls_setting {
+    std::string name;
+    std::string value;
+};
+// The first of options.ciphers, .ciphersuites and .groups that OpenSSL accepts none of, or
+// nothing when each is usable (an empty one keeps OpenSSL's default). Checked without
+// certificates or keys, so that a configuration with a typo there is refused when it is read,
+// not at every start of the process that makes the context.
+[[nodiscard]] std::optional<tls_setting> rejected_tls_setting(const tls_options& options);
+
 // The shared settings (SSL_CTX) for many connections. Copies share one context.
 class tls_context {
 public:

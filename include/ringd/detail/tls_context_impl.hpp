@@ -51,6 +51,22 @@ inline std::error_code take_tls_setup_error() noexcept {
 
 } // namespace detail
 
+inline std::optional<tls_setting> rejected_tls_setting(const tls_options& options) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == nullptr) return std::nullopt; // cannot check: making the context will say why
+    std::optional<tls_setting> rejected;
+    if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1)
+        rejected = tls_setting{"ciphers", options.ciphers};
+    else if (!options.ciphersuites.empty() &&
+             SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str()) != 1)
+        rejected = tls_setting{"ciphersuites", options.ciphersuites};
+    else if (!options.groups.empty() && SSL_CTX_set1_groups_list(ctx, options.groups.c_str()) != 1)
+        rejected = tls_setting{"groups", options.groups};
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return rejected;
+}
+
 inline tls_context tls_context::make(const tls_options& options, bool server) {
     auto fail = [](const std::string& what, const char* call) {
         detail::throw_tls_setup_error(detail::take_tls_setup_error(), what, call);
