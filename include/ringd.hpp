@@ -20,6 +20,7 @@
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
 #include <ringd/notify.hpp>
+#include <ringd/open_files_limit.hpp>
 #include <ringd/ops.hpp>
 #include <ringd/pidfile.hpp>
 #include <ringd/plain_stream.hpp>

@@ -24,6 +24,7 @@
 #include <ringd/io_context.hpp>
 #include <ringd/log.hpp>
 #include <ringd/net.hpp>
+#include <ringd/open_files_limit.hpp>
 #include <ringd/process_title.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/timer.hpp>
@@ -31,7 +32,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <list>
@@ -365,17 +365,12 @@ inline int run_receiving_child(transport kind, const std::string& config_path) {
     }
     // Room for every connection plus the files they write: raise the soft limit on descriptors
     // as far as the hard one allows.
-    rlimit files_limit{};
-    rlim_t wanted = static_cast<rlim_t>(2 * c->max_connections + detail::max_refusals + 64);
-    if (::getrlimit(RLIMIT_NOFILE, &files_limit) == 0 && files_limit.rlim_cur < wanted) {
-        files_limit.rlim_cur = std::min(wanted, files_limit.rlim_max);
-        ::setrlimit(RLIMIT_NOFILE, &files_limit);
-        if (files_limit.rlim_cur < wanted)
-            log.logf(ringd::log_level::warning,
-                     "start: max_connections = %zu needs %llu descriptors, the limit is %llu",
-                     c->max_connections, static_cast<unsigned long long>(wanted),
-                     static_cast<unsigned long long>(files_limit.rlim_cur));
-    }
+    const auto wanted = static_cast<rlim_t>(2 * c->max_connections + detail::max_refusals + 64);
+    if (auto limit = ringd::raise_open_files_limit(wanted); limit && *limit < wanted)
+        log.logf(ringd::log_level::warning,
+                 "start: max_connections = %zu needs %llu descriptors, the limit is %llu",
+                 c->max_connections, static_cast<unsigned long long>(wanted),
+                 static_cast<unsigned long long>(*limit));
     return ringd::daemon_run(std::move(params), [&](ringd::daemon_context& d) {
         return detail::receiving_child_main(d, kind, std::move(*c), log);
     });
