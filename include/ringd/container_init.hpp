@@ -43,6 +43,24 @@ struct container_init_options {
 inline int run_container_init(const std::vector<std::string>& argv,
                               const container_init_options& options);
 
+// Makes this process the reaper of its descendants' orphans (PR_SET_CHILD_SUBREAPER), as PID 1
+// already is; nothing to do as PID 1. Errors: prctl's.
+inline result<void> become_child_subreaper() noexcept {
+    if (::getpid() == 1 || ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) return {};
+    return last_error();
+}
+
+// become_child_subreaper() for a container init, which runs its command anyway when it cannot:
+// then a warning on stderr ("PROGRAM: warning: not PID 1 and cannot become a child subreaper
+// (...): orphaned processes will not be reaped").
+inline void become_child_subreaper_or_warn(const container_init_options& options) {
+    if (auto made = become_child_subreaper(); !made)
+        std::fprintf(stderr,
+                     "%s: warning: not PID 1 and cannot become a child subreaper (%s): "
+                     "orphaned processes will not be reaped\n",
+                     options.program.c_str(), made.error().message().c_str());
+}
+
 // Starts argv as the container's command, the first half of run_container_init (for a caller
 // that waits for it on its own loop): its own process group (the terminal's foreground group
 // when stdin is one), every signal unblocked and at its default disposition, stdin, stdout and
@@ -132,11 +150,7 @@ inline int run_container_init(const std::vector<std::string>& argv,
         std::fprintf(stderr, "%s: no command to run\n", prog);
         return 2;
     }
-    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        std::fprintf(stderr,
-                     "%s: warning: not PID 1 and cannot become a child subreaper (%s): "
-                     "orphaned processes will not be reaped\n",
-                     prog, std::strerror(errno));
+    become_child_subreaper_or_warn(options);
 
     const sigset_t forwarded = detail::container_forwarded_signals();
     sigset_t previous;

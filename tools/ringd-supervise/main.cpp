@@ -15,7 +15,6 @@
 #include <ringd/signals.hpp>
 #include <ringd/supervisor.hpp>
 
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,9 +341,10 @@ ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::confi
     std::vector<ringd::table_entry> table;
     std::string failure;
     try {
-        if (opts.container && ::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-            throw std::runtime_error(std::string("prctl PR_SET_CHILD_SUBREAPER: ") +
-                                     std::strerror(errno));
+        if (opts.container) {
+            if (auto made = ringd::become_child_subreaper(); !made)
+                throw std::runtime_error("prctl PR_SET_CHILD_SUBREAPER: " + made.error().message());
+        }
         for (const std::string& dir : {opts.log_dir, opts.state.substr(0, opts.state.rfind('/'))}) {
             if (dir.empty()) continue;
             if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
@@ -510,11 +510,7 @@ int container_with_services(options opts, const ringd::container_init_options& o
     auto loaded = supervise::load_config(opts.config_path);
     if (!loaded) return config_error(loaded.error());
     supervise::config cfg = std::move(*loaded);
-    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        std::fprintf(stderr,
-                     "ringd-supervise: warning: not PID 1 and cannot become a child subreaper "
-                     "(%s): orphaned processes will not be reaped\n",
-                     std::strerror(errno));
+    ringd::become_child_subreaper_or_warn(o);
     sigset_t forwarded = ringd::detail::container_forwarded_signals();
     sigdelset(&forwarded, SIGCHLD); // the supervisor's own signalfd takes it
     try {

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The supervisor as a container's init: a subreaper (or PID 1) gets every orphan and must reap
 // it. Built and run as a test (doc_supervision_container_init).
+#include <ringd/container_init.hpp>
 #include <ringd/scope.hpp>
 #include <ringd/supervisor.hpp>
 #include <ringd/timer.hpp>
-
-#include <sys/prctl.h>
 
 #include <cstdio>
 
@@ -14,7 +13,7 @@ using namespace std::chrono_literals;
 int main() {
     // [subreaper]
     // Orphans of our services now come to us rather than to PID 1 (as PID 1 we get them anyway).
-    if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return 1;
+    if (!ringd::become_child_subreaper()) return 1;
     ringd::io_context ctx;
     ringd::logger log("container_init");
     log.set_threshold(ringd::log_level::info); // "reap pid N: orphan exited with status 0"
