@@ -13,6 +13,7 @@
 #include "config.hpp"
 
 #include <ringd/absolute_path.hpp>
+#include <ringd/cli.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/duration_text.hpp>
 #include <ringd/io_context.hpp>
@@ -124,13 +125,11 @@ inline ringd::expected<double, std::string> seconds_value(const std::string& opt
 
 inline ringd::expected<long, std::string>
 integer_value(const std::string& option, const std::string& text, long low, long high) {
-    long v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < low ||
-        v > high)
+    const auto v = ringd::cli::number<long>(text);
+    if (!v || *v < low || *v > high)
         return ringd::unexpected<std::string>(option + " '" + text + "': not an integer in " +
                                               std::to_string(low) + ".." + std::to_string(high));
-    return v;
+    return *v;
 }
 
 // "64,77,78" or "none".
