@@ -3,6 +3,8 @@
 // old file and no temporary behind, and a symlink planted at <path>.tmp is not written through.
 #include <ringd/atomic_file.hpp>
 
+#include "test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -15,15 +17,7 @@
 
 namespace {
 
-struct scratch {
-    std::string path;
-    scratch() {
-        char name[] = "/tmp/ringd-atomic-XXXXXX";
-        REQUIRE(::mkdtemp(name) != nullptr);
-        path = name;
-    }
-    ~scratch() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using ringd::testing::scratch_dir;
 
 std::string contents(const std::string& path) {
     std::ifstream in(path);
@@ -40,7 +34,7 @@ bool exists(const std::string& path) {
 } // namespace
 
 TEST_CASE("write_file_atomically replaces the contents and leaves no temporary") {
-    scratch dir;
+    scratch_dir dir;
     const std::string file = dir.path + "/status";
     for (auto durability : {ringd::file_durability::survives_power_loss,
                             ringd::file_durability::survives_process_crash}) {
@@ -55,7 +49,7 @@ TEST_CASE("write_file_atomically replaces the contents and leaves no temporary")
 }
 
 TEST_CASE("a symlink at the temporary's name is refused and the file is untouched") {
-    scratch dir;
+    scratch_dir dir;
     const std::string file = dir.path + "/table", victim = dir.path + "/victim";
     REQUIRE(ringd::write_file_atomically(file, "kept\n").has_value());
     REQUIRE(ringd::write_file_atomically(victim, "victim\n").has_value());
@@ -68,7 +62,7 @@ TEST_CASE("a symlink at the temporary's name is refused and the file is untouche
 }
 
 TEST_CASE("a write into a missing directory fails with its errno and creates nothing") {
-    scratch dir;
+    scratch_dir dir;
     auto written = ringd::write_file_atomically(dir.path + "/no/such/file", "x");
     REQUIRE_FALSE(written.has_value());
     CHECK(written.error() == std::errc::no_such_file_or_directory);

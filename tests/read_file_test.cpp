@@ -2,6 +2,8 @@
 // read_file: a file's whole contents, or the error of the step that failed.
 #include <ringd/read_file.hpp>
 
+#include "test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -12,15 +14,7 @@
 
 namespace {
 
-struct scratch {
-    std::string path;
-    scratch() {
-        char name[] = "/tmp/ringd-read-file-XXXXXX";
-        REQUIRE(::mkdtemp(name) != nullptr);
-        path = name;
-    }
-    ~scratch() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using ringd::testing::scratch_dir;
 
 void write(const std::string& path, const std::string& text) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -32,7 +26,7 @@ void write(const std::string& path, const std::string& text) {
 } // namespace
 
 TEST_CASE("a file is read whole, also past one read's buffer and with NUL bytes") {
-    scratch dir;
+    scratch_dir dir;
     std::string text(100'000, 'x');
     text[5] = '\0';
     text.back() = '\n';
@@ -43,7 +37,7 @@ TEST_CASE("a file is read whole, also past one read's buffer and with NUL bytes"
 }
 
 TEST_CASE("an empty file reads as an empty string") {
-    scratch dir;
+    scratch_dir dir;
     write(dir.path + "/empty", "");
     auto got = ringd::read_file(dir.path + "/empty");
     REQUIRE(got.has_value());
@@ -51,7 +45,7 @@ TEST_CASE("an empty file reads as an empty string") {
 }
 
 TEST_CASE("a missing file and a directory are errors that say why") {
-    scratch dir;
+    scratch_dir dir;
     auto missing = ringd::read_file(dir.path + "/nothing");
     REQUIRE_FALSE(missing.has_value());
     CHECK(missing.error() == std::errc::no_such_file_or_directory);

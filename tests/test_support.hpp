@@ -15,7 +15,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace ringd::testing {
@@ -109,5 +111,16 @@ inline bool kernel_at_least(int major, int minor) {
 inline socket_address loopback_any_port() {
     return *socket_address::parse("127.0.0.1:0");
 }
+
+// A directory under /tmp that the test owns, removed with all it holds when the test ends.
+struct scratch_dir {
+    std::string path;
+    scratch_dir() {
+        char name[] = "/tmp/ringd-test-XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        path = name;
+    }
+    ~scratch_dir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
+};
 
 } // namespace ringd::testing
