@@ -38,6 +38,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,12 @@ parse_register(const std::vector<std::string>& words, const config& defaults);
 [[nodiscard]] std::string format_list(const std::vector<ringd::service_status>& services,
                                       bool json);
 [[nodiscard]] std::string format_status(const ringd::service_status& s, bool json);
+
+// Binds the control socket `path` (a UNIX path or @name), mode 0666: anyone may connect, and
+// SO_PEERCRED decides who is answered. An address in use is retried for 2 s (we hold the table's
+// lock, so a socket that still answers is a just-killed predecessor's, whose listener the kernel
+// releases asynchronously). Throws std::runtime_error ("--control: ...") or std::system_error.
+[[nodiscard]] ringd::listener bind_control_socket(const std::string& path);
 
 // Accepts control connections until cancelled. At most 16 at once (more are told to retry);
 // each must send its request within 5 s.
@@ -546,6 +553,15 @@ inline ringd::task<void> serve_connection(ringd::io_context& ctx, ringd::buffer_
 }
 
 } // namespace detail
+
+inline ringd::listener bind_control_socket(const std::string& path) {
+    auto address = ringd::socket_address::parse(path);
+    if (!address) throw std::runtime_error("--control: " + address.error());
+    ringd::listen_options lo;
+    lo.unix_mode = 0666;
+    lo.retry_address_in_use = std::chrono::seconds(2);
+    return ringd::listener::bind(*address, lo);
+}
 
 inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::listener& l,
                                         control_context& c) {

@@ -365,15 +365,7 @@ ringd::task<int> serve(ringd::daemon_context& dc, options opts, supervise::confi
         sup.emplace(dc.io(), log, so);
         table = previous_table(opts, *sup, log);
 
-        auto address = ringd::socket_address::parse(opts.control);
-        if (!address) throw std::runtime_error("--control: " + address.error());
-        ringd::listen_options lo;
-        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
-        // We hold the table's lock, so no other supervisor of this table runs; a socket that
-        // still answers belongs to a predecessor just killed, whose io_uring (and the listener
-        // its accept holds) the kernel releases asynchronously: wait for that rather than fail.
-        lo.retry_address_in_use = std::chrono::seconds(2);
-        control.emplace(ringd::listener::bind(*address, lo));
+        control.emplace(supervise::bind_control_socket(opts.control));
     } catch (const std::exception& e) {
         failure = e.what();
     }
@@ -531,12 +523,7 @@ int container_with_services(options opts, const ringd::container_init_options& o
                 throw std::runtime_error("create directory " + dir + ": " + std::strerror(errno));
         }
         ringd::supervisor sup(ctx, log, so);
-        auto address = ringd::socket_address::parse(opts.control);
-        if (!address) throw std::runtime_error("--control: " + address.error());
-        ringd::listen_options lo;
-        lo.unix_mode = 0666; // anyone may ask; SO_PEERCRED decides who is answered
-        lo.retry_address_in_use = std::chrono::seconds(2);
-        const ringd::listener control = ringd::listener::bind(*address, lo);
+        const ringd::listener control = supervise::bind_control_socket(opts.control);
         const std::vector<ringd::table_entry> table = sup.load_table();
 
         // The command first: if it cannot run, nothing else starts.
