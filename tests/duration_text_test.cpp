@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// duration_text: a span as the two largest units a status column shows.
+// duration_text: a span as the two largest units a status column shows; seconds_text: a
+// number of seconds as a message quotes it.
 #include <ringd/duration_text.hpp>
 
 #include <catch2/catch.hpp>
@@ -24,4 +25,13 @@ TEST_CASE("longer spans show the two largest units, the second as two digits") {
 
 TEST_CASE("a negative span from a clock set back is shown as seconds, not hidden") {
     CHECK(ringd::duration_text(seconds(-5)) == "-5s");
+}
+
+TEST_CASE("a number of seconds reads as given: short, exact where it can be, exponent when huge") {
+    CHECK(ringd::seconds_text(5) == "5");
+    CHECK(ringd::seconds_text(0.25) == "0.25");
+    CHECK(ringd::seconds_text(0.0004) == "0.0004");
+    CHECK(ringd::seconds_text(90.5) == "90.5");
+    CHECK(ringd::seconds_text(1e30) == "1e+30");
+    CHECK(ringd::seconds_text(1.0 / 3) == "0.333333");
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ringd/daemon.hpp>
+#include <ringd/duration_text.hpp>
 #include <ringd/result.hpp>
 #include <ringd/tls.hpp>
 
@@ -138,7 +139,8 @@ public:
             return fail(prefix + key, "must be a number of seconds above 0 and at most 1e7");
         // Milliseconds are the unit of every timer: 0.0004 would silently become 0 (no limit).
         if (v < 0.001)
-            return fail(prefix + key, "must be at least 0.001 (1 ms); " + n_text(v) + " is less");
+            return fail(prefix + key,
+                        "must be at least 0.001 (1 ms); " + ringd::seconds_text(v) + " is less");
         out = std::chrono::milliseconds(static_cast<std::int64_t>(v * 1000));
         return std::nullopt;
     }
@@ -170,12 +172,6 @@ public:
     }
 
 private:
-    static std::string n_text(double v) {
-        std::ostringstream out;
-        out << v;
-        return out.str();
-    }
-
     std::string path_;
 };
 

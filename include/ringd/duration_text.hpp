@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// ringd/duration_text.hpp — how long something has been so, in a column of a status table: the
-// two largest units, as `ps -o etime` and `systemctl status` keep it short. ringd-supervise's
-// `ctl list`/`ctl status` and xferctl's `status` write their "since"/"uptime" with it.
+// ringd/duration_text.hpp — durations as people read them: in a column of a status table, the
+// two largest units, as `ps -o etime` and `systemctl status` keep it short (ringd-supervise's
+// `ctl list`/`ctl status` and xferctl's `status` write their "since"/"uptime" with it); and in
+// a message, a number of seconds as it was given ("restart_delay_s = 1e+30: out of range").
 #pragma once
 
 #include <chrono>
@@ -22,6 +23,14 @@ namespace ringd {
         std::snprintf(text, sizeof text, "%lldm%02llds", s / 60, s % 60);
     else
         std::snprintf(text, sizeof text, "%llds", s);
+    return text;
+}
+
+// A number of seconds as a message quotes it, without the unit: "5", "0.25", "0.0004", "1e+30"
+// (printf's %g: six significant digits, exponent form only for very large or small values).
+[[nodiscard]] inline std::string seconds_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", seconds);
     return text;
 }
 

@@ -5,6 +5,7 @@
 // it is run. Errors name the file and the line.
 #pragma once
 
+#include <ringd/duration_text.hpp>
 #include <ringd/log.hpp>
 #include <ringd/read_file.hpp>
 #include <ringd/result.hpp>
@@ -132,17 +133,8 @@ struct config_check {
 inline constexpr std::string_view duration_range =
     "out of range (0 for none, or 0.001 to 9223372036 seconds)";
 
-// A number as a message shows it: "5", "0.0004", "1e+30".
-[[nodiscard]] std::string format_number(double v);
-
 // =============================================================================================
 // Implementation
-
-inline std::string format_number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
 
 inline ringd::supervision::service_policy config::policy() const {
     // load_config and the options checked every value; one that is not valid is 0 here, never
@@ -269,7 +261,8 @@ inline config_read read_config(std::string_view text, const std::string& path) {
             if (!v)
                 fault_at(line, k + " must be a number of seconds");
             else if (!ringd::supervision::policy_duration(*v))
-                fault_at(line, k + " = " + format_number(*v) + ": " + std::string(duration_range));
+                fault_at(line,
+                         k + " = " + ringd::seconds_text(*v) + ": " + std::string(duration_range));
             else
                 out = *v;
         };

@@ -6,6 +6,7 @@
 
 #include <ringd/control.hpp>
 #include <ringd/detail/control_support.hpp>
+#include <ringd/duration_text.hpp>
 #include <ringd/pidfile.hpp>
 #include <ringd/process.hpp>
 
@@ -100,9 +101,7 @@ private:
     }
 
     static std::string seconds_text(std::chrono::milliseconds ms) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000.0);
-        return buf;
+        return ringd::seconds_text(static_cast<double>(ms.count()) / 1000.0) + " s";
     }
 
     // The PID file's state; a "starting" file is waited on until it names a PID (a signal needs
