@@ -71,9 +71,7 @@ public:
     family_master(ringd::daemon_context& d, config c, ringd::logger& log, std::string programs_dir,
                   held_sockets& held)
         : daemon_(d), config_(std::move(c)), log_(log), programs_dir_(std::move(programs_dir)),
-          held_(held), started_(std::chrono::duration_cast<std::chrono::seconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count()),
+          held_(held), started_(epoch_seconds_ago(std::chrono::seconds(0))),
           children_(d.io(), log, children_options()) {}
 
     ringd::task<int> run() {
@@ -160,9 +158,8 @@ private:
     // [/policy]
 
     [[nodiscard]] bool wanted(const std::string& name) const {
-        if (name == "xferrd_tcpip") return config_.tcpip.has_value();
-        if (name == "xferrd_tcpip_tls") return config_.tcpip_tls.has_value();
-        if (name == "xferrd_unix") return config_.unix_socket.has_value();
+        for (transport t : {transport::tcpip, transport::tcpip_tls, transport::unix_socket})
+            if (name == process_name(t)) return configured(config_, t);
         return true; // xferdebugd, xfersqd
     }
 
