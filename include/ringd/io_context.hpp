@@ -159,8 +159,10 @@ private:
     struct root;
 
     // The eventfd read that lets stop() wake a loop blocked in io_uring_enter.
-    struct wakeup_op : detail::io_op {
+    struct wakeup_op : detail::ring_op<wakeup_op> {
         explicit wakeup_op(io_context* c) noexcept;
+        void prepare(io_uring_sqe* sqe) noexcept;
+        void complete(int res, std::uint32_t flags) noexcept;
         io_context* ctx;
         std::uint64_t counter = 0;
     };

@@ -31,13 +31,16 @@ inline constexpr std::uint16_t accept_dontwait = 1U << 1;
 
 struct accept_stream::state {
     // The multishot (or single-shot) accept SQE.
-    struct accept_op : detail::io_op {
-        explicit accept_op(state* s) noexcept : io_op(&prepare_accept, &on_accept), owner(s) {}
+    struct accept_op : detail::ring_op<accept_op> {
+        explicit accept_op(state* s) noexcept : owner(s) {}
+        void prepare(io_uring_sqe* sqe) noexcept { owner->prepare_accept(sqe); }
+        void complete(int res, std::uint32_t flags) noexcept { on_accept(owner, res, flags); }
         state* owner;
     };
     // The back-off pause after descriptor exhaustion.
-    struct timer_op : detail::timeout_op {
-        explicit timer_op(state* s) noexcept : timeout_op(&on_timer), owner(s) {}
+    struct timer_op : detail::timeout_op<timer_op> {
+        explicit timer_op(state* s) noexcept : owner(s) {}
+        void complete(int, std::uint32_t) noexcept { on_timer(owner); }
         state* owner;
     };
     // The sweep after stop_accepting(). The kernel wakes only one of the accepts waiting on a
@@ -47,8 +50,10 @@ struct accept_stream::state {
     // take what is left in the backlog ourselves, without waiting: IORING_ACCEPT_DONTWAIT
     // (Linux 6.10), else an accept cancelled in the same submission. It ends when the backlog
     // is empty; from then on no accept of ours is left to swallow a wake-up.
-    struct sweep_op : detail::io_op {
-        explicit sweep_op(state* s) noexcept : io_op(&prepare_sweep, &on_sweep), owner(s) {}
+    struct sweep_op : detail::ring_op<sweep_op> {
+        explicit sweep_op(state* s) noexcept : owner(s) {}
+        void prepare(io_uring_sqe* sqe) noexcept { owner->prepare_sweep(sqe); }
+        void complete(int res, std::uint32_t) noexcept { on_sweep(owner, res); }
         state* owner;
     };
 
@@ -122,22 +127,20 @@ struct accept_stream::state {
         return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
     }
 
-    static void prepare_accept(detail::io_op* op, io_uring_sqe* sqe) noexcept {
-        state* s = static_cast<accept_op*>(op)->owner;
-        if (s->options.multishot)
-            io_uring_prep_multishot_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    void prepare_accept(io_uring_sqe* sqe) const noexcept {
+        if (options.multishot)
+            io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
         else
-            io_uring_prep_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            io_uring_prep_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     }
-    static void on_accept(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void prepare_sweep(detail::io_op* op, io_uring_sqe* sqe) noexcept {
-        state* s = static_cast<sweep_op*>(op)->owner;
-        io_uring_prep_accept(sqe, s->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (s->sweep_dontwait) sqe->ioprio |= detail::accept_dontwait;
+    void prepare_sweep(io_uring_sqe* sqe) const noexcept {
+        io_uring_prep_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (sweep_dontwait) sqe->ioprio |= detail::accept_dontwait;
     }
-    static void on_sweep(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void on_timer(detail::io_op* op, int, std::uint32_t) noexcept {
-        state* s = static_cast<timer_op*>(op)->owner;
+    // Completions. Static, taking the state: each may free it (release_if_done).
+    static void on_accept(state* s, int res, std::uint32_t flags) noexcept;
+    static void on_sweep(state* s, int res) noexcept;
+    static void on_timer(state* s) noexcept {
         s->timer_armed = false;
         if (s->orphaned) return release_if_done(s);
         s->arm();
@@ -223,13 +226,10 @@ private:
     friend struct accept_stream::state;
 
     // Completes a wait cancelled by a stop request from the loop, not inside request_stop().
-    struct wake_op : detail::io_op {
-        explicit wake_op(next_operation* o) noexcept
-            : io_op(nullptr,
-                    [](io_op* self, int, std::uint32_t) noexcept {
-                        static_cast<wake_op*>(self)->owner->waiting_.resume();
-                    }),
-              owner(o) {}
+    struct wake_op : detail::ring_op<wake_op> {
+        static constexpr bool completed_by_loop_only = true; // never submitted
+        explicit wake_op(next_operation* o) noexcept : owner(o) {}
+        void complete(int, std::uint32_t) noexcept { owner->waiting_.resume(); }
         next_operation* owner;
     };
 
@@ -269,11 +269,8 @@ inline void accept_stream::state::deliver(int fd_or_error) noexcept {
         pending_error = -fd_or_error;
 }
 
-inline void accept_stream::state::on_accept(detail::io_op* op, int res,
-                                            std::uint32_t flags) noexcept {
-    state* s = static_cast<accept_op*>(op)->owner;
-    const bool more = (flags & IORING_CQE_F_MORE) != 0;
-    if (!more) s->accept_armed = false;
+inline void accept_stream::state::on_accept(state* s, int res, std::uint32_t flags) noexcept {
+    if (accept_op::ends_multishot(flags)) s->accept_armed = false;
     if (s->orphaned) {
         if (res >= 0) ::close(res);
         return release_if_done(s);
@@ -332,8 +329,7 @@ inline void accept_stream::state::on_accept(detail::io_op* op, int res,
     s->sweep_when_idle(); // after stop_accepting(): our accept has ended
 }
 
-inline void accept_stream::state::on_sweep(detail::io_op* op, int res, std::uint32_t) noexcept {
-    state* s = static_cast<sweep_op*>(op)->owner;
+inline void accept_stream::state::on_sweep(state* s, int res) noexcept {
     s->sweep_armed = false;
     if (s->orphaned) {
         if (res >= 0) ::close(res);

@@ -82,7 +82,7 @@ inline void io_context::flush_detached() noexcept {
 }
 
 inline void io_context::start_op(detail::io_op* op, io_uring_sqe* sqe) noexcept {
-    op->prepare(op, sqe);
+    op->fill_sqe(op, sqe);
     io_uring_sqe_set_data(sqe, op);
     op->where = detail::io_op::place::in_flight;
     in_flight_.push_back(op);
@@ -137,7 +137,7 @@ inline void io_context::fill_from(detail::op_queue& queue) noexcept {
 inline void io_context::dispatch_local_completions() noexcept {
     while (detail::io_op* op = completed_.pop_front()) {
         op->where = detail::io_op::place::idle;
-        op->complete(op, op->local_result, 0);
+        op->take_cqe(op, op->local_result, 0);
     }
 }
 
@@ -191,7 +191,7 @@ inline void io_context::reap_completions() noexcept {
                     op->cancel_listed = false;
                 }
             }
-            op->complete(op, batch[i].res, batch[i].flags);
+            op->take_cqe(op, batch[i].res, batch[i].flags);
         }
         if (n < batch_size) return note_overflow();
     }

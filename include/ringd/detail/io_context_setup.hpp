@@ -12,18 +12,17 @@
 #include <algorithm>
 
 namespace ringd {
+// Bounded: it must always get a slot, for stop() depends on it.
 inline io_context::wakeup_op::wakeup_op(io_context* c) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* w = static_cast<wakeup_op*>(self);
-              io_uring_prep_read(sqe, w->ctx->wake_fd_.get(), &w->counter, sizeof w->counter, 0);
-          },
-          [](io_op* self, int, std::uint32_t) noexcept {
-              auto* w = static_cast<wakeup_op*>(self);
-              if (!w->ctx->stopping_) w->ctx->arm_wakeup();
-          },
-          duration::bounded), // it must always get a slot: stop() depends on it
-      ctx(c) {}
+    : ring_op(duration::bounded), ctx(c) {}
+
+inline void io_context::wakeup_op::prepare(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_read(sqe, ctx->wake_fd_.get(), &counter, sizeof counter, 0);
+}
+
+inline void io_context::wakeup_op::complete(int, std::uint32_t) noexcept {
+    if (!ctx->stopping_) ctx->arm_wakeup();
+}
 
 inline io_context::io_context(options opts) {
     io_uring_params params{};

@@ -19,10 +19,10 @@ namespace ringd::detail {
 // and may declare `static constexpr bool bounded = true;` when the op ends on its own, whatever
 // peers do (io_op::duration; the default is unbounded).
 template <class Derived>
-class basic_operation : private io_op {
+class basic_operation : private ring_op<basic_operation<Derived>> {
 public:
     explicit basic_operation(io_context& ctx) noexcept
-        : io_op(&prepare_thunk, &complete_thunk, duration_of()), ctx_(&ctx) {}
+        : ring_op<basic_operation>(duration_of()), ctx_(&ctx) {}
 
     bool await_ready() const noexcept { return false; }
 
@@ -50,6 +50,9 @@ protected:
     io_context& context() const noexcept { return *ctx_; }
 
 private:
+    friend class ring_op<basic_operation>;
+    using duration = io_op::duration;
+
     struct canceller {
         basic_operation* op;
         void operator()() const noexcept { op->ctx_->cancel(op); }
@@ -62,13 +65,10 @@ private:
             return duration::unbounded;
     }
 
-    static void prepare_thunk(io_op* self, io_uring_sqe* sqe) noexcept {
-        static_cast<Derived*>(static_cast<basic_operation*>(self))->prepare(sqe);
-    }
-    static void complete_thunk(io_op* self, int res, std::uint32_t) noexcept {
-        auto* op = static_cast<basic_operation*>(self);
-        op->result_ = res;
-        op->waiter_.resume();
+    void prepare(io_uring_sqe* sqe) noexcept { static_cast<Derived*>(this)->prepare(sqe); }
+    void complete(int res, std::uint32_t) noexcept {
+        result_ = res;
+        waiter_.resume();
     }
 
     io_context* ctx_;                // the ring this op goes to

@@ -40,9 +40,9 @@ inline bool process_waitid_op_supported() noexcept {
 // positive errno (ECANCELED after cancel()). With `reap` false the child is left a zombie
 // (WNOWAIT): its pid, and so its process group, cannot be recycled until someone reaps it.
 template <class Derived>
-class process_exit_watch : private io_op {
+class process_exit_watch : private ring_op<process_exit_watch<Derived>> {
 public:
-    process_exit_watch() noexcept : io_op(&prepare_thunk, &complete_thunk) {}
+    process_exit_watch() noexcept = default;
 
     // Starts the wait. The pidfd must stay open until on_process_end has been called.
     // waitid_op: use IORING_OP_WAITID (for a child only; the caller probed the kernel).
@@ -65,38 +65,37 @@ public:
     [[nodiscard]] bool active() const noexcept { return active_; }
 
 private:
-    static void prepare_thunk(io_op* self, io_uring_sqe* sqe) noexcept {
-        auto* w = static_cast<process_exit_watch*>(self);
-        if (w->use_waitid_op_) {
+    friend class ring_op<process_exit_watch>;
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (use_waitid_op_) {
             // io_uring_prep_waitid(sqe, P_PIDFD, pidfd, &info, options, 0), by hand.
-            io_uring_prep_rw(process_op_waitid, sqe, w->pidfd_, nullptr, P_PIDFD, 0);
-            sqe->file_index = static_cast<std::uint32_t>(w->wait_options());
-            sqe->addr2 = reinterpret_cast<std::uintptr_t>(&w->info_);
+            io_uring_prep_rw(process_op_waitid, sqe, pidfd_, nullptr, P_PIDFD, 0);
+            sqe->file_index = static_cast<std::uint32_t>(wait_options());
+            sqe->addr2 = reinterpret_cast<std::uintptr_t>(&info_);
         } else {
-            io_uring_prep_poll_add(sqe, w->pidfd_, POLLIN);
+            io_uring_prep_poll_add(sqe, pidfd_, POLLIN);
         }
     }
 
-    static void complete_thunk(io_op* self, int res, std::uint32_t) noexcept {
-        auto* w = static_cast<process_exit_watch*>(self);
-        if (w->use_waitid_op_) {
+    void complete(int res, std::uint32_t) noexcept {
+        if (use_waitid_op_) {
             if (res == -EINVAL || res == -EOPNOTSUPP) {
-                w->use_waitid_op_ = false; // an opcode the ring refused: poll instead
-                return w->ctx_->submit(w);
+                use_waitid_op_ = false; // an opcode the ring refused: poll instead
+                return ctx_->submit(this);
             }
-            if (res == -ECHILD) return w->finish_unknown(); // someone else reaped it
-            return w->finish(res < 0 ? -res : 0);
+            if (res == -ECHILD) return finish_unknown(); // someone else reaped it
+            return finish(res < 0 ? -res : 0);
         }
-        if (res < 0) return w->finish(-res);
-        if (!w->is_child_) return w->finish_unknown(); // not ours to wait for
-        std::memset(&w->info_, 0, sizeof w->info_);
-        if (::waitid(P_PIDFD, static_cast<id_t>(w->pidfd_), &w->info_,
-                     w->wait_options() | WNOHANG) != 0) {
-            if (errno == ECHILD) return w->finish_unknown(); // someone else reaped it
-            return w->finish(errno);
+        if (res < 0) return finish(-res);
+        if (!is_child_) return finish_unknown(); // not ours to wait for
+        std::memset(&info_, 0, sizeof info_);
+        if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info_, wait_options() | WNOHANG) != 0) {
+            if (errno == ECHILD) return finish_unknown(); // someone else reaped it
+            return finish(errno);
         }
-        if (w->info_.si_pid == 0) return w->ctx_->submit(w); // woken early: wait again
-        w->finish(0);
+        if (info_.si_pid == 0) return ctx_->submit(this); // woken early: wait again
+        finish(0);
     }
 
     int wait_options() const noexcept { return WEXITED | (reap_ ? 0 : WNOWAIT); }

@@ -24,11 +24,11 @@ namespace detail {
 
 // A reader's state. Heap-allocated (from the frame allocator: recycled, no heap traffic in
 // steady state) because the kernel may still hold its io_op after the recv_stream is gone.
-struct recv_state : io_op {
+struct recv_state : ring_op<recv_state> {
     static constexpr std::uint16_t none = buffer_pool_core::no_buffer;
 
     recv_state(buffer_pool_core* p, int socket, unsigned limit) noexcept
-        : io_op(&prepare, &on_complete), pool(p), fd(socket),
+        : pool(p), fd(socket),
           per_reader(static_cast<std::uint16_t>(limit > 0xfffe ? 0xfffe : limit)) {
         ++pool->refs;
     }
@@ -140,8 +140,8 @@ struct recv_state : io_op {
         if (where == place::idle) pool->ctx->complete_later(this, -ECANCELED);
     }
 
-    static void prepare(io_op* self, io_uring_sqe* sqe) noexcept;
-    static void on_complete(io_op* self, int res, std::uint32_t flags) noexcept;
+    void prepare(io_uring_sqe* sqe) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
 
     buffer_pool_core* pool;
     int fd;
@@ -158,62 +158,60 @@ struct recv_state : io_op {
     std::coroutine_handle<> waiter; // the consumer suspended in next()
 };
 
-inline void recv_state::prepare(io_op* self, io_uring_sqe* sqe) noexcept {
-    auto* s = static_cast<recv_state*>(self);
-    buffer_pool_core& p = *s->pool;
-    if (p.ring == nullptr) return io_uring_prep_poll_add(sqe, s->fd, POLLIN);
+inline void recv_state::prepare(io_uring_sqe* sqe) noexcept {
+    buffer_pool_core& p = *pool;
+    if (p.ring == nullptr) return io_uring_prep_poll_add(sqe, fd, POLLIN);
     // Length 0: the kernel uses the length of the buffer it picks.
     if (p.multishot)
-        io_uring_prep_recv_multishot(sqe, s->fd, nullptr, 0, 0);
+        io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
     else
-        io_uring_prep_recv(sqe, s->fd, nullptr, 0, 0);
+        io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = p.group;
 }
 
-inline void recv_state::on_complete(io_op* self, int res, std::uint32_t flags) noexcept {
-    auto* s = static_cast<recv_state*>(self);
-    buffer_pool_core& p = *s->pool;
+inline void recv_state::complete(int res, std::uint32_t flags) noexcept {
+    buffer_pool_core& p = *pool;
     if (res == buffer_pool_core::refilled) {
         // Woken from pool->starved: a buffer came back (or the pool went away).
-        s->starved = false;
-        if (!p.alive) s->error = ENOBUFS;
-        if (p.ring == nullptr && p.alive && !s->orphaned)
-            s->read_now();
-        else if (p.ring != nullptr && p.alive && !s->will_take_buffer())
+        starved = false;
+        if (!p.alive) error = ENOBUFS;
+        if (p.ring == nullptr && p.alive && !orphaned)
+            read_now();
+        else if (p.ring != nullptr && p.alive && !will_take_buffer())
             p.pass_wake_on();
     } else {
-        if ((flags & IORING_CQE_F_MORE) == 0) s->armed = false;
+        if (ends_multishot(flags)) armed = false;
         if (res > 0 && p.ring != nullptr) {
             p.multishot_proven |= p.multishot;
             ++p.lent;
-            s->enqueue(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT),
-                       static_cast<std::uint32_t>(res));
+            enqueue(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT),
+                    static_cast<std::uint32_t>(res));
         } else if (res > 0) {
-            s->read_now(); // the fallback's poll: readable (or hung up: recv says which)
+            read_now(); // the fallback's poll: readable (or hung up: recv says which)
         } else if (res == 0) {
-            s->eof = true;
+            eof = true;
         } else if (res == -ENOBUFS) {
             // Back-pressure. A buffer may have come back since the kernel looked: then retry
             // at once; else park until one does.
-            if (p.available() == 0 && !s->orphaned && p.alive) s->starve();
+            if (p.available() == 0 && !orphaned && p.alive) starve();
         } else if (res == -ECANCELED) {
             // Our own cancel (reader limit, consumer's stop, stream gone) or the loop stopping.
-            if (p.ctx->stopping()) s->error = ECANCELED;
+            if (p.ctx->stopping()) error = ECANCELED;
         } else if (res == -EINVAL && p.multishot && !p.multishot_proven) {
             p.multishot = false; // before Linux 6.0: one recv per chunk, still pool buffers
         } else {
-            s->error = -res;
+            error = -res;
         }
     }
-    if (s->orphaned) {
-        s->drop_queue();
-        return s->free_if_done();
+    if (orphaned) {
+        drop_queue();
+        return free_if_done();
     }
     // At its limit, a multishot recv is cancelled: it would go on filling buffers.
-    if (s->armed && s->held >= s->per_reader && !s->cancel_wait) p.ctx->cancel(s);
-    s->arm();
-    if (s->waiter && (s->has_news() || s->cancel_wait)) std::exchange(s->waiter, {}).resume();
+    if (armed && held >= per_reader && !cancel_wait) p.ctx->cancel(this);
+    arm();
+    if (waiter && (has_news() || cancel_wait)) std::exchange(waiter, {}).resume();
 }
 
 } // namespace detail

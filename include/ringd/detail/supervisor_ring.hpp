@@ -25,50 +25,39 @@ namespace ringd {
 
 // ---- ring operations -------------------------------------------------------------------------
 
-inline supervisor::impl::timer_op::timer_op(service* s) noexcept
-    : timeout_op(&supervisor::impl::timer_complete), svc(s) {}
+inline supervisor::impl::timer_op::timer_op(service* s) noexcept : svc(s) {}
 
-inline supervisor::impl::ready_op::ready_op(service* s) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* r = static_cast<ready_op*>(self);
-              if (r->from_socket) {
-                  r->iov = {r->buffer.get(), ready_op::buffer_size - 1};
-                  r->message = msghdr{};
-                  r->message.msg_iov = &r->iov;
-                  r->message.msg_iovlen = 1;
-                  r->message.msg_control = r->control;
-                  r->message.msg_controllen = sizeof r->control;
-                  io_uring_prep_recvmsg(sqe, r->svc->notify_socket.get(), &r->message, 0);
-              } else {
-                  io_uring_prep_read(sqe, r->svc->ready_pipe.get(), r->buffer.get(),
-                                     ready_op::buffer_size - 1, static_cast<std::uint64_t>(-1));
-              }
-          },
-          &supervisor::impl::ready_complete),
-      svc(s) {}
+inline supervisor::impl::ready_op::ready_op(service* s) noexcept : svc(s) {}
 
-inline supervisor::impl::output_op::output_op(service* s, int to) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* o = static_cast<output_op*>(self);
-              io_uring_prep_read(sqe, o->read_end.get(), o->buffer.get(), output_op::buffer_size,
-                                 static_cast<std::uint64_t>(-1));
-          },
-          &supervisor::impl::output_complete),
-      svc(s), target(to) {}
+inline void supervisor::impl::ready_op::prepare(io_uring_sqe* sqe) noexcept {
+    if (from_socket) {
+        iov = {buffer.get(), buffer_size - 1};
+        message = msghdr{};
+        message.msg_iov = &iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        io_uring_prep_recvmsg(sqe, svc->notify_socket.get(), &message, 0);
+    } else {
+        io_uring_prep_read(sqe, svc->ready_pipe.get(), buffer.get(), buffer_size - 1,
+                           static_cast<std::uint64_t>(-1));
+    }
+}
 
-inline supervisor::impl::orphan_op::orphan_op(impl* s) noexcept
-    : io_op(
-          [](io_op* self, io_uring_sqe* sqe) noexcept {
-              auto* o = static_cast<orphan_op*>(self);
-              io_uring_prep_poll_add(sqe, o->owner->sigchld_fd_.get(), POLLIN);
-          },
-          &supervisor::impl::orphan_complete),
-      owner(s) {}
+inline supervisor::impl::output_op::output_op(service* s, int to) noexcept : svc(s), target(to) {}
 
-inline supervisor::impl::flush_op::flush_op(impl* s) noexcept
-    : timeout_op(&supervisor::impl::flush_complete), owner(s) {}
+inline void supervisor::impl::output_op::prepare(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_read(sqe, read_end.get(), buffer.get(), buffer_size,
+                       static_cast<std::uint64_t>(-1));
+}
+
+inline supervisor::impl::orphan_op::orphan_op(impl* s) noexcept : owner(s) {}
+
+inline void supervisor::impl::orphan_op::prepare(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_poll_add(sqe, owner->sigchld_fd_.get(), POLLIN);
+}
+
+inline supervisor::impl::flush_op::flush_op(impl* s) noexcept : owner(s) {}
 
 inline supervisor::impl::service::service(impl* s, service_spec sp)
     : owner(s), spec(std::move(sp)), machine(spec.policy) {}
@@ -85,45 +74,42 @@ inline void supervisor::impl::exit_watch::on_process_end(int error,
     owner->resume_parked();
 }
 
-inline void supervisor::impl::timer_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
-    auto* t = static_cast<timer_op*>(op);
-    t->in_flight = false;
-    service* s = t->svc;
+inline void supervisor::impl::timer_op::complete(int res, std::uint32_t) noexcept {
+    in_flight = false;
+    service* s = svc;
     impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
-    if (owner->ctx_->stopping() || !t->wanted) return owner->resume_parked(); // cancelled
-    if (*t->wanted != t->submitted || res == -ECANCELED) {
+    if (owner->ctx_->stopping() || !wanted) return owner->resume_parked(); // cancelled
+    if (*wanted != submitted || res == -ECANCELED) {
         owner->submit_timer(*s); // re-armed while in flight
         return;
     }
-    t->wanted.reset();
+    wanted.reset();
     s->timer_due = true;
     owner->schedule(*s);
     owner->resume_parked();
 }
 
-inline void supervisor::impl::ready_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
-    auto* r = static_cast<ready_op*>(op);
-    r->in_flight = false;
-    service* s = r->svc;
+inline void supervisor::impl::ready_op::complete(int res, std::uint32_t) noexcept {
+    in_flight = false;
+    service* s = svc;
     impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
     const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
-    if (r->from_socket) {
+    if (from_socket) {
         if (res > 0) {
             // Accept only what root, we, or the service's own user sent (SCM_CREDENTIALS).
             bool trusted = false;
-            for (cmsghdr* c = CMSG_FIRSTHDR(&r->message); c != nullptr;
-                 c = CMSG_NXTHDR(&r->message, c)) {
+            for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS) continue;
                 ucred cred{};
                 std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
                 trusted = cred.uid == 0 || cred.uid == ::geteuid() ||
                           (s->service_uid && cred.uid == *s->service_uid);
             }
-            std::string_view text(r->buffer.get(), static_cast<std::size_t>(res));
+            std::string_view text(buffer.get(), static_cast<std::size_t>(res));
             while (trusted && !text.empty()) {
                 const auto nl = text.find('\n');
                 const std::string_view line = text.substr(0, nl);
@@ -142,7 +128,7 @@ inline void supervisor::impl::ready_complete(detail::io_op* op, int res, std::ui
         if (!stopping && !broken && !s->removing) owner->start_ready_read(*s);
     } else {
         const bool stale = s->next_ready_pipe.valid(); // the pipe of an earlier process
-        if (!stale && res > 0 && std::memchr(r->buffer.get(), '\n', static_cast<std::size_t>(res)))
+        if (!stale && res > 0 && std::memchr(buffer.get(), '\n', static_cast<std::size_t>(res)))
             s->ready_due = true;
         if (!stopping && !stale && res > 0 && !s->ready_due) {
             owner->start_ready_read(*s); // a partial line: read on
@@ -156,14 +142,13 @@ inline void supervisor::impl::ready_complete(detail::io_op* op, int res, std::ui
     owner->resume_parked();
 }
 
-inline void supervisor::impl::output_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
-    auto* o = static_cast<output_op*>(op);
-    o->in_flight = false;
-    service* s = o->svc;
+inline void supervisor::impl::output_op::complete(int res, std::uint32_t) noexcept {
+    in_flight = false;
+    service* s = svc;
     impl* owner = s->owner;
     if (owner == nullptr) return;
     --owner->active_ops_;
-    if (res > 0) owner->emit_output(*o, {o->buffer.get(), static_cast<std::size_t>(res)}, false);
+    if (res > 0) owner->emit_output(*this, {buffer.get(), static_cast<std::size_t>(res)}, false);
     const bool stopping = owner->ctx_->stopping() || res == -ECANCELED;
     // EOF cannot come while we hold the write end; any other error ends this pipe's reading.
     const bool broken = res == 0 || (res < 0 && res != -EINTR && res != -EAGAIN);
@@ -172,14 +157,12 @@ inline void supervisor::impl::output_complete(detail::io_op* op, int res, std::u
                           s->spec.name.c_str(), std::strerror(res < 0 ? -res : EPIPE));
     // A removed service's reading ends once it is down (sweep_removed cancels it then).
     if (!stopping && !broken && !(s->removing && s->machine.quiescent()))
-        owner->start_output_read(*o);
+        owner->start_output_read(*this);
     owner->resume_parked();
 }
 
-inline void supervisor::impl::orphan_complete(detail::io_op* op, int res, std::uint32_t) noexcept {
-    auto* o = static_cast<orphan_op*>(op);
-    o->in_flight = false;
-    impl* owner = o->owner;
+inline void supervisor::impl::orphan_op::complete(int res, std::uint32_t) noexcept {
+    in_flight = false;
     if (owner == nullptr) return;
     --owner->active_ops_;
     if (owner->ctx_->stopping() || owner->draining_ || res == -ECANCELED)
@@ -188,15 +171,13 @@ inline void supervisor::impl::orphan_complete(detail::io_op* op, int res, std::u
     while (::read(owner->sigchld_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
     }
     owner->reap_orphans();
-    o->in_flight = true;
+    in_flight = true;
     ++owner->active_ops_;
-    owner->ctx_->submit(o);
+    owner->ctx_->submit(this);
 }
 
-inline void supervisor::impl::flush_complete(detail::io_op* op, int, std::uint32_t) noexcept {
-    auto* f = static_cast<flush_op*>(op);
-    f->in_flight = false;
-    impl* owner = f->owner;
+inline void supervisor::impl::flush_op::complete(int, std::uint32_t) noexcept {
+    in_flight = false;
     if (owner == nullptr) return;
     --owner->active_ops_;
     owner->wake(); // run() writes what is due (or, draining, counts the op back)

@@ -28,8 +28,9 @@
 namespace ringd {
 
 // The per-service timer: IORING_OP_TIMEOUT at an absolute steady-clock deadline.
-struct supervisor::impl::timer_op : detail::timeout_op {
+struct supervisor::impl::timer_op : detail::timeout_op<timer_op> {
     explicit timer_op(service* s) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
     service* svc;
     supervision::time_point submitted{};           // the deadline in flight
     std::optional<supervision::time_point> wanted; // the deadline the machine asked for
@@ -42,8 +43,10 @@ struct supervisor::impl::exit_watch : detail::process_exit_watch<supervisor::imp
     service* svc;
 };
 // Readiness input: recvmsg on the notify socket, or read on the notification pipe.
-struct supervisor::impl::ready_op : detail::io_op {
+struct supervisor::impl::ready_op : detail::ring_op<ready_op> {
     explicit ready_op(service* s) noexcept;
+    void prepare(io_uring_sqe* sqe) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
     service* svc;
     // Allocated for the first read: most services have no readiness protocol, and every
     // byte of a service is copied into the page tables of each spawn's clone.
@@ -56,8 +59,10 @@ struct supervisor::impl::ready_op : detail::io_op {
     bool from_socket = false; // recvmsg on notify_socket, else read on ready_pipe
 };
 // prefix_output: the read end of a service's stdout or stderr pipe, read on the ring.
-struct supervisor::impl::output_op : detail::io_op {
+struct supervisor::impl::output_op : detail::ring_op<output_op> {
     output_op(service* s, int target) noexcept;
+    void prepare(io_uring_sqe* sqe) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
     service* svc;
     int target;                     // where its lines go: STDOUT_FILENO or STDERR_FILENO
     unique_fd read_end;             // ours
@@ -68,14 +73,17 @@ struct supervisor::impl::output_op : detail::io_op {
     bool in_flight = false;
 };
 // The SIGCHLD signalfd of orphan reaping, polled on the ring.
-struct supervisor::impl::orphan_op : detail::io_op {
+struct supervisor::impl::orphan_op : detail::ring_op<orphan_op> {
     explicit orphan_op(impl* s) noexcept;
+    void prepare(io_uring_sqe* sqe) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
     impl* owner;
     bool in_flight = false;
 };
 // The deadline of a coalesced write of the table files (IORING_OP_TIMEOUT, absolute).
-struct supervisor::impl::flush_op : detail::timeout_op {
+struct supervisor::impl::flush_op : detail::timeout_op<flush_op> {
     explicit flush_op(impl* s) noexcept;
+    void complete(int res, std::uint32_t flags) noexcept;
     impl* owner;
     bool in_flight = false;
 };

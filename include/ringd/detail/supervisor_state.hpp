@@ -132,11 +132,6 @@ struct supervisor::impl {
     // The earlier logs of `name` found in log_dir (the directory is read once, at the first call).
     std::vector<std::pair<std::string, std::uint64_t>> take_found_logs(const std::string& name);
     void set_pending_start(service& s, bool pending) noexcept;
-    static void timer_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void ready_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void orphan_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void flush_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
-    static void output_complete(detail::io_op* op, int res, std::uint32_t flags) noexcept;
 
     io_context* ctx_; // the ring everything runs on
     logger* log_;     // where messages go

@@ -40,18 +40,16 @@ struct timeout_spec {
     unsigned flags = 0;       // 0 (relative) or IORING_TIMEOUT_ABS
 };
 
-// A timeout as an operation that an owner embeds and submits itself; the owner's completion
-// receives the CQE (timeout_spec::outcome reads it). Bounded: it ends on its own.
-struct timeout_op : io_op {
-    explicit timeout_op(complete_fn on_complete) noexcept
-        : io_op(&prepare_timeout, on_complete, duration::bounded) {}
+// A timeout as an operation that an owner embeds and submits itself (CRTP, like ring_op):
+// Derived provides `void complete(int res, std::uint32_t flags) noexcept`, and
+// timeout_spec::outcome reads res. Bounded: it ends on its own.
+template <class Derived>
+struct timeout_op : ring_op<Derived> {
+    timeout_op() noexcept : ring_op<Derived>(io_op::duration::bounded) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept { spec.prepare(sqe); }
 
     timeout_spec spec; // set before each submit
-
-private:
-    static void prepare_timeout(io_op* self, io_uring_sqe* sqe) noexcept {
-        static_cast<timeout_op*>(self)->spec.prepare(sqe);
-    }
 };
 
 } // namespace ringd::detail
