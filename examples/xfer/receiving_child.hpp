@@ -16,6 +16,7 @@
 #include "receiver.hpp"
 #include "spool.hpp"
 
+#include <ringd/accept_connections.hpp>
 #include <ringd/atomic_file.hpp>
 #include <ringd/buffer_ring.hpp>
 #include <ringd/daemon.hpp>
@@ -271,22 +272,20 @@ private:
             ringd::accept_stream* one;
             ~unlist() { std::erase(all, one); }
         } unlist_at_end{streams_, &stream};
-        for (;;) {
-            auto c = co_await stream.next();
-            if (!c) {
-                if (!ringd::is_cancelled(c.error()))
-                    log_.logf(ringd::log_level::err, "accept on %s: %s",
-                              l.address().to_string().c_str(), c.error().message().c_str());
-                co_return;
-            }
-            if (connections_.size() < settings_->max_connections) {
-                connections_.spawn(serve(std::move(*c), settings_));
-            } else if (refusals_.size() < max_refusals) {
-                log_.logf(ringd::log_level::warning, "refuse %s: %zu connections open",
-                          peer_name(*c).c_str(), connections_.size());
-                refusals_.spawn(serve(std::move(*c), settings_, true));
-            } // else: *c closes here; the client sees the connection end
-        }
+        auto serve_one = [this](ringd::unique_fd fd) { return serve(std::move(fd), settings_); };
+        auto refuse = [this](ringd::unique_fd fd) {
+            if (refusals_.size() >= max_refusals) return; // fd closes: the client sees the end
+            log_.logf(ringd::log_level::warning, "refuse %s: %zu connections open",
+                      peer_name(fd).c_str(), connections_.size());
+            refusals_.spawn(serve(std::move(fd), settings_, true));
+        };
+        // The limit of the settings in force: a reload applies to the next connection.
+        auto max_open = [this] { return settings_->max_connections; };
+        auto ended =
+            co_await ringd::accept_connections(stream, connections_, max_open, serve_one, refuse);
+        if (!ended)
+            log_.logf(ringd::log_level::err, "accept on %s: %s", l.address().to_string().c_str(),
+                      ended.error().message().c_str());
     }
 
     // [serve]

@@ -11,6 +11,7 @@
 //         co_return 0; });
 #pragma once
 
+#include <ringd/accept_connections.hpp>
 #include <ringd/daemon.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/fd.hpp>
@@ -90,16 +91,10 @@ inline void daemon_serve_offer(daemon_context& d, const std::vector<listener>& l
 template <class Handler>
 task<void> daemon_serve_accept(const std::string& program, accept_stream& stream, const listener& l,
                                scope& connections, Handler& on_connection) {
-    for (;;) {
-        auto c = co_await stream.next();
-        if (!c) {
-            if (!is_cancelled(c.error()))
-                std::fprintf(stderr, "%s: accept on %s: %s\n", program.c_str(),
-                             l.address().to_string().c_str(), c.error().message().c_str());
-            co_return;
-        }
-        connections.spawn(on_connection(std::move(*c)));
-    }
+    auto ended = co_await accept_connections(stream, connections, on_connection);
+    if (!ended)
+        std::fprintf(stderr, "%s: accept on %s: %s\n", program.c_str(),
+                     l.address().to_string().c_str(), ended.error().message().c_str());
 }
 // [/accept-loop]
 

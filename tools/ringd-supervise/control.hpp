@@ -13,6 +13,7 @@
 #include "config.hpp"
 
 #include <ringd/absolute_path.hpp>
+#include <ringd/accept_connections.hpp>
 #include <ringd/cli.hpp>
 #include <ringd/deadline.hpp>
 #include <ringd/duration_text.hpp>
@@ -569,23 +570,20 @@ inline ringd::task<void> control_server(ringd::io_context& ctx, const ringd::lis
     ringd::scope connections;
     {
         ringd::accept_stream stream(ctx, l);
-        for (;;) {
-            auto conn = co_await stream.next();
-            if (!conn) {
-                if (!ringd::is_cancelled(conn.error()))
-                    c.log.logf(ringd::log_level::err, "control: accept on %s: %s",
-                               l.address().to_string().c_str(), conn.error().message().c_str());
-                break;
-            }
-            if (connections.size() >= 16) {
-                static constexpr char busy[] =
-                    "1\nbusy: too many control requests at once; try again\n";
-                [[maybe_unused]] ssize_t n =
-                    ::send(conn->get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                continue;
-            }
-            connections.spawn(detail::serve_connection(ctx, pool, std::move(*conn), c));
-        }
+        auto serve = [&](ringd::unique_fd fd) {
+            return detail::serve_connection(ctx, pool, std::move(fd), c);
+        };
+        auto refuse_busy = [](ringd::unique_fd fd) {
+            static constexpr char busy[] =
+                "1\nbusy: too many control requests at once; try again\n";
+            [[maybe_unused]] ssize_t n =
+                ::send(fd.get(), busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        };
+        auto ended =
+            co_await ringd::accept_connections(stream, connections, 16, serve, refuse_busy);
+        if (!ended)
+            c.log.logf(ringd::log_level::err, "control: accept on %s: %s",
+                       l.address().to_string().c_str(), ended.error().message().c_str());
     }
     connections.request_stop();
     co_await connections.join();
