@@ -13,7 +13,8 @@ TEST_CASE("program_path is the file this process runs, by an absolute path") {
     REQUIRE(path.has_value());
     REQUIRE(path->starts_with("/"));
     CHECK(path->ends_with("/program_path_test"));
-    struct stat named {}, running {};
+    struct ::stat named = {};
+    struct ::stat running = {};
     REQUIRE(::stat(path->c_str(), &named) == 0);
     REQUIRE(::stat("/proc/self/exe", &running) == 0);
     CHECK(named.st_dev == running.st_dev);
